@@ -1,0 +1,430 @@
+//! `Engine`: a loaded model with its tokenizer and chat template, and generation on top:
+//! one prefill shared by n candidates, batched decoding, stop strings, streaming events,
+//! cancellation, and reuse of the KV cache for a prompt that starts like the last one.
+
+use crate::chat::{ChatMessage, ChatTemplate};
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::kv_cache::KvCache;
+use crate::model::{Model, ModelConfig, SeqBatch};
+use crate::sampling::{Sampler, SamplingConfig};
+use crate::stream::{Step, TextStream};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How to load a model.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// Worker threads for the forward pass (default: all cores).
+    pub threads: Option<usize>,
+    /// Context window in tokens (default: the smaller of the model's and 8192).
+    pub context: Option<usize>,
+}
+
+/// What a writer (or `inkling model list`) wants to know about a model file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub architecture: String,
+    pub parameters: u64,
+    pub quantization: String,
+    pub context_length: usize,
+    pub file: PathBuf,
+    pub file_size: u64,
+    pub license: Option<String>,
+}
+
+impl ModelInfo {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let cfg = ModelConfig::from_gguf(file)?;
+        let parameters = file.tensors.values().map(|t| t.dims.iter().product::<usize>() as u64).sum();
+        // The weight type holding the most bytes names the quantization.
+        let mut by_type: std::collections::HashMap<String, usize> = Default::default();
+        for t in file.tensors.values() {
+            let n: usize = t.dims.iter().product::<usize>() / t.dtype.block_size() * t.dtype.type_size();
+            *by_type.entry(format!("{:?}", t.dtype)).or_default() += n;
+        }
+        let quantization = by_type.into_iter().max_by_key(|(_, n)| *n).map(|(t, _)| t).unwrap_or_default();
+        Ok(Self {
+            name: file.get_str("general.name").unwrap_or("unnamed").to_string(),
+            architecture: cfg.arch_name.clone(),
+            parameters,
+            quantization,
+            context_length: cfg.context_length,
+            file: file.path.clone(),
+            file_size: file.file_size,
+            license: file.get_str("general.license").map(String::from),
+        })
+    }
+}
+
+/// What to generate from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    /// Raw text the model continues (control-token text in it is treated as plain text).
+    Text(String),
+    /// Messages rendered through the model's chat template.
+    Chat(Vec<ChatMessage>),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub prompt: Prompt,
+    /// Number of candidates, each sampled independently from one shared prefill.
+    pub n: usize,
+    pub max_tokens: usize,
+    pub sampling: SamplingConfig,
+    /// Text that ends a candidate; never part of the output.
+    pub stop: Vec<String>,
+    /// Same seed, same request, same text. `None` picks one (reported back).
+    pub seed: Option<u64>,
+    /// Keep going past end-of-text tokens (benchmarks).
+    pub ignore_eos: bool,
+}
+
+impl GenerateRequest {
+    pub fn new(prompt: Prompt) -> Self {
+        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// End-of-text token or a stop string.
+    Stop,
+    /// `max_tokens` or the context window reached.
+    Length,
+    /// The caller asked to stop.
+    Cancelled,
+}
+
+/// Streaming events, in order; `candidate` indexes the request's candidates.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    Text { candidate: usize, text: &'a str },
+    Finished { candidate: usize, reason: FinishReason },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Candidate {
+    pub index: usize,
+    pub text: String,
+    pub finish_reason: FinishReason,
+    pub completion_tokens: usize,
+    pub tokens: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Timings {
+    /// Prompt tokens actually computed (the rest came from the reused cache).
+    pub prompt_tokens_computed: usize,
+    pub prompt_tokens_reused: usize,
+    pub prompt_ms: f64,
+    pub time_to_first_token_ms: f64,
+    pub decode_ms: f64,
+    pub prompt_tokens_per_s: f64,
+    /// Generated tokens per second over all candidates.
+    pub decode_tokens_per_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Generation {
+    pub candidates: Vec<Candidate>,
+    pub prompt_tokens: usize,
+    pub seed: u64,
+    pub timings: Timings,
+}
+
+/// The KV cache of the last generation, kept for the next prompt that shares its start.
+struct PrefixCache {
+    tokens: Vec<u32>,
+    cache: KvCache,
+}
+
+pub struct Engine {
+    model: Model,
+    tokenizer: crate::Tokenizer,
+    chat: ChatTemplate,
+    pool: rayon::ThreadPool,
+    context: usize,
+    info: ModelInfo,
+    default_breakers: Vec<u32>,
+    prefix: Mutex<Option<PrefixCache>>,
+    pub load_time_ms: f64,
+}
+
+/// Prompt tokens computed per forward call during prefill (bounds activation memory).
+const PREFILL_CHUNK: usize = 256;
+pub const MAX_CANDIDATES: usize = 16;
+
+impl Engine {
+    pub fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
+        let t0 = Instant::now();
+        let file = GgufFile::open(path)?;
+        let model = Model::load(&file)?;
+        let tokenizer = crate::Tokenizer::from_gguf(&file)?;
+        if tokenizer.vocab_size() < model.config.vocab_size {
+            return Err(EngineError::Tokenizer(format!(
+                "the vocabulary has {} tokens but the model has {} embedding rows",
+                tokenizer.vocab_size(),
+                model.config.vocab_size
+            )));
+        }
+        let text = |id: Option<u32>| id.and_then(|t| tokenizer.token_text(t)).unwrap_or("").to_string();
+        let chat = ChatTemplate::new(file.get_str("tokenizer.chat_template"), &text(tokenizer.bos), &text(tokenizer.eos))?;
+        let threads = config.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| EngineError::InvalidRequest(format!("cannot start {threads} worker threads: {e}")))?;
+        let context = config.context.unwrap_or(8192).min(model.config.context_length).max(16);
+        let info = ModelInfo::from_gguf(&file)?;
+        let default_breakers = dry_breakers(&tokenizer, &SamplingConfig::default().dry.sequence_breakers);
+        Ok(Self {
+            model,
+            tokenizer,
+            chat,
+            pool,
+            context,
+            info,
+            default_breakers,
+            prefix: Mutex::new(None),
+            load_time_ms: t0.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn tokenizer(&self) -> &crate::Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn chat_template(&self) -> &ChatTemplate {
+        &self.chat
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.context
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// The token ids a prompt becomes (BOS included when the model wants one).
+    pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        let tokens = match prompt {
+            Prompt::Text(t) => self.tokenizer.encode_prompt(t, false),
+            Prompt::Chat(m) => self.tokenizer.encode_prompt(&self.chat.render(m, true)?, true),
+        };
+        if tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        Ok(tokens)
+    }
+
+    /// Logits for every position of `tokens` (from a fresh cache): perplexity and tests.
+    pub fn logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.len() > self.context {
+            return Err(EngineError::PromptTooLong { prompt_tokens: tokens.len(), context: self.context, trained: self.model.config.context_length });
+        }
+        self.check_tokens(tokens)?;
+        let mut cache = self.model.new_cache(tokens.len());
+        let mut out = Vec::with_capacity(tokens.len() * self.model.config.vocab_size);
+        self.pool.install(|| {
+            for chunk in tokens.chunks(PREFILL_CHUNK) {
+                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: true }];
+                out.extend(self.model.forward(&mut b).remove(0));
+            }
+        });
+        Ok(out)
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        match tokens.iter().find(|&&t| t as usize >= self.model.config.vocab_size) {
+            Some(t) => Err(EngineError::InvalidRequest(format!("token id {t} is outside the vocabulary of {}", self.model.config.vocab_size))),
+            None => Ok(()),
+        }
+    }
+
+    /// Generates `request.n` candidates, calling `on_event` as text arrives. Returning `false`
+    /// from `on_event` cancels the generation; what was produced so far is still returned.
+    pub fn generate(&self, request: &GenerateRequest, mut on_event: impl FnMut(Event<'_>) -> bool) -> Result<Generation> {
+        if request.n == 0 || request.n > MAX_CANDIDATES {
+            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", request.n)));
+        }
+        request.sampling.validate().map_err(EngineError::InvalidRequest)?;
+        let prompt = self.prompt_tokens(&request.prompt)?;
+        if prompt.len() >= self.context {
+            return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), context: self.context, trained: self.model.config.context_length });
+        }
+        let max_tokens = request.max_tokens.min(self.context - prompt.len());
+        let seed = request.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        });
+        let breakers = if request.sampling.dry.sequence_breakers == SamplingConfig::default().dry.sequence_breakers {
+            self.default_breakers.clone()
+        } else {
+            dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)
+        };
+
+        // Prefill, reusing the cached prefix of the previous generation where it matches.
+        let t0 = Instant::now();
+        let mut cache = match self.prefix.lock().map(|mut p| p.take()) {
+            Ok(Some(p)) => {
+                let common = p.tokens.iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+                let mut cache = p.cache;
+                // At least one prompt token must run to produce logits.
+                cache.truncate(common.min(prompt.len() - 1));
+                cache
+            }
+            _ => self.model.new_cache(prompt.len() + max_tokens),
+        };
+        let reused = cache.len();
+        let mut logits = Vec::new();
+        self.pool.install(|| {
+            for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
+                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: false }];
+                logits = self.model.forward(&mut b).remove(0);
+            }
+        });
+        let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+        struct Stream {
+            cache: KvCache,
+            sampler: Sampler,
+            history: Vec<u32>,
+            text: TextStream,
+            logits: Vec<f32>,
+            generated: Vec<u32>,
+            finished: Option<FinishReason>,
+        }
+        let mut streams: Vec<Stream> = (0..request.n)
+            .map(|i| Stream {
+                cache: if i + 1 == request.n { std::mem::replace(&mut cache, self.model.new_cache(0)) } else { cache.fork(max_tokens) },
+                sampler: Sampler::new(request.sampling.clone(), seed.wrapping_add(i as u64), breakers.clone()),
+                history: prompt.clone(),
+                text: TextStream::new(&request.stop),
+                logits: logits.clone(),
+                generated: Vec::new(),
+                finished: None,
+            })
+            .collect();
+        let mut first_token_ms = None;
+        let t1 = Instant::now();
+        let mut cancelled = false;
+        loop {
+            for (i, s) in streams.iter_mut().enumerate().filter(|(_, s)| s.finished.is_none()) {
+                if s.generated.len() >= max_tokens {
+                    s.finished = Some(FinishReason::Length);
+                } else if cancelled {
+                    s.finished = Some(FinishReason::Cancelled);
+                } else {
+                    let t = s.sampler.sample(&s.logits, &s.history);
+                    first_token_ms.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
+                    if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
+                        s.finished = Some(FinishReason::Stop);
+                    } else {
+                        s.history.push(t);
+                        s.generated.push(t);
+                        let (text, stopped) = match s.text.push(&self.tokenizer.token_bytes(t)) {
+                            Step::Text(x) => (x, false),
+                            Step::Stopped(x) => (x, true),
+                        };
+                        if !text.is_empty() && !on_event(Event::Text { candidate: i, text: &text }) {
+                            cancelled = true;
+                        }
+                        if stopped {
+                            s.finished = Some(FinishReason::Stop);
+                        }
+                    }
+                }
+                if let Some(reason) = s.finished {
+                    let tail = s.text.finish();
+                    if !tail.is_empty() {
+                        on_event(Event::Text { candidate: i, text: &tail });
+                    }
+                    on_event(Event::Finished { candidate: i, reason });
+                }
+            }
+            let active: Vec<usize> = (0..streams.len()).filter(|&i| streams[i].finished.is_none()).collect();
+            if active.is_empty() {
+                break;
+            }
+            if cancelled {
+                continue; // the next pass marks the rest cancelled
+            }
+            // One batched forward pass for every live candidate.
+            let last: Vec<[u32; 1]> = active.iter().map(|&i| [*streams[i].generated.last().unwrap_or(&0)]).collect();
+            let mut batch: Vec<SeqBatch<'_>> = Vec::with_capacity(active.len());
+            let mut refs: Vec<&mut Stream> = streams.iter_mut().filter(|s| s.finished.is_none()).collect();
+            for (s, tok) in refs.iter_mut().zip(&last) {
+                batch.push(SeqBatch { cache: &mut s.cache, tokens: tok, all_logits: false });
+            }
+            let out = self.pool.install(|| self.model.forward(&mut batch));
+            drop(batch);
+            for (s, l) in refs.into_iter().zip(out) {
+                s.logits = l;
+            }
+        }
+        let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let total_generated: usize = streams.iter().map(|s| s.generated.len()).sum();
+        // Keep the first candidate's cache for the next prompt (the writer often continues it).
+        if let Some(s) = streams.first() {
+            let mut tokens = s.history.clone();
+            tokens.truncate(s.cache.len());
+            let cache = s.cache.clone();
+            if let Ok(mut p) = self.prefix.lock() {
+                *p = Some(PrefixCache { tokens, cache });
+            }
+        }
+        let computed = prompt.len() - reused;
+        Ok(Generation {
+            candidates: streams
+                .into_iter()
+                .enumerate()
+                .map(|(index, s)| Candidate {
+                    index,
+                    text: s.text.text().to_string(),
+                    finish_reason: s.finished.unwrap_or(FinishReason::Length),
+                    completion_tokens: s.generated.len(),
+                    tokens: s.generated,
+                })
+                .collect(),
+            prompt_tokens: prompt.len(),
+            seed,
+            timings: Timings {
+                prompt_tokens_computed: computed,
+                prompt_tokens_reused: reused,
+                prompt_ms,
+                time_to_first_token_ms: first_token_ms.unwrap_or(prompt_ms),
+                decode_ms,
+                prompt_tokens_per_s: computed as f64 / (prompt_ms / 1e3).max(1e-9),
+                decode_tokens_per_s: total_generated as f64 / (decode_ms / 1e3).max(1e-9),
+            },
+        })
+    }
+
+    /// Forgets the cached prefix (benchmarks measure cold prompts).
+    pub fn clear_prefix_cache(&self) {
+        if let Ok(mut p) = self.prefix.lock() {
+            *p = None;
+        }
+    }
+}
+
+/// Tokens whose text contains a DRY sequence breaker.
+fn dry_breakers(tok: &crate::Tokenizer, breakers: &[String]) -> Vec<u32> {
+    (0..tok.vocab_size() as u32)
+        .filter(|&t| {
+            let text = String::from_utf8_lossy(&tok.token_bytes(t)).into_owned();
+            breakers.iter().any(|b| !b.is_empty() && text.contains(b.as_str()))
+        })
+        .collect()
+}

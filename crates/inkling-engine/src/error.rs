@@ -1,0 +1,56 @@
+//! One error type for the engine, with enough context for a writer to act on.
+
+use std::path::PathBuf;
+
+/// Everything the engine can fail at. Messages name the problem and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("model file not found: {path}\n  pass --model PATH.gguf, set INKLING_MODEL, or run `inkling model pull`")]
+    ModelNotFound { path: PathBuf },
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path} is not a usable GGUF file: {reason}\n  the file may be truncated or corrupt; fetch it again (`inkling model pull`)")]
+    BadGguf { path: PathBuf, reason: String },
+
+    #[error("unsupported model architecture `{arch}`; inkling runs llama, mistral, qwen2, qwen3 and gemma3 GGUF files")]
+    UnsupportedArchitecture { arch: String },
+
+    #[error("tensor `{tensor}` uses quantization {dtype}, which inkling cannot run yet; supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K")]
+    UnsupportedQuantization { tensor: String, dtype: String },
+
+    #[error("the model file lacks `{key}`: {why}")]
+    MissingMetadata { key: String, why: &'static str },
+
+    #[error("tensor `{name}` {problem}")]
+    BadTensor { name: String, problem: String },
+
+    #[error("the tokenizer cannot be built from this file: {0}")]
+    Tokenizer(String),
+
+    #[error("the prompt is {prompt_tokens} tokens but the context window is {context} tokens; shorten the text or raise --ctx (the model was trained on {trained})")]
+    PromptTooLong {
+        prompt_tokens: usize,
+        context: usize,
+        trained: usize,
+    },
+
+    #[error("the prompt is empty: give the model some text to continue")]
+    EmptyPrompt,
+
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    #[error("chat template error: {0}")]
+    Template(String),
+
+    #[error("model fetch failed: {0}")]
+    Fetch(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

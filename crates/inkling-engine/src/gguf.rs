@@ -1,0 +1,132 @@
+//! GGUF files: metadata through candle's parser, tensor bytes straight from a memory map.
+//!
+//! Mapping instead of reading keeps model load near-instant and lets the OS share pages
+//! between processes; the matmul kernels read the quantized blocks in place.
+
+use crate::error::{EngineError, Result};
+use candle_core::quantized::{GgmlDType, gguf_file};
+use memmap2::Mmap;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use gguf_file::Value;
+
+/// The raw bytes of one tensor inside a mapped GGUF file.
+#[derive(Clone)]
+pub struct TensorBytes {
+    map: Arc<Mmap>,
+    start: usize,
+    len: usize,
+}
+
+impl TensorBytes {
+    pub fn bytes(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+}
+
+/// Where a tensor lives and what it is.
+#[derive(Clone, Debug)]
+pub struct TensorEntry {
+    pub dtype: GgmlDType,
+    /// Dimensions, outermost first (rows, cols for a matrix), as candle reports them.
+    pub dims: Vec<usize>,
+    start: usize,
+    len: usize,
+}
+
+/// An opened GGUF file.
+pub struct GgufFile {
+    pub path: PathBuf,
+    pub metadata: HashMap<String, Value>,
+    pub tensors: HashMap<String, TensorEntry>,
+    pub file_size: u64,
+    map: Arc<Mmap>,
+}
+
+impl GgufFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(EngineError::ModelNotFound { path: path.to_path_buf() });
+        }
+        let io = |source| EngineError::Io { path: path.to_path_buf(), source };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let file_size = file.metadata().map_err(io)?.len();
+        let bad = |reason: String| EngineError::BadGguf { path: path.to_path_buf(), reason };
+        let content = gguf_file::Content::read(&mut file).map_err(|e| bad(e.to_string()))?;
+        // SAFETY: the map is read-only; inkling never writes model files while they are open.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let mut tensors = HashMap::with_capacity(content.tensor_infos.len());
+        for (name, info) in &content.tensor_infos {
+            let dims = info.shape.dims().to_vec();
+            let elems: usize = dims.iter().product();
+            let block = info.ggml_dtype.block_size();
+            if elems % block != 0 {
+                return Err(bad(format!("tensor `{name}` has {elems} elements, not a multiple of its block size {block}")));
+            }
+            let len = elems / block * info.ggml_dtype.type_size();
+            let start = content.tensor_data_offset as usize + info.offset as usize;
+            if start.checked_add(len).is_none_or(|end| end as u64 > file_size) {
+                return Err(bad(format!(
+                    "tensor `{name}` needs bytes {start}..{} but the file has {file_size}: the file is truncated",
+                    start + len
+                )));
+            }
+            tensors.insert(name.clone(), TensorEntry { dtype: info.ggml_dtype, dims, start, len });
+        }
+        Ok(Self { path: path.to_path_buf(), metadata: content.metadata, tensors, file_size, map: Arc::new(map) })
+    }
+
+    pub fn tensor_bytes(&self, entry: &TensorEntry) -> TensorBytes {
+        TensorBytes { map: self.map.clone(), start: entry.start, len: entry.len }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.get(key)
+    }
+
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|v| v.to_string().ok()).map(|s| s.as_str())
+    }
+
+    /// An integer of any width, as llama.cpp reads it.
+    pub fn get_usize(&self, key: &str) -> Option<usize> {
+        use Value::*;
+        Some(match self.get(key)? {
+            U8(v) => *v as usize,
+            I8(v) => *v as usize,
+            U16(v) => *v as usize,
+            I16(v) => *v as usize,
+            U32(v) => *v as usize,
+            I32(v) => *v as usize,
+            U64(v) => *v as usize,
+            I64(v) => *v as usize,
+            _ => return None,
+        })
+    }
+
+    pub fn get_f32(&self, key: &str) -> Option<f32> {
+        match self.get(key)? {
+            Value::F32(v) => Some(*v),
+            Value::F64(v) => Some(*v as f32),
+            _ => self.get_usize(key).map(|v| v as f32),
+        }
+    }
+
+    pub fn get_bool(&self, key: &str) -> Option<bool> {
+        match self.get(key)? {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn require_usize(&self, key: &str, why: &'static str) -> Result<usize> {
+        self.get_usize(key).ok_or_else(|| EngineError::MissingMetadata { key: key.into(), why })
+    }
+
+    pub fn architecture(&self) -> Result<&str> {
+        self.get_str("general.architecture")
+            .ok_or(EngineError::MissingMetadata { key: "general.architecture".into(), why: "it names the model family" })
+    }
+}

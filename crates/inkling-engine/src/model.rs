@@ -1,0 +1,360 @@
+//! The transformer forward pass for the llama, qwen2/qwen3 and gemma3 families.
+//!
+//! One code path with per-family switches (bias, QK-norm, post-norms, GELU vs SiLU, sliding
+//! window, RoPE layout), because these families differ in a handful of places only.
+//! `forward` takes a batch of sequences, each with its own KV cache and any number of new
+//! tokens: a prompt prefill and the decode step of n candidates are the same call.
+
+use crate::error::{EngineError, Result};
+use crate::gguf::GgufFile;
+use crate::kv_cache::KvCache;
+use crate::ops::{self, Rope};
+use crate::quant::QMatrix;
+use rayon::prelude::*;
+
+/// The model families inkling runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Qwen2,
+    Qwen3,
+    Gemma3,
+}
+
+impl Arch {
+    pub fn from_gguf(name: &str) -> Result<Self> {
+        Ok(match name {
+            "llama" | "mistral" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            "qwen3" => Arch::Qwen3,
+            "gemma3" => Arch::Gemma3,
+            other => return Err(EngineError::UnsupportedArchitecture { arch: other.into() }),
+        })
+    }
+}
+
+/// Hyper-parameters read from GGUF metadata.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub arch_name: String,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub vocab_size: usize,
+    pub context_length: usize,
+    pub rms_eps: f32,
+    pub rope_base: f32,
+    /// Rotation base of sliding-window layers (gemma3), if different.
+    pub rope_base_local: f32,
+    pub rope_scale: f32,
+    pub sliding_window: Option<usize>,
+}
+
+impl ModelConfig {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let arch_name = file.architecture()?.to_string();
+        let arch = Arch::from_gguf(&arch_name)?;
+        let a = &arch_name;
+        let key = |k: &str| format!("{a}.{k}");
+        let n_embd = file.require_usize(&key("embedding_length"), "the width of the model")?;
+        let n_head = file.require_usize(&key("attention.head_count"), "the number of attention heads")?;
+        let n_head_kv = file.get_usize(&key("attention.head_count_kv")).unwrap_or(n_head);
+        if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
+            return Err(EngineError::BadGguf {
+                path: file.path.clone(),
+                reason: format!("{n_head} attention heads cannot share {n_head_kv} key/value heads"),
+            });
+        }
+        let head_dim = file.get_usize(&key("attention.key_length")).unwrap_or(n_embd / n_head);
+        let vocab_size = file
+            .tensors
+            .get("token_embd.weight")
+            .map(|t| t.dims[0])
+            .ok_or_else(|| EngineError::BadTensor { name: "token_embd.weight".into(), problem: "is missing from the file".into() })?;
+        let rope_base = file.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0);
+        let rope_scale = match file.get_str(&key("rope.scaling.type")) {
+            Some("linear") => 1.0 / file.get_f32(&key("rope.scaling.factor")).unwrap_or(1.0),
+            _ => 1.0,
+        };
+        let sliding_window = match arch {
+            Arch::Gemma3 => file.get_usize(&key("attention.sliding_window")),
+            _ => None,
+        };
+        Ok(Self {
+            arch,
+            n_layer: file.require_usize(&key("block_count"), "the number of layers")?,
+            n_embd,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ff: file.require_usize(&key("feed_forward_length"), "the feed-forward width")?,
+            vocab_size,
+            context_length: file.get_usize(&key("context_length")).unwrap_or(2048),
+            rms_eps: file.get_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+            rope_base,
+            rope_base_local: if arch == Arch::Gemma3 { 10_000.0 } else { rope_base },
+            rope_scale,
+            sliding_window,
+            arch_name,
+        })
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+
+    /// Gemma 3 interleaves five sliding-window layers with one global layer.
+    fn is_sliding(&self, layer: usize) -> bool {
+        self.sliding_window.is_some() && layer % 6 < 5
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: QMatrix,
+    wk: QMatrix,
+    wv: QMatrix,
+    wo: QMatrix,
+    bq: Option<Vec<f32>>,
+    bk: Option<Vec<f32>>,
+    bv: Option<Vec<f32>>,
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    post_attn_norm: Option<Vec<f32>>,
+    ffn_norm: Vec<f32>,
+    w_gate: QMatrix,
+    w_up: QMatrix,
+    w_down: QMatrix,
+    post_ffn_norm: Option<Vec<f32>>,
+    rope: Rope,
+    window: Option<usize>,
+}
+
+/// A loaded model: weights (quantized, mapped) and its configuration.
+pub struct Model {
+    pub config: ModelConfig,
+    token_embd: QMatrix,
+    output_norm: Vec<f32>,
+    output: QMatrix,
+    layers: Vec<Layer>,
+}
+
+/// One sequence's part of a batch: its cache and the new tokens to append.
+pub struct SeqBatch<'a> {
+    pub cache: &'a mut KvCache,
+    pub tokens: &'a [u32],
+    /// Return logits for every new token (perplexity) instead of only the last one.
+    pub all_logits: bool,
+}
+
+fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>> {
+    let m = QMatrix::load(file, name, None)?;
+    if m.rows * m.cols != len {
+        return Err(EngineError::BadTensor { name: name.into(), problem: format!("has {} values, expected {len}", m.rows * m.cols) });
+    }
+    Ok(m.to_f32())
+}
+
+fn optional_vector(file: &GgufFile, name: &str, len: usize) -> Result<Option<Vec<f32>>> {
+    if file.tensors.contains_key(name) { vector(file, name, len).map(Some) } else { Ok(None) }
+}
+
+impl Model {
+    pub fn load(file: &GgufFile) -> Result<Self> {
+        let c = ModelConfig::from_gguf(file)?;
+        let (d, hd, kv) = (c.n_embd, c.head_dim, c.kv_dim());
+        let neox = c.arch != Arch::Llama;
+        let rot = file.get_usize(&format!("{}.rope.dimension_count", c.arch_name)).unwrap_or(hd);
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for l in 0..c.n_layer {
+            let t = |n: &str| format!("blk.{l}.{n}");
+            let sliding = c.is_sliding(l);
+            let base = if sliding { c.rope_base_local } else { c.rope_base };
+            let gemma = c.arch == Arch::Gemma3;
+            layers.push(Layer {
+                attn_norm: vector(file, &t("attn_norm.weight"), d)?,
+                wq: QMatrix::load(file, &t("attn_q.weight"), Some((c.n_head * hd, d)))?,
+                wk: QMatrix::load(file, &t("attn_k.weight"), Some((kv, d)))?,
+                wv: QMatrix::load(file, &t("attn_v.weight"), Some((kv, d)))?,
+                wo: QMatrix::load(file, &t("attn_output.weight"), Some((d, c.n_head * hd)))?,
+                bq: optional_vector(file, &t("attn_q.bias"), c.n_head * hd)?,
+                bk: optional_vector(file, &t("attn_k.bias"), kv)?,
+                bv: optional_vector(file, &t("attn_v.bias"), kv)?,
+                q_norm: optional_vector(file, &t("attn_q_norm.weight"), hd)?,
+                k_norm: optional_vector(file, &t("attn_k_norm.weight"), hd)?,
+                post_attn_norm: if gemma { Some(vector(file, &t("post_attention_norm.weight"), d)?) } else { None },
+                ffn_norm: vector(file, &t("ffn_norm.weight"), d)?,
+                w_gate: QMatrix::load(file, &t("ffn_gate.weight"), Some((c.n_ff, d)))?,
+                w_up: QMatrix::load(file, &t("ffn_up.weight"), Some((c.n_ff, d)))?,
+                w_down: QMatrix::load(file, &t("ffn_down.weight"), Some((d, c.n_ff)))?,
+                post_ffn_norm: if gemma { Some(vector(file, &t("post_ffw_norm.weight"), d)?) } else { None },
+                rope: Rope::new(rot, base, neox, c.rope_scale),
+                window: if sliding { c.sliding_window } else { None },
+            });
+        }
+        let token_embd = QMatrix::load(file, "token_embd.weight", Some((c.vocab_size, d)))?;
+        let output = if file.tensors.contains_key("output.weight") {
+            QMatrix::load(file, "output.weight", Some((c.vocab_size, d)))?
+        } else {
+            token_embd.clone() // tied embeddings
+        };
+        Ok(Self { output_norm: vector(file, "output_norm.weight", d)?, token_embd, output, layers, config: c })
+    }
+
+    /// Bytes of weights the forward pass reads.
+    pub fn weight_bytes(&self) -> usize {
+        let l: usize = self
+            .layers
+            .iter()
+            .map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down].iter().map(|m| m.size_in_bytes()).sum::<usize>())
+            .sum();
+        l + self.token_embd.size_in_bytes()
+    }
+
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
+        KvCache::new(self.config.n_layer, self.config.kv_dim(), capacity)
+    }
+
+    /// Runs the new tokens of every sequence through the model, appending to their caches.
+    /// Returns logits: per sequence, one row per returned position (the last token, or all).
+    pub fn forward(&self, batch: &mut [SeqBatch<'_>]) -> Vec<Vec<f32>> {
+        let c = &self.config;
+        let (d, hd, kvd) = (c.n_embd, c.head_dim, c.kv_dim());
+        let qd = c.n_head * hd;
+        let n: usize = batch.iter().map(|s| s.tokens.len()).sum();
+        // (sequence, position) of every row in the activation matrix.
+        let mut rows = Vec::with_capacity(n);
+        for (s, seq) in batch.iter().enumerate() {
+            let start = seq.cache.len();
+            rows.extend((0..seq.tokens.len()).map(|i| (s, start + i)));
+        }
+        let mut x = vec![0f32; n * d];
+        let tokens: Vec<u32> = batch.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        for (row, &t) in x.chunks_mut(d).zip(&tokens) {
+            self.token_embd.dequantize_row(t as usize, row);
+        }
+        if c.arch == Arch::Gemma3 {
+            let scale = (d as f32).sqrt();
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
+        let mut h = vec![0f32; n * d];
+        let mut q = vec![0f32; n * qd];
+        let mut k = vec![0f32; n * kvd];
+        let mut v = vec![0f32; n * kvd];
+        let mut attn = vec![0f32; n * qd];
+        let mut o = vec![0f32; n * d];
+        let mut gate = vec![0f32; n * c.n_ff];
+        let mut up = vec![0f32; n * c.n_ff];
+        for (li, layer) in self.layers.iter().enumerate() {
+            ops::rms_norm_into(&x, &mut h, &layer.attn_norm, c.rms_eps);
+            layer.wq.matmul(&h, &mut q);
+            layer.wk.matmul(&h, &mut k);
+            layer.wv.matmul(&h, &mut v);
+            for (buf, bias) in [(&mut q, &layer.bq), (&mut k, &layer.bk), (&mut v, &layer.bv)] {
+                if let Some(b) = bias {
+                    buf.chunks_mut(b.len()).for_each(|r| ops::add_assign(r, b));
+                }
+            }
+            if let Some(w) = &layer.q_norm {
+                ops::rms_norm(&mut q, w, c.rms_eps);
+            }
+            if let Some(w) = &layer.k_norm {
+                ops::rms_norm(&mut k, w, c.rms_eps);
+            }
+            for (i, &(_, pos)) in rows.iter().enumerate() {
+                layer.rope.apply(&mut q[i * qd..(i + 1) * qd], hd, pos);
+                layer.rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, pos);
+            }
+            let mut row = 0;
+            for seq in batch.iter_mut() {
+                for _ in 0..seq.tokens.len() {
+                    seq.cache.push(li, &k[row * kvd..(row + 1) * kvd], &v[row * kvd..(row + 1) * kvd]);
+                    row += 1;
+                }
+            }
+            self.attention(layer, li, batch, &rows, &q, &mut attn);
+            layer.wo.matmul(&attn, &mut o);
+            if let Some(w) = &layer.post_attn_norm {
+                ops::rms_norm(&mut o, w, c.rms_eps);
+            }
+            ops::add_assign(&mut x, &o);
+
+            ops::rms_norm_into(&x, &mut h, &layer.ffn_norm, c.rms_eps);
+            layer.w_gate.matmul(&h, &mut gate);
+            layer.w_up.matmul(&h, &mut up);
+            let act = if c.arch == Arch::Gemma3 { ops::gelu } else { ops::silu };
+            gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
+                for (a, b) in g.iter_mut().zip(u) {
+                    *a = act(*a) * b;
+                }
+            });
+            layer.w_down.matmul(&gate, &mut o);
+            if let Some(w) = &layer.post_ffn_norm {
+                ops::rms_norm(&mut o, w, c.rms_eps);
+            }
+            ops::add_assign(&mut x, &o);
+        }
+        for seq in batch.iter_mut() {
+            let len = seq.cache.len() + seq.tokens.len();
+            seq.cache.set_len(len);
+        }
+        // Only the rows whose logits are wanted go through the (large) output projection.
+        let mut wanted = Vec::new();
+        let mut row = 0;
+        for seq in batch.iter() {
+            let t = seq.tokens.len();
+            let first = if seq.all_logits { 0 } else { t.saturating_sub(1) };
+            wanted.push(((row + first)..(row + t)).collect::<Vec<_>>());
+            row += t;
+        }
+        let picked: Vec<usize> = wanted.iter().flatten().copied().collect();
+        let mut hs = vec![0f32; picked.len() * d];
+        for (dst, &r) in hs.chunks_mut(d).zip(&picked) {
+            dst.copy_from_slice(&x[r * d..(r + 1) * d]);
+        }
+        ops::rms_norm(&mut hs, &self.output_norm, c.rms_eps);
+        let mut logits = vec![0f32; picked.len() * c.vocab_size];
+        self.output.matmul(&hs, &mut logits);
+        let mut out = Vec::with_capacity(batch.len());
+        let mut it = logits.chunks(c.vocab_size);
+        for w in &wanted {
+            let mut rows_out = Vec::with_capacity(w.len() * c.vocab_size);
+            for _ in w {
+                rows_out.extend_from_slice(it.next().unwrap_or_default());
+            }
+            out.push(rows_out);
+        }
+        out
+    }
+
+    /// Causal (and for sliding layers, windowed) attention of every new row over its sequence's cache.
+    fn attention(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
+        let c = &self.config;
+        let hd = c.head_dim;
+        let kvd = c.kv_dim();
+        let group = c.n_head / c.n_head_kv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
+            let (i, h) = (idx / c.n_head, idx % c.n_head);
+            let (s, pos) = rows[i];
+            let (keys, values) = batch[s].cache.layer(li);
+            let kh = h / group;
+            let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let qh = &q[i * c.n_head * hd + h * hd..][..hd];
+            let mut scores: Vec<f32> =
+                (first..=pos).map(|p| ops::dot(qh, &keys[p * kvd + kh * hd..][..hd]) * scale).collect();
+            ops::softmax(&mut scores);
+            o.fill(0.0);
+            for (p, w) in (first..=pos).zip(&scores) {
+                let vrow = &values[p * kvd + kh * hd..][..hd];
+                for (a, b) in o.iter_mut().zip(vrow) {
+                    *a += w * b;
+                }
+            }
+        });
+    }
+}

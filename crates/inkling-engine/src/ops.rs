@@ -1,0 +1,148 @@
+//! The small element-wise operations of a transformer block, on plain f32 rows.
+//! Written as simple loops over slices so the compiler vectorises them for the target CPU.
+
+/// RMSNorm: `x * w / sqrt(mean(x²) + eps)`, in place on each row of `x`.
+pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
+    for row in x.chunks_mut(weight.len()) {
+        let ss: f32 = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let scale = 1.0 / (ss + eps).sqrt();
+        for (v, w) in row.iter_mut().zip(weight) {
+            *v *= scale * w;
+        }
+    }
+}
+
+/// RMSNorm from `src` into `dst` (keeps the residual stream intact).
+pub fn rms_norm_into(src: &[f32], dst: &mut [f32], weight: &[f32], eps: f32) {
+    dst.copy_from_slice(src);
+    rms_norm(dst, weight, eps);
+}
+
+/// Rotary position embedding tables for one rotation base.
+#[derive(Clone, Debug)]
+pub struct Rope {
+    /// Inverse frequencies, one per rotated pair.
+    inv_freq: Vec<f32>,
+    /// Pairs are (i, i + d/2) ("NeoX" layout) instead of (2i, 2i + 1).
+    neox: bool,
+}
+
+impl Rope {
+    pub fn new(rot_dims: usize, base: f32, neox: bool, freq_scale: f32) -> Self {
+        let inv_freq = (0..rot_dims / 2)
+            .map(|i| freq_scale / base.powf(2.0 * i as f32 / rot_dims as f32))
+            .collect();
+        Self { inv_freq, neox }
+    }
+
+    /// Rotates every head (of `head_dim` values) in `x` by position `pos`.
+    pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
+        let half = self.inv_freq.len();
+        // sin/cos in f64 then rounded: matches llama.cpp's tables to within f32 rounding.
+        let (sin, cos): (Vec<f32>, Vec<f32>) = self
+            .inv_freq
+            .iter()
+            .map(|f| {
+                let a = pos as f64 * *f as f64;
+                (a.sin() as f32, a.cos() as f32)
+            })
+            .unzip();
+        for head in x.chunks_mut(head_dim) {
+            for i in 0..half {
+                let (a, b) = if self.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos[i] - x1 * sin[i];
+                head[b] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+}
+
+/// Numerically stable softmax in place.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU, tanh approximation (what llama.cpp and Gemma use).
+pub fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
+}
+
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight accumulators so the loop vectorises without reassociation flags.
+    let mut acc = [0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 8..a.len() {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut x = vec![1.0, 3.0, 2.0, -1e9];
+        softmax(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(x[1] > x[2] && x[2] > x[0] && x[3] == 0.0);
+    }
+
+    #[test]
+    fn rope_preserves_norm_and_is_identity_at_zero() {
+        let r = Rope::new(8, 10000.0, true, 1.0);
+        let orig: Vec<f32> = (0..8).map(|i| i as f32 - 3.5).collect();
+        let mut x = orig.clone();
+        r.apply(&mut x, 8, 0);
+        assert_eq!(x, orig);
+        r.apply(&mut x, 8, 17);
+        let n0: f32 = orig.iter().map(|v| v * v).sum();
+        let n1: f32 = x.iter().map(|v| v * v).sum();
+        assert!((n0 - n1).abs() < 1e-3);
+        assert_ne!(x, orig);
+    }
+
+    #[test]
+    fn rms_norm_gives_unit_rms() {
+        let mut x = vec![3.0, -4.0, 5.0, 0.5];
+        rms_norm(&mut x, &[1.0; 4], 0.0);
+        let ms: f32 = x.iter().map(|v| v * v).sum::<f32>() / 4.0;
+        assert!((ms - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn dot_matches_naive_on_odd_lengths() {
+        let a: Vec<f32> = (0..37).map(|i| (i as f32).sin()).collect();
+        let b: Vec<f32> = (0..37).map(|i| (i as f32).cos()).collect();
+        let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - naive).abs() < 1e-4);
+    }
+}

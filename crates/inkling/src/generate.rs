@@ -1,0 +1,296 @@
+//! `inkling generate` and `inkling chat`.
+
+use crate::{ModelArgs, models};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use inkling_engine::{ChatMessage, Engine, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingConfig};
+use std::io::{IsTerminal, Read, Write};
+
+/// Sampling flags shared by `generate` and `chat`.
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Randomness; 0 always picks the most likely token.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// Greedy decoding: no randomness, no penalties (same as --temperature 0 --dry-multiplier 0).
+    #[arg(long)]
+    greedy: bool,
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    typical_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    frequency_penalty: f32,
+    /// DRY repetition penalty strength (0 turns it off).
+    #[arg(long, default_value_t = 0.8)]
+    dry_multiplier: f32,
+    /// XTC: chance per token of excluding the most predictable choices.
+    #[arg(long, default_value_t = 0.0)]
+    xtc_probability: f32,
+    #[arg(long, default_value_t = 0.1)]
+    xtc_threshold: f32,
+    /// Same seed, same text.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop before this text (repeatable); it never appears in the output.
+    #[arg(long)]
+    stop: Vec<String>,
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+}
+
+impl SamplingArgs {
+    fn config(&self) -> SamplingConfig {
+        if self.greedy {
+            return SamplingConfig::greedy();
+        }
+        let mut c = SamplingConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            typical_p: self.typical_p,
+            repeat_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            xtc_probability: self.xtc_probability,
+            xtc_threshold: self.xtc_threshold,
+            ..SamplingConfig::default()
+        };
+        c.dry.multiplier = self.dry_multiplier;
+        c
+    }
+
+    fn request(&self, prompt: Prompt, n: usize) -> GenerateRequest {
+        GenerateRequest { n, max_tokens: self.max_tokens, sampling: self.config(), stop: self.stop.clone(), seed: self.seed, ..GenerateRequest::new(prompt) }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// The text to continue ("-" or nothing reads stdin).
+    prompt: Option<String>,
+    /// Read the text to continue from a file.
+    #[arg(long, short = 'f', conflicts_with = "prompt")]
+    file: Option<std::path::PathBuf>,
+    /// Number of candidates.
+    #[arg(short = 'n', long = "candidates", default_value_t = 1)]
+    n: usize,
+    /// Show text as it is written.
+    #[arg(long)]
+    stream: bool,
+    /// Machine-readable output (with --stream: one JSON event per line, then the result).
+    #[arg(long)]
+    json: bool,
+    /// Treat the prompt as an instruction and apply the model's chat template.
+    #[arg(long)]
+    instruct: bool,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// One message to answer; without it, a conversation reads lines from stdin.
+    message: Option<String>,
+    /// A system prompt.
+    #[arg(long)]
+    system: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+fn read_prompt(args: &GenerateArgs) -> Result<String> {
+    let text = match (&args.prompt, &args.file) {
+        (_, Some(f)) => std::fs::read(f)
+            .with_context(|| format!("reading {}", f.display()))
+            .and_then(|b| String::from_utf8(b).with_context(|| format!("{} is not UTF-8 text; convert it first (e.g. with iconv)", f.display())))?,
+        (Some(p), None) if p != "-" => p.clone(),
+        _ => {
+            if std::io::stdin().is_terminal() {
+                bail!("give the text to continue as an argument, with --file, or on stdin");
+            }
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("stdin is not UTF-8 text")?;
+            s
+        }
+    };
+    Ok(text)
+}
+
+/// Streams candidates in order: the first is shown live; later ones are buffered until the
+/// ones before them finish, so the terminal shows readable, labelled blocks.
+struct OrderedPrinter {
+    n: usize,
+    current: usize,
+    buffers: Vec<String>,
+    finished: Vec<bool>,
+}
+
+impl OrderedPrinter {
+    fn new(n: usize) -> Self {
+        let p = Self { n, current: 0, buffers: vec![String::new(); n], finished: vec![false; n] };
+        p.header(0);
+        p
+    }
+
+    fn header(&self, i: usize) {
+        if self.n > 1 {
+            println!("── candidate {} ──", i + 1);
+        }
+    }
+
+    fn event(&mut self, e: &Event<'_>) {
+        match *e {
+            Event::Text { candidate, text } if candidate == self.current => {
+                print!("{text}");
+                let _ = std::io::stdout().flush();
+            }
+            Event::Text { candidate, text } => self.buffers[candidate].push_str(text),
+            Event::Finished { candidate, .. } => {
+                self.finished[candidate] = true;
+                while self.current < self.n && self.finished[self.current] {
+                    println!();
+                    self.current += 1;
+                    if self.current < self.n {
+                        self.header(self.current);
+                        print!("{}", std::mem::take(&mut self.buffers[self.current]));
+                        let _ = std::io::stdout().flush();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn print_result(g: &Generation, engine: &Engine, json: bool) -> Result<()> {
+    if json {
+        let v = serde_json::json!({
+            "model": engine.info().name,
+            "seed": g.seed,
+            "prompt_tokens": g.prompt_tokens,
+            "candidates": g.candidates.iter().map(|c| serde_json::json!({
+                "index": c.index, "text": c.text, "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens,
+            })).collect::<Vec<_>>(),
+            "timings": g.timings,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for c in &g.candidates {
+        if g.candidates.len() > 1 {
+            println!("── candidate {} ──", c.index + 1);
+        }
+        println!("{}", c.text);
+    }
+    Ok(())
+}
+
+fn footer(g: &Generation) {
+    let cut: Vec<String> = g.candidates.iter().filter(|c| c.finish_reason == FinishReason::Length).map(|c| (c.index + 1).to_string()).collect();
+    if !cut.is_empty() {
+        eprintln!("(candidate {} stopped at the token limit; raise --max-tokens for more)", cut.join(", "));
+    }
+    eprintln!(
+        "[seed {} · prompt {} tok · {:.0} ms to first token · {:.1} tok/s]",
+        g.seed, g.prompt_tokens, g.timings.time_to_first_token_ms, g.timings.decode_tokens_per_s
+    );
+}
+
+pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
+    let text = read_prompt(&args)?;
+    if text.trim().is_empty() {
+        bail!("the prompt is empty: give the model some text to continue");
+    }
+    let engine = models::load(model)?;
+    let prompt = if args.instruct { Prompt::Chat(vec![ChatMessage::new("user", &text)]) } else { Prompt::Text(text) };
+    let req = args.sampling.request(prompt, args.n);
+    let g = if args.stream && args.json {
+        let out = engine.generate(&req, |e| {
+            let line = match e {
+                Event::Text { candidate, text } => serde_json::json!({"event": "text", "candidate": candidate, "text": text}),
+                Event::Finished { candidate, reason } => serde_json::json!({"event": "finished", "candidate": candidate, "finish_reason": reason}),
+            };
+            println!("{line}");
+            true
+        })?;
+        print_result(&out, &engine, true)?;
+        return Ok(());
+    } else if args.stream {
+        let mut p = OrderedPrinter::new(args.n);
+        engine.generate(&req, |e| {
+            p.event(&e);
+            true
+        })?
+    } else {
+        let g = engine.generate(&req, |_| true)?;
+        print_result(&g, &engine, args.json)?;
+        g
+    };
+    if !args.json {
+        footer(&g);
+    }
+    Ok(())
+}
+
+pub fn chat(model: &ModelArgs, args: ChatArgs) -> Result<()> {
+    let engine = models::load(model)?;
+    if engine.chat_template().source == inkling_engine::chat::TemplateSource::Fallback {
+        eprintln!("note: this model has no chat template; using ChatML");
+    }
+    let mut messages = Vec::new();
+    if let Some(s) = &args.system {
+        messages.push(ChatMessage::new("system", s));
+    }
+    let reply = |messages: &mut Vec<ChatMessage>| -> Result<()> {
+        let req = args.sampling.request(Prompt::Chat(messages.clone()), 1);
+        let g = engine.generate(&req, |e| {
+            if let Event::Text { text, .. } = e {
+                print!("{text}");
+                let _ = std::io::stdout().flush();
+            }
+            true
+        })?;
+        println!();
+        let text = g.candidates.into_iter().next().map(|c| c.text).unwrap_or_default();
+        messages.push(ChatMessage::new("assistant", text.trim()));
+        Ok(())
+    };
+    if let Some(m) = &args.message {
+        messages.push(ChatMessage::new("user", m));
+        return reply(&mut messages);
+    }
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!("chatting with {} (Ctrl-D or /exit to leave)", engine.info().name);
+    }
+    let mut line = String::new();
+    loop {
+        if interactive {
+            print!("> ");
+            let _ = std::io::stdout().flush();
+        }
+        line.clear();
+        if std::io::stdin().read_line(&mut line).context("reading stdin")? == 0 {
+            break;
+        }
+        let msg = line.trim();
+        if msg.is_empty() {
+            continue;
+        }
+        if msg == "/exit" {
+            break;
+        }
+        messages.push(ChatMessage::new("user", msg));
+        reply(&mut messages)?;
+    }
+    Ok(())
+}

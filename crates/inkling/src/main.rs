@@ -1,0 +1,66 @@
+//! The `inkling` binary: command-line glue over the library crates.
+
+mod bench;
+mod generate;
+mod models;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+/// inkling: a local-first writing partner. Your words stay on your machine.
+#[derive(Parser, Debug)]
+#[command(name = "inkling", version, about)]
+struct Cli {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which model to run and how.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A GGUF file, or a model name from `inkling model list` (fetched on first use).
+    #[arg(long, global = true, env = "INKLING_MODEL")]
+    model: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 't', global = true)]
+    threads: Option<usize>,
+    /// Context window in tokens (default: the model's, at most 8192).
+    #[arg(long, global = true)]
+    ctx: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Continue a text: several candidates, streamed or as JSON.
+    Generate(generate::GenerateArgs),
+    /// Talk to the model through its own chat template (one message, or a conversation on stdin).
+    Chat(generate::ChatArgs),
+    /// Fetch and list models.
+    #[command(subcommand)]
+    Model(models::ModelCommand),
+    /// Measure prompt and decode speed, time to first token and peak memory.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INKLING_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate::generate(&cli.model, a),
+        Command::Chat(a) => generate::chat(&cli.model, a),
+        Command::Model(c) => models::run(&cli.model, c),
+        Command::Bench(a) => bench::bench(&cli.model, a),
+    }
+}

