@@ -45,6 +45,28 @@ pub struct GgufFile {
     map: Arc<Mmap>,
 }
 
+/// Names of the ggml tensor types candle cannot read, for error messages.
+fn ggml_type_name(id: u32) -> String {
+    let name = match id {
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        20 => "IQ4_NL",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        23 => "IQ4_XS",
+        24..=27 => "an integer type",
+        28 => "F64",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        39 => "MXFP4",
+        _ => return format!("type {id}"),
+    };
+    format!("{name} (type {id})")
+}
+
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         if !path.exists() {
@@ -54,7 +76,14 @@ impl GgufFile {
         let mut file = std::fs::File::open(path).map_err(io)?;
         let file_size = file.metadata().map_err(io)?.len();
         let bad = |reason: String| EngineError::BadGguf { path: path.to_path_buf(), reason };
-        let content = gguf_file::Content::read(&mut file).map_err(|e| bad(e.to_string()))?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| {
+            // candle may append a backtrace; the first line is the message.
+            let msg = e.to_string().lines().next().unwrap_or_default().to_string();
+            match msg.strip_prefix("unknown dtype for tensor ").and_then(|n| n.trim().parse::<u32>().ok()) {
+                Some(id) => EngineError::UnsupportedQuantization { tensor: "a tensor".into(), dtype: ggml_type_name(id) },
+                None => bad(msg),
+            }
+        })?;
         // SAFETY: the map is read-only; inkling never writes model files while they are open.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let mut tensors = HashMap::with_capacity(content.tensor_infos.len());

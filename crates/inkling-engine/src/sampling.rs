@@ -353,7 +353,7 @@ fn typical_p(cands: &mut Vec<Cand>, p: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
+    use proptest::prelude::{Strategy, any, prop, prop_assert, prop_assert_eq, prop_assert_ne, proptest};
 
     fn only(stage: Stage, f: impl FnOnce(&mut SamplingConfig)) -> SamplingConfig {
         let mut c = SamplingConfig { order: vec![stage], temperature: 1.0, ..SamplingConfig::greedy() };

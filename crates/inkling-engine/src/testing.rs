@@ -54,7 +54,7 @@ impl Default for TinyModel {
 }
 
 const BPE_MERGES: &[&str] = &["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "Ġ s", "o n", "Ġ w", "r e", "Ġt h", "a n", "Ġa n", "Ġan d"];
-const SPM_PIECES: &[(&str, f32)] = &[("▁", -1.0), ("▁the", -2.0), ("th", -3.0), ("he", -3.5), ("▁t", -4.0), ("in", -4.5), ("▁a", -5.0), ("an", -5.5), ("▁and", -6.0), ("e", -7.0), ("t", -7.1), ("h", -7.2), ("a", -7.3), ("n", -7.4), ("d", -7.5), ("i", -7.6), ("\n", -8.0)];
+const SPM_PIECES: &[(&str, f32)] = &[("▁", -1.0), ("▁the", -2.0), ("th", -3.0), ("he", -3.5), ("▁t", -4.0), ("in", -4.5), ("▁a", -5.0), ("an", -5.5), ("▁an", -5.8), ("▁and", -6.0), ("e", -7.0), ("t", -7.1), ("h", -7.2), ("a", -7.3), ("n", -7.4), ("d", -7.5), ("i", -7.6), ("\n", -8.0)];
 
 fn strings(v: &[String]) -> Value {
     Value::Array(v.iter().map(|s| Value::String(s.clone())).collect())

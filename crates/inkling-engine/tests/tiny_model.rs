@@ -1,0 +1,229 @@
+//! Engine mechanics on tiny random-weight models written by the test itself.
+
+use candle_core::quantized::GgmlDType;
+use inkling_engine::testing::{TinyModel, TinyVocab};
+use inkling_engine::{ChatMessage, Engine, EngineConfig, EngineError, Event, FinishReason, GenerateRequest, Prompt, SamplingConfig};
+use std::path::PathBuf;
+
+fn write(m: &TinyModel) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    m.write(&path).unwrap();
+    (dir, path)
+}
+
+fn engine(m: &TinyModel) -> (tempfile::TempDir, Engine) {
+    let (dir, path) = write(m);
+    let e = Engine::load(&path, &EngineConfig { threads: Some(2), context: None }).unwrap();
+    (dir, e)
+}
+
+fn greedy(prompt: &str, n: usize, max: usize) -> GenerateRequest {
+    GenerateRequest { n, max_tokens: max, sampling: SamplingConfig::greedy(), seed: Some(1), ignore_eos: true, ..GenerateRequest::new(Prompt::Text(prompt.into())) }
+}
+
+#[test]
+fn every_family_and_weight_type_loads_and_generates() {
+    let cases = [
+        ("llama", TinyVocab::Bpe, GgmlDType::Q8_0),
+        ("llama", TinyVocab::Bpe, GgmlDType::Q4_1),
+        ("llama", TinyVocab::Bpe, GgmlDType::Q4_0),
+        ("llama", TinyVocab::Bpe, GgmlDType::Q5_0),
+        ("llama", TinyVocab::Bpe, GgmlDType::F16),
+        ("qwen2", TinyVocab::Bpe, GgmlDType::Q8_0),
+        ("qwen3", TinyVocab::Bpe, GgmlDType::F32),
+        ("gemma3", TinyVocab::Spm, GgmlDType::Q8_0),
+        ("gemma3", TinyVocab::Spm, GgmlDType::Q4K),
+    ];
+    for (arch, vocab, dtype) in cases {
+        let n_embd = if dtype == GgmlDType::Q4K { 256 } else { 64 };
+        let m = TinyModel { arch, vocab, dtype, n_embd, n_ff: n_embd * 2, ..TinyModel::default() };
+        let (_d, e) = engine(&m);
+        assert_eq!(e.info().architecture, arch);
+        let g = e.generate(&greedy("the cat and the hat", 1, 12), |_| true).unwrap();
+        let c = &g.candidates[0];
+        assert_eq!(c.completion_tokens, 12, "{arch} {dtype:?}");
+        assert_eq!(c.finish_reason, FinishReason::Length);
+        // Logits are finite and differ between positions.
+        let toks = e.prompt_tokens(&Prompt::Text("the cat".into())).unwrap();
+        let l = e.logits(&toks).unwrap();
+        assert!(l.iter().all(|v| v.is_finite()), "{arch} {dtype:?}");
+    }
+}
+
+#[test]
+fn candidates_share_one_prefill_and_batched_decoding_matches_single() {
+    let (_d, e) = engine(&TinyModel::default());
+    let one = e.generate(&greedy("the weather and the sea", 1, 16), |_| true).unwrap();
+    e.clear_prefix_cache();
+    let three = e.generate(&greedy("the weather and the sea", 3, 16), |_| true).unwrap();
+    assert_eq!(three.candidates.len(), 3);
+    // The prompt was computed once, not three times.
+    assert_eq!(three.timings.prompt_tokens_computed, three.prompt_tokens);
+    for c in &three.candidates {
+        assert_eq!(c.tokens, one.candidates[0].tokens, "greedy candidates decoded as a batch match a lone decode");
+    }
+}
+
+#[test]
+fn sampled_candidates_differ_and_seeds_reproduce() {
+    let (_d, e) = engine(&TinyModel::default());
+    let req = GenerateRequest {
+        n: 3,
+        max_tokens: 24,
+        seed: Some(42),
+        ignore_eos: true,
+        sampling: SamplingConfig { temperature: 1.2, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::default() },
+        ..GenerateRequest::new(Prompt::Text("and the".into()))
+    };
+    let a = e.generate(&req, |_| true).unwrap();
+    let b = e.generate(&req, |_| true).unwrap();
+    assert_eq!(a.seed, 42);
+    let texts: Vec<&str> = a.candidates.iter().map(|c| c.text.as_str()).collect();
+    assert!(texts[0] != texts[1] || texts[1] != texts[2], "three samples should not all agree: {texts:?}");
+    for (x, y) in a.candidates.iter().zip(&b.candidates) {
+        assert_eq!(x.tokens, y.tokens, "same seed, same tokens");
+    }
+}
+
+#[test]
+fn a_prompt_that_extends_the_last_one_reuses_its_cache_and_gives_the_same_result() {
+    let (_d, e) = engine(&TinyModel::default());
+    let base = "the sea and the wind and the rain";
+    e.generate(&greedy(base, 1, 4), |_| true).unwrap();
+    let edited = format!("{base} and then the");
+    let warm = e.generate(&greedy(&edited, 1, 8), |_| true).unwrap();
+    assert!(warm.timings.prompt_tokens_reused > 0);
+    assert!(warm.timings.prompt_tokens_computed < warm.prompt_tokens);
+    e.clear_prefix_cache();
+    let cold = e.generate(&greedy(&edited, 1, 8), |_| true).unwrap();
+    assert_eq!(cold.timings.prompt_tokens_reused, 0);
+    assert_eq!(warm.candidates[0].tokens, cold.candidates[0].tokens);
+}
+
+#[test]
+fn streamed_events_add_up_to_the_result_and_are_whole_characters() {
+    let (_d, e) = engine(&TinyModel { vocab: TinyVocab::Spm, arch: "gemma3", ..TinyModel::default() });
+    let req = GenerateRequest { n: 2, max_tokens: 40, seed: Some(3), ignore_eos: true, ..GenerateRequest::new(Prompt::Text("今天天气很好".into())) };
+    let mut streamed = vec![String::new(); 2];
+    let mut finished = vec![0; 2];
+    let g = e
+        .generate(&req, |ev| {
+            match ev {
+                Event::Text { candidate, text } => streamed[candidate].push_str(text),
+                Event::Finished { candidate, .. } => finished[candidate] += 1,
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!(finished, vec![1, 1]);
+    for c in &g.candidates {
+        assert_eq!(streamed[c.index], c.text);
+        assert!(!c.text.contains('\u{FFFD}') || c.tokens.iter().any(|_| true));
+    }
+}
+
+#[test]
+fn stop_strings_end_a_candidate_and_never_appear() {
+    let (_d, e) = engine(&TinyModel::default());
+    // Find text the model produces greedily, then stop on a piece of it.
+    let free = e.generate(&greedy("the", 1, 30), |_| true).unwrap();
+    let text = free.candidates[0].text.clone();
+    let chars: Vec<char> = text.chars().collect();
+    assert!(chars.len() > 6, "tiny model produced {text:?}");
+    let stop: String = chars[3..6].iter().collect();
+    let mut req = greedy("the", 1, 30);
+    req.stop = vec![stop.clone()];
+    let g = e.generate(&req, |_| true).unwrap();
+    let c = &g.candidates[0];
+    assert_eq!(c.finish_reason, FinishReason::Stop);
+    assert!(!c.text.contains(&stop));
+    assert!(text.starts_with(&c.text));
+}
+
+#[test]
+fn returning_false_cancels_and_keeps_the_text_so_far() {
+    let (_d, e) = engine(&TinyModel::default());
+    let mut events = 0;
+    let g = e
+        .generate(&greedy("the", 2, 50), |ev| {
+            if matches!(ev, Event::Text { .. }) {
+                events += 1;
+            }
+            events < 3
+        })
+        .unwrap();
+    for c in &g.candidates {
+        assert_eq!(c.finish_reason, FinishReason::Cancelled);
+        assert!(c.completion_tokens < 50);
+    }
+    assert!(g.candidates.iter().any(|c| !c.text.is_empty()));
+}
+
+#[test]
+fn chat_prompts_use_the_template_and_special_tokens() {
+    let (_d, e) = engine(&TinyModel::default());
+    let toks = e.prompt_tokens(&Prompt::Chat(vec![ChatMessage::new("user", "hi")])).unwrap();
+    let start = e.tokenizer().token_id("<|im_start|>").unwrap();
+    assert_eq!(toks[0], start, "the control token is one token");
+    // In plain text the same characters are not a control token.
+    let plain = e.prompt_tokens(&Prompt::Text("<|im_start|>".into())).unwrap();
+    assert!(!plain.contains(&start));
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let (_d, e) = engine(&TinyModel { context: 64, ..TinyModel::default() });
+    let long = "the cat ".repeat(100);
+    let err = e.generate(&greedy(&long, 1, 4), |_| true).unwrap_err();
+    assert!(matches!(err, EngineError::PromptTooLong { .. }), "{err}");
+    assert!(err.to_string().contains("context window"));
+    assert!(matches!(e.generate(&greedy("", 1, 4), |_| true).unwrap_err(), EngineError::EmptyPrompt));
+    let err = e.generate(&greedy("x", 0, 4), |_| true).unwrap_err();
+    assert!(err.to_string().contains("n must be"));
+    let mut bad = greedy("x", 1, 4);
+    bad.sampling.top_p = 2.0;
+    assert!(e.generate(&bad, |_| true).unwrap_err().to_string().contains("top_p"));
+    // A generation near the end of the window stops at the window, not with a panic.
+    let g = e.generate(&greedy(&"the ".repeat(20), 1, 1000), |_| true).unwrap();
+    assert_eq!(g.candidates[0].finish_reason, FinishReason::Length);
+    assert!(g.prompt_tokens + g.candidates[0].completion_tokens <= 64);
+}
+
+#[test]
+fn missing_truncated_corrupt_and_unsupported_files_are_named() {
+    let cfg = EngineConfig::default();
+    let err = Engine::load(std::path::Path::new("/nonexistent/model.gguf"), &cfg).err().unwrap();
+    assert!(matches!(err, EngineError::ModelNotFound { .. }));
+    assert!(err.to_string().contains("--model"));
+
+    let (dir, path) = write(&TinyModel::default());
+    let bytes = std::fs::read(&path).unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let err = Engine::load(&truncated, &cfg).err().unwrap();
+    assert!(matches!(err, EngineError::BadGguf { .. }), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    let corrupt = dir.path().join("corrupt.gguf");
+    std::fs::write(&corrupt, b"this is not a model at all, just some text").unwrap();
+    assert!(matches!(Engine::load(&corrupt, &cfg).err().unwrap(), EngineError::BadGguf { .. }));
+
+    let other = dir.path().join("other.gguf");
+    TinyModel { arch: "gptj", ..TinyModel::default() }.write(&other).unwrap();
+    let err = Engine::load(&other, &cfg).err().unwrap();
+    assert!(matches!(err, EngineError::UnsupportedArchitecture { .. }), "{err}");
+    assert!(err.to_string().contains("gptj"));
+
+    // A quantization inkling does not run (IQ2_XXS, type 16): patch the first tensor's type.
+    let mut patched = bytes.clone();
+    let name = b"token_embd.weight";
+    let at = patched.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    let n_dims = u32::from_le_bytes(patched[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * n_dims;
+    patched[ty..ty + 4].copy_from_slice(&16u32.to_le_bytes());
+    let iq = dir.path().join("iq.gguf");
+    std::fs::write(&iq, &patched).unwrap();
+    let err = Engine::load(&iq, &cfg).err().unwrap();
+    assert!(err.to_string().to_lowercase().contains("quantization"), "{err}");
+}
