@@ -86,7 +86,8 @@ pub fn run(args: &ModelArgs, cmd: ModelCommand) -> Result<()> {
 
 #[derive(serde::Serialize)]
 struct Row {
-    name: String,
+    /// Catalog name or file path: what `--model` accepts.
+    id: String,
     downloaded: bool,
     description: String,
     #[serde(flatten)]
@@ -97,9 +98,12 @@ fn list(args: &ModelArgs, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     let mut seen = Vec::new();
     for m in catalog::CATALOG {
-        let info = if m.is_present() { GgufFile::open(&m.path()).ok().and_then(|f| ModelInfo::from_gguf(&f).ok()) } else { None };
+        let mut info = if m.is_present() { GgufFile::open(&m.path()).ok().and_then(|f| ModelInfo::from_gguf(&f).ok()) } else { None };
+        if let Some(i) = info.as_mut() {
+            i.license.get_or_insert_with(|| m.license.to_string());
+        }
         seen.push(m.path());
-        rows.push(Row { name: m.name.into(), downloaded: info.is_some(), description: m.description.into(), info });
+        rows.push(Row { id: m.name.into(), downloaded: info.is_some(), description: m.description.into(), info });
     }
     // Other GGUF files in the models directory, and the one --model names.
     let mut extra: Vec<PathBuf> = std::fs::read_dir(catalog::models_dir())
@@ -116,8 +120,8 @@ fn list(args: &ModelArgs, json: bool) -> Result<()> {
         }
         seen.push(p.clone());
         match GgufFile::open(&p).and_then(|f| ModelInfo::from_gguf(&f)) {
-            Ok(info) => rows.push(Row { name: p.display().to_string(), downloaded: true, description: "local file".into(), info: Some(info) }),
-            Err(e) => rows.push(Row { name: p.display().to_string(), downloaded: true, description: format!("unusable: {e}"), info: None }),
+            Ok(info) => rows.push(Row { id: p.display().to_string(), downloaded: true, description: "local file".into(), info: Some(info) }),
+            Err(e) => rows.push(Row { id: p.display().to_string(), downloaded: true, description: format!("unusable: {e}"), info: None }),
         }
     }
     if json {
@@ -125,7 +129,7 @@ fn list(args: &ModelArgs, json: bool) -> Result<()> {
         return Ok(());
     }
     for r in rows {
-        println!("{}{}", r.name, if r.name == catalog::DEFAULT_MODEL { "  (default)" } else { "" });
+        println!("{}{}", r.id, if r.id == catalog::DEFAULT_MODEL { "  (default)" } else { "" });
         match r.info {
             Some(i) => {
                 println!("  {}", r.description);
@@ -139,7 +143,7 @@ fn list(args: &ModelArgs, json: bool) -> Result<()> {
                 );
                 println!("  file {} ({:.0} MB)", i.file.display(), i.file_size as f64 / 1e6);
             }
-            None => println!("  {}  [not downloaded: `inkling model pull {}`]", r.description, r.name),
+            None => println!("  {}  [not downloaded: `inkling model pull {}`]", r.description, r.id),
         }
     }
     Ok(())

@@ -1,0 +1,155 @@
+//! The `inkling` binary end to end, on a tiny model written by the test.
+
+use inkling_engine::testing::TinyModel;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    TinyModel::default().write(&model).unwrap();
+    Fixture { dir, model }
+}
+
+impl Fixture {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_inkling"));
+        cmd.env("INKLING_HOME", self.dir.path().join("home")).env_remove("INKLING_MODEL").args(args);
+        match stdin {
+            Some(input) => {
+                use std::io::Write;
+                cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+                let mut child = cmd.spawn().unwrap();
+                child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+                child.wait_with_output().unwrap()
+            }
+            None => cmd.output().unwrap(),
+        }
+    }
+
+    fn m(&self) -> &str {
+        self.model.to_str().unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn generate_json_gives_n_candidates_with_counts_seed_and_timings() {
+    let f = fixture();
+    let out = stdout(&f.run(&["--model", f.m(), "generate", "the cat", "-n", "3", "--max-tokens", "8", "--json", "--seed", "5"], None));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cands = v["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), 3);
+    for c in cands {
+        assert!(c["text"].is_string());
+        assert!(c["completion_tokens"].as_u64().unwrap() <= 8);
+        assert!(["stop", "length"].contains(&c["finish_reason"].as_str().unwrap()));
+    }
+    assert_eq!(v["seed"], 5);
+    assert!(v["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(v["timings"]["decode_tokens_per_s"].as_f64().is_some());
+}
+
+#[test]
+fn stream_labels_candidates_and_json_stream_emits_events() {
+    let f = fixture();
+    let out = stdout(&f.run(&["--model", f.m(), "generate", "the", "-n", "2", "--max-tokens", "6", "--stream", "--seed", "1"], None));
+    assert!(out.contains("── candidate 1 ──") && out.contains("── candidate 2 ──"), "{out}");
+    let out = stdout(&f.run(&["--model", f.m(), "generate", "the", "-n", "2", "--max-tokens", "6", "--stream", "--json"], None));
+    let lines: Vec<serde_json::Value> = out.lines().filter(|l| l.starts_with('{') && l.ends_with('}')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|e| e["event"] == "finished" && e["candidate"] == 1), "{out}");
+}
+
+#[test]
+fn prompt_from_stdin_and_model_from_the_environment() {
+    let f = fixture();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inkling"));
+    let o = cmd
+        .env("INKLING_HOME", f.dir.path().join("home"))
+        .env("INKLING_MODEL", f.m())
+        .args(["generate", "--max-tokens", "4", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all("今天天气很好".as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["prompt_tokens"].as_u64().unwrap() >= 6, "Chinese prompt tokenized byte-wise on the tiny vocab");
+}
+
+#[test]
+fn chat_answers_one_message_and_a_conversation_on_stdin() {
+    let f = fixture();
+    let out = stdout(&f.run(&["--model", f.m(), "chat", "hello", "--max-tokens", "5", "--greedy"], None));
+    assert!(!out.is_empty());
+    let o = f.run(&["--model", f.m(), "chat", "--max-tokens", "3"], Some("first\nsecond\n/exit\n"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn clear_errors_for_missing_model_empty_prompt_and_bad_settings() {
+    let f = fixture();
+    let o = f.run(&["--model", "/no/such/model.gguf", "generate", "x"], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no model file") && err.contains("/no/such/model.gguf"), "{err}");
+    assert!(!err.contains("panicked"));
+
+    let o = f.run(&["--model", f.m(), "generate", "   "], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty"));
+
+    let o = f.run(&["--model", f.m(), "generate", "x", "--top-p", "3"], None);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("top_p"));
+
+    let o = f.run(&["--model", f.m(), "generate", "x", "-n", "99"], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("n must be"));
+}
+
+#[test]
+fn model_list_describes_a_local_file_and_the_catalog() {
+    let f = fixture();
+    let out = stdout(&f.run(&["--model", f.m(), "model", "list", "--json"], None));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let tiny = rows.iter().find(|r| r["id"].as_str().unwrap().ends_with("tiny.gguf")).unwrap();
+    assert_eq!(tiny["architecture"], "llama");
+    assert_eq!(tiny["quantization"], "Q8_0");
+    assert_eq!(tiny["context_length"], 256);
+    assert!(tiny["parameters"].as_u64().unwrap() > 10_000);
+    assert!(rows.iter().any(|r| r["id"] == "smollm2-135m-instruct"));
+    let text = stdout(&f.run(&["--model", f.m(), "model", "list"], None));
+    assert!(text.contains("(default)") && text.contains("arch llama"), "{text}");
+}
+
+#[test]
+fn pull_of_an_unknown_name_lists_the_catalog() {
+    let f = fixture();
+    let o = f.run(&["model", "pull", "no-such-model"], None);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("smollm2-135m-instruct"));
+}
+
+#[test]
+fn bench_reports_throughput_and_memory() {
+    let f = fixture();
+    let out = stdout(&f.run(&["--model", f.m(), "bench", "--prompt-tokens", "32", "--gen-tokens", "8", "-n", "2", "--json"], None));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["prompt_tokens"], 32);
+    assert!(v["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["prompt_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_mib"].as_f64().unwrap() > 1.0);
+}
