@@ -13,6 +13,7 @@
 //! [`EngineError`]s); streamed text is always whole UTF-8 characters; a stop string never
 //! appears in output; n candidates share one prefill.
 
+pub mod backend;
 pub mod catalog;
 pub mod chat;
 pub mod engine;
@@ -27,6 +28,7 @@ pub mod stream;
 pub mod testing;
 pub mod tokenizer;
 
+pub use backend::Backend;
 pub use chat::{ChatMessage, ChatTemplate};
 pub use engine::{Candidate, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings};
 pub use error::{EngineError, Result};

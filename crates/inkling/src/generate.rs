@@ -45,6 +45,9 @@ pub struct SamplingArgs {
     stop: Vec<String>,
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
+    /// Keep generating past end-of-text tokens (comparisons, benchmarks).
+    #[arg(long)]
+    ignore_eos: bool,
 }
 
 impl SamplingArgs {
@@ -70,7 +73,15 @@ impl SamplingArgs {
     }
 
     fn request(&self, prompt: Prompt, n: usize) -> GenerateRequest {
-        GenerateRequest { n, max_tokens: self.max_tokens, sampling: self.config(), stop: self.stop.clone(), seed: self.seed, ..GenerateRequest::new(prompt) }
+        GenerateRequest {
+            n,
+            max_tokens: self.max_tokens,
+            sampling: self.config(),
+            stop: self.stop.clone(),
+            seed: self.seed,
+            ignore_eos: self.ignore_eos,
+            ..GenerateRequest::new(prompt)
+        }
     }
 }
 
@@ -108,12 +119,13 @@ pub struct ChatArgs {
     sampling: SamplingArgs,
 }
 
-fn read_prompt(args: &GenerateArgs) -> Result<String> {
-    let text = match (&args.prompt, &args.file) {
+/// The text from an argument, a file, or stdin ("-" or no argument).
+fn read_prompt(prompt: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
+    let text = match (prompt, file) {
         (_, Some(f)) => std::fs::read(f)
             .with_context(|| format!("reading {}", f.display()))
             .and_then(|b| String::from_utf8(b).with_context(|| format!("{} is not UTF-8 text; convert it first (e.g. with iconv)", f.display())))?,
-        (Some(p), None) if p != "-" => p.clone(),
+        (Some(p), None) if p != "-" => p.to_string(),
         _ => {
             if std::io::stdin().is_terminal() {
                 bail!("give the text to continue as an argument, with --file, or on stdin");
@@ -178,7 +190,7 @@ fn print_result(g: &Generation, engine: &Engine, json: bool) -> Result<()> {
             "seed": g.seed,
             "prompt_tokens": g.prompt_tokens,
             "candidates": g.candidates.iter().map(|c| serde_json::json!({
-                "index": c.index, "text": c.text, "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens,
+                "index": c.index, "text": c.text, "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens, "tokens": c.tokens,
             })).collect::<Vec<_>>(),
             "timings": g.timings,
         });
@@ -206,7 +218,7 @@ fn footer(g: &Generation) {
 }
 
 pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
-    let text = read_prompt(&args)?;
+    let text = read_prompt(args.prompt.as_deref(), args.file.as_deref())?;
     if text.trim().is_empty() {
         bail!("the prompt is empty: give the model some text to continue");
     }
@@ -238,6 +250,25 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
     if !args.json {
         footer(&g);
     }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    /// Text to tokenize ("-" or nothing reads stdin).
+    text: Option<String>,
+    /// Parse control-token text (such as `<|im_start|>`) as control tokens.
+    #[arg(long)]
+    special: bool,
+}
+
+/// `inkling tokenize`: the token ids (BOS included when the model adds one) and their pieces.
+pub fn tokenize(model: &ModelArgs, args: TokenizeArgs) -> Result<()> {
+    let text = read_prompt(args.text.as_deref(), None)?;
+    let engine = models::load(model)?;
+    let ids = engine.tokenizer().encode_prompt(&text, args.special);
+    let pieces: Vec<String> = ids.iter().map(|&t| String::from_utf8_lossy(&engine.tokenizer().token_bytes(t)).into_owned()).collect();
+    println!("{}", serde_json::json!({ "ids": ids, "pieces": pieces }));
     Ok(())
 }
 

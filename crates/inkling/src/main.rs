@@ -37,6 +37,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Talk to the model through its own chat template (one message, or a conversation on stdin).
     Chat(generate::ChatArgs),
+    /// Show the token ids a text becomes (for comparisons with other engines).
+    Tokenize(generate::TokenizeArgs),
     /// Fetch and list models.
     #[command(subcommand)]
     Model(models::ModelCommand),
@@ -60,6 +62,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(a) => generate::generate(&cli.model, a),
         Command::Chat(a) => generate::chat(&cli.model, a),
+        Command::Tokenize(a) => generate::tokenize(&cli.model, a),
         Command::Model(c) => models::run(&cli.model, c),
         Command::Bench(a) => bench::bench(&cli.model, a),
     }

@@ -1,0 +1,57 @@
+//! `Backend`: what the writing tools need from a language model, wherever it runs.
+//! The local [`Engine`] implements it; a remote OpenAI-compatible client is the other
+//! implementation (a later issue). Tools take `&dyn Backend` and never care which.
+
+use crate::engine::{Engine, Event, GenerateRequest, Generation, ModelInfo};
+use crate::error::Result;
+
+pub trait Backend: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+    /// Context window in tokens.
+    fn context_length(&self) -> usize;
+    /// Tokens `text` takes up (for context budgets).
+    fn count_tokens(&self, text: &str) -> Result<usize>;
+    /// Generates candidates, streaming events; `on_event` returning false cancels.
+    fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation>;
+}
+
+impl Backend for Engine {
+    fn info(&self) -> &ModelInfo {
+        Engine::info(self)
+    }
+
+    fn context_length(&self) -> usize {
+        Engine::context_length(self)
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenizer().encode(text, false).len())
+    }
+
+    fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
+        Engine::generate(self, request, on_event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EngineConfig, Prompt};
+    use crate::testing::TinyModel;
+
+    #[test]
+    fn the_local_engine_is_a_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.gguf");
+        TinyModel::default().write(&path).unwrap();
+        let engine = Engine::load(&path, &EngineConfig::default()).unwrap();
+        let backend: &dyn Backend = &engine;
+        assert_eq!(backend.count_tokens(" the the").unwrap(), 2);
+        assert_eq!(backend.context_length(), 256);
+        let req = GenerateRequest { max_tokens: 3, ignore_eos: true, ..GenerateRequest::new(Prompt::Text("the".into())) };
+        let mut seen = 0;
+        let g = backend.generate(&req, &mut |_| { seen += 1; true }).unwrap();
+        assert_eq!(g.candidates[0].completion_tokens, 3);
+        assert!(seen >= 1);
+    }
+}
