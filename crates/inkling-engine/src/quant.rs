@@ -53,7 +53,7 @@ fn supported(dtype: GgmlDType) -> bool {
 }
 
 /// Reinterprets raw GGUF bytes as blocks. The candle block types are `repr(C)` plain data.
-fn as_blocks<T: GgmlType>(bytes: &[u8]) -> &[T] {
+fn as_blocks<T>(bytes: &[u8]) -> &[T] {
     let size = std::mem::size_of::<T>();
     assert_eq!(bytes.len() % size, 0, "tensor byte length is a whole number of blocks");
     assert_eq!(bytes.as_ptr() as usize % std::mem::align_of::<T>(), 0, "GGUF tensor data is aligned");
@@ -133,7 +133,52 @@ impl QMatrix {
         debug_assert_eq!(x.len() % self.cols, 0);
         let n = x.len() / self.cols;
         debug_assert_eq!(y.len(), n * self.rows);
+        if self.dtype == GgmlDType::Q4_1 {
+            return matmul_q4_1(self, x, n, y);
+        }
         with_block_type!(self.dtype, T => matmul_typed::<T>(self, x, n, y))
+    }
+}
+
+/// Weight rows handed to one worker task.
+const ROWS_PER_TASK: usize = 16;
+
+/// Writes `yt` (`rows` x `n`, computed one weight row at a time) into `y` (`n` x `rows`).
+fn transpose_into(yt: &[f32], n: usize, rows: usize, y: &mut [f32]) {
+    y.par_chunks_mut(rows).enumerate().for_each(|(i, yrow)| {
+        for (r, v) in yrow.iter_mut().enumerate() {
+            *v = yt[r * n + i];
+        }
+    });
+}
+
+fn matmul_q4_1(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
+    use crate::kernels::q4_1::{BLOCK, BlockQ4_1, BlockQ8_1, dot_many, quantize_q8_1};
+    let nb = w.cols / BLOCK;
+    let mut xq = vec![BlockQ8_1::default(); n * nb];
+    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| quantize_q8_1(row, q));
+    let blocks = as_blocks::<BlockQ4_1>(w.bytes.bytes());
+    let isa = crate::kernels::best_isa();
+    by_weight_rows(n, w.rows, y, |r, out| dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
+}
+
+/// Runs `row(r, out)` for every weight row `r` across the worker pool, where `out` receives
+/// the `n` dot products of that row; the results land in `y` as `n` rows of `rows` values.
+/// Computing by weight row reads each weight once per product, whatever `n` is.
+fn by_weight_rows(n: usize, rows: usize, y: &mut [f32], row: impl Fn(usize, &mut [f32]) + Sync) {
+    let run = |dst: &mut [f32]| {
+        dst.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, out)| {
+            for (j, o) in out.chunks_mut(n).enumerate() {
+                row(c * ROWS_PER_TASK + j, o);
+            }
+        })
+    };
+    if n == 1 {
+        run(y);
+    } else {
+        let mut yt = vec![0f32; n * rows];
+        run(&mut yt);
+        transpose_into(&yt, n, rows, y);
     }
 }
 
@@ -147,31 +192,10 @@ where
     xq.par_chunks_mut(qb).zip(x.par_chunks(k)).for_each(|(q, row)| T::VecDotType::from_float(row, q));
     let blocks = as_blocks::<T>(w.bytes.bytes());
     let wb = k / T::BLCK_SIZE;
-    // Output computed transposed (one weight row at a time, all activations) so each weight
-    // row is read from memory once per product, then transposed into `y`.
-    const ROWS_PER_TASK: usize = 16;
-    if n == 1 {
-        y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(c, out)| {
-            for (j, o) in out.iter_mut().enumerate() {
-                let r = c * ROWS_PER_TASK + j;
-                *o = T::vec_dot(k, &blocks[r * wb..(r + 1) * wb], &xq);
-            }
-        });
-        return;
-    }
-    let mut yt = vec![0f32; n * w.rows];
-    yt.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, out)| {
-        for (j, orow) in out.chunks_mut(n).enumerate() {
-            let r = c * ROWS_PER_TASK + j;
-            let wrow = &blocks[r * wb..(r + 1) * wb];
-            for (i, o) in orow.iter_mut().enumerate() {
-                *o = T::vec_dot(k, wrow, &xq[i * qb..(i + 1) * qb]);
-            }
-        }
-    });
-    y.par_chunks_mut(w.rows).enumerate().for_each(|(i, yrow)| {
-        for (r, v) in yrow.iter_mut().enumerate() {
-            *v = yt[r * n + i];
+    by_weight_rows(n, w.rows, y, |r, out| {
+        let wrow = &blocks[r * wb..(r + 1) * wb];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = T::vec_dot(k, wrow, &xq[i * qb..(i + 1) * qb]);
         }
     });
 }

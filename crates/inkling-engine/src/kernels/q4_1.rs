@@ -1,0 +1,179 @@
+//! Q4_1 weights (32 values: f16 scale `d`, f16 minimum `m`, 16 bytes of 4-bit codes; value =
+//! d * q + m) against activations quantized to Q8_1 (f32 scale, f32 scaled sum, 32 int8).
+//!
+//! `dot(w, x) = Σ_blocks d_w * d_x * Σ q_w q_x + m_w * s_x`, where `s_x = d_x * Σ q_x`.
+//! One weight row is unpacked once per block and multiplied with every activation row of the
+//! batch, so a prefill reads each weight byte once per chunk instead of once per token.
+
+use super::Isa;
+use half::f16;
+
+pub const BLOCK: usize = 32;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ4_1 {
+    pub d: u16,
+    pub m: u16,
+    pub qs: [u8; 16],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlockQ8_1 {
+    pub d: f32,
+    pub s: f32,
+    pub qs: [i8; 32],
+}
+
+/// Quantizes `x` (a multiple of 32 values) into Q8_1 blocks.
+pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (xb, ob) in x.chunks_exact(BLOCK).zip(out.iter_mut()) {
+        let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, v) in ob.qs.iter_mut().zip(xb) {
+            let r = (v * id).round() as i32;
+            *q = r as i8;
+            sum += r;
+        }
+        ob.d = d;
+        ob.s = d * sum as f32;
+    }
+}
+
+/// `out[i] = dot(w_row, x_i)` for the `n` activation rows in `xs` (each `w_row.len()` blocks).
+pub fn dot_many(isa: Isa, w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
+    match isa {
+        Isa::Portable => dot_many_portable(w_row, xs, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Isa::Avx2 is only chosen after run-time detection of AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::dot_many(w_row, xs, out) },
+    }
+}
+
+pub fn dot_many_portable(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
+    let nb = w_row.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let x = &xs[i * nb..(i + 1) * nb];
+        let mut acc = 0f32;
+        for (w, y) in w_row.iter().zip(x) {
+            let mut sum = 0i32;
+            for j in 0..16 {
+                let lo = (w.qs[j] & 0x0F) as i32;
+                let hi = (w.qs[j] >> 4) as i32;
+                sum += lo * y.qs[j] as i32 + hi * y.qs[j + 16] as i32;
+            }
+            acc += f16::from_bits(w.d).to_f32() * y.d * sum as f32 + f16::from_bits(w.m).to_f32() * y.s;
+        }
+        *o = acc;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{BlockQ4_1, BlockQ8_1};
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Up to four activation rows share each unpacked weight block in registers.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_many(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
+        let nb = w_row.len();
+        let mask = _mm_set1_epi8(0x0F);
+        let ones = _mm256_set1_epi16(1);
+        let n = out.len();
+        let mut i = 0;
+        while i < n {
+            let rows = (n - i).min(4);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut macc = [0f32; 4];
+            for (b, w) in w_row.iter().enumerate() {
+                // SAFETY: 16 readable bytes in the block.
+                let raw = unsafe { _mm_loadu_si128(w.qs.as_ptr() as *const __m128i) };
+                let lo = _mm_and_si128(raw, mask);
+                let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+                let q = _mm256_set_m128i(hi, lo);
+                let d = f16::from_bits(w.d).to_f32();
+                let m = f16::from_bits(w.m).to_f32();
+                for r in 0..rows {
+                    let y = &xs[(i + r) * nb + b];
+                    // SAFETY: 32 readable bytes in the block.
+                    let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), ones);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), acc[r]);
+                    macc[r] += m * y.s;
+                }
+            }
+            for r in 0..rows {
+                out[i + r] = hsum(acc[r]) + macc[r];
+            }
+            i += rows;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn random_row(rng: &mut StdRng, nb: usize) -> Vec<BlockQ4_1> {
+        (0..nb)
+            .map(|_| BlockQ4_1 {
+                d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(),
+                m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(),
+                qs: std::array::from_fn(|_| rng.random()),
+            })
+            .collect()
+    }
+
+    fn dequant(row: &[BlockQ4_1]) -> Vec<f32> {
+        let mut out = Vec::new();
+        for b in row {
+            let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
+            let mut vals = [0f32; 32];
+            for j in 0..16 {
+                vals[j] = d * (b.qs[j] & 0x0F) as f32 + m;
+                vals[j + 16] = d * (b.qs[j] >> 4) as f32 + m;
+            }
+            out.extend(vals);
+        }
+        out
+    }
+
+    #[test]
+    fn simd_and_portable_agree_with_the_dequantized_reference() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for (nb, n) in [(1, 1), (3, 1), (7, 3), (18, 5), (48, 9)] {
+            let w = random_row(&mut rng, nb);
+            let x: Vec<f32> = (0..n * nb * BLOCK).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            let mut xq = vec![BlockQ8_1::default(); n * nb];
+            quantize_q8_1(&x, &mut xq);
+            let dense = dequant(&w);
+            let mut portable = vec![0f32; n];
+            dot_many_portable(&w, &xq, &mut portable);
+            let mut best = vec![0f32; n];
+            dot_many(crate::kernels::best_isa(), &w, &xq, &mut best);
+            for i in 0..n {
+                let exact: f32 = dense.iter().zip(&x[i * nb * BLOCK..]).map(|(a, b)| a * b).sum();
+                assert!((portable[i] - best[i]).abs() <= 1e-3 * (1.0 + exact.abs()), "simd {} vs portable {}", best[i], portable[i]);
+                assert!((portable[i] - exact).abs() < 0.02 * (nb as f32 * 32.0).sqrt() + 0.01 * exact.abs(), "{} vs {exact}", portable[i]);
+            }
+        }
+    }
+}
