@@ -7,6 +7,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
+use crate::kernels::round_f16;
 use crate::kv_cache::KvCache;
 use crate::ops::{self, Rope};
 use crate::quant::QMatrix;
@@ -269,6 +270,8 @@ impl Model {
                 layer.rope.apply(&mut q[i * qd..(i + 1) * qd], hd, pos);
                 layer.rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, pos);
             }
+            // The cache holds f16-rounded keys and values (ggml's f16 cache, same numerics).
+            k.iter_mut().chain(v.iter_mut()).for_each(|x| *x = round_f16(*x));
             let mut row = 0;
             for seq in batch.iter_mut() {
                 for _ in 0..seq.tokens.len() {
@@ -344,10 +347,12 @@ impl Model {
             let (keys, values) = batch[s].cache.layer(li);
             let kh = h / group;
             let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            let qh = &q[i * c.n_head * hd + h * hd..][..hd];
+            // Query and attention weights are rounded to f16 as ggml's f16 products do.
+            let qh: Vec<f32> = q[i * c.n_head * hd + h * hd..][..hd].iter().map(|x| round_f16(*x)).collect();
             let mut scores: Vec<f32> =
-                (first..=pos).map(|p| ops::dot(qh, &keys[p * kvd + kh * hd..][..hd]) * scale).collect();
+                (first..=pos).map(|p| ops::dot(&qh, &keys[p * kvd + kh * hd..][..hd]) * scale).collect();
             ops::softmax(&mut scores);
+            scores.iter_mut().for_each(|x| *x = round_f16(*x));
             o.fill(0.0);
             for (p, w) in (first..=pos).zip(&scores) {
                 let vrow = &values[p * kvd + kh * hd..][..hd];

@@ -18,35 +18,35 @@ pub fn rms_norm_into(src: &[f32], dst: &mut [f32], weight: &[f32], eps: f32) {
     rms_norm(dst, weight, eps);
 }
 
-/// Rotary position embedding tables for one rotation base.
+/// Rotary position embedding for one rotation base.
 #[derive(Clone, Debug)]
 pub struct Rope {
-    /// Inverse frequencies, one per rotated pair.
-    inv_freq: Vec<f32>,
+    pairs: usize,
+    /// Ratio between successive pair frequencies: `base^(-2/dims)`.
+    theta_scale: f32,
+    freq_scale: f32,
     /// Pairs are (i, i + d/2) ("NeoX" layout) instead of (2i, 2i + 1).
     neox: bool,
 }
 
 impl Rope {
     pub fn new(rot_dims: usize, base: f32, neox: bool, freq_scale: f32) -> Self {
-        let inv_freq = (0..rot_dims / 2)
-            .map(|i| freq_scale / base.powf(2.0 * i as f32 / rot_dims as f32))
-            .collect();
-        Self { inv_freq, neox }
+        Self { pairs: rot_dims / 2, theta_scale: base.powf(-2.0 / rot_dims as f32), freq_scale, neox }
     }
 
     /// Rotates every head (of `head_dim` values) in `x` by position `pos`.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
-        let half = self.inv_freq.len();
-        // sin/cos in f64 then rounded: matches llama.cpp's tables to within f32 rounding.
-        let (sin, cos): (Vec<f32>, Vec<f32>) = self
-            .inv_freq
-            .iter()
-            .map(|f| {
-                let a = pos as f64 * *f as f64;
-                (a.sin() as f32, a.cos() as f32)
-            })
-            .unzip();
+        let half = self.pairs;
+        // Angles by repeated f32 multiplication and f32 sin/cos, the way ggml builds its
+        // tables: small models' greedy choices are sensitive to the last bit here.
+        let mut theta = pos as f32;
+        let (mut sin, mut cos) = (Vec::with_capacity(half), Vec::with_capacity(half));
+        for _ in 0..half {
+            let t = theta * self.freq_scale;
+            sin.push(t.sin());
+            cos.push(t.cos());
+            theta *= self.theta_scale;
+        }
         for head in x.chunks_mut(head_dim) {
             for i in 0..half {
                 let (a, b) = if self.neox { (i, i + half) } else { (2 * i, 2 * i + 1) };

@@ -133,8 +133,10 @@ impl QMatrix {
         debug_assert_eq!(x.len() % self.cols, 0);
         let n = x.len() / self.cols;
         debug_assert_eq!(y.len(), n * self.rows);
-        if self.dtype == GgmlDType::Q4_1 {
-            return matmul_q4_1(self, x, n, y);
+        match self.dtype {
+            GgmlDType::Q4_1 => return matmul_q4_1(self, x, n, y),
+            GgmlDType::Q8_0 => return matmul_q8_0(self, x, n, y),
+            _ => {}
         }
         with_block_type!(self.dtype, T => matmul_typed::<T>(self, x, n, y))
     }
@@ -158,6 +160,16 @@ fn matmul_q4_1(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
     let mut xq = vec![BlockQ8_1::default(); n * nb];
     xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| quantize_q8_1(row, q));
     let blocks = as_blocks::<BlockQ4_1>(w.bytes.bytes());
+    let isa = crate::kernels::best_isa();
+    by_weight_rows(n, w.rows, y, |r, out| dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
+}
+
+fn matmul_q8_0(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
+    use crate::kernels::q8_0::{BLOCK, BlockQ8_0, BlockQ8Act, dot_many, quantize};
+    let nb = w.cols / BLOCK;
+    let mut xq = vec![BlockQ8Act::default(); n * nb];
+    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| quantize(row, q));
+    let blocks = as_blocks::<BlockQ8_0>(w.bytes.bytes());
     let isa = crate::kernels::best_isa();
     by_weight_rows(n, w.rows, y, |r, out| dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
 }

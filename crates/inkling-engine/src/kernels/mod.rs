@@ -4,6 +4,28 @@
 //! features, so a binary built on one machine still runs correctly on another.
 
 pub mod q4_1;
+pub mod q8_0;
+
+/// `v` rounded through f16, as ggml stores block scales and the KV cache.
+#[inline]
+pub fn round_f16(v: f32) -> f32 {
+    half::f16::from_f32(v).to_f32()
+}
+
+/// ggml's 8-bit activation quantization of one block: scale `amax / 127`, codes
+/// `round_ties_even(v * 127 / amax)`. Returns the f32 scale and the sum of the codes.
+pub fn quantize_block_i8(x: &[f32], qs: &mut [i8]) -> (f32, i32) {
+    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, v) in qs.iter_mut().zip(x) {
+        let r = (v * id).round_ties_even() as i32;
+        *q = r as i8;
+        sum += r;
+    }
+    (d, sum)
+}
 
 /// Instruction sets a kernel can use, detected once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,4 +52,15 @@ pub fn best_isa() -> Isa {
     }
     #[allow(unreachable_code)]
     Isa::Portable
+}
+
+/// Horizontal sum of eight floats.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn hsum_avx2(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
 }

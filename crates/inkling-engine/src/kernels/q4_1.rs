@@ -27,20 +27,13 @@ pub struct BlockQ8_1 {
     pub qs: [i8; 32],
 }
 
-/// Quantizes `x` (a multiple of 32 values) into Q8_1 blocks.
+/// Quantizes `x` (a multiple of 32 values) into Q8_1 blocks, rounding exactly as llama.cpp
+/// does (scales through f16, ties to even) so greedy decoding agrees with it.
 pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     for (xb, ob) in x.chunks_exact(BLOCK).zip(out.iter_mut()) {
-        let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-        let mut sum = 0i32;
-        for (q, v) in ob.qs.iter_mut().zip(xb) {
-            let r = (v * id).round() as i32;
-            *q = r as i8;
-            sum += r;
-        }
-        ob.d = d;
-        ob.s = d * sum as f32;
+        let (d, sum) = super::quantize_block_i8(xb, &mut ob.qs);
+        ob.d = super::round_f16(d);
+        ob.s = super::round_f16(d * sum as f32);
     }
 }
 
@@ -78,17 +71,6 @@ mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-
     /// Up to four activation rows share each unpacked weight block in registers.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_many(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
@@ -119,7 +101,7 @@ mod avx2 {
                 }
             }
             for r in 0..rows {
-                out[i + r] = hsum(acc[r]) + macc[r];
+                out[i + r] = super::super::hsum_avx2(acc[r]) + macc[r];
             }
             i += rows;
         }

@@ -1,0 +1,120 @@
+//! Q8_0 weights (32 int8 codes and an f16 scale) against Q8_0 activations: the token
+//! embedding and output projection of SmolLM2 and many layers of other files.
+//! Same structure as `q4_1`: one weight row, up to four activation rows per pass.
+
+use super::Isa;
+use half::f16;
+
+pub const BLOCK: usize = 32;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ8_0 {
+    pub d: u16,
+    pub qs: [i8; 32],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+/// Activation block: the scale kept as the f32 value of its f16 rounding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BlockQ8Act {
+    pub d: f32,
+    pub qs: [i8; 32],
+}
+
+pub fn quantize(x: &[f32], out: &mut [BlockQ8Act]) {
+    for (xb, ob) in x.chunks_exact(BLOCK).zip(out.iter_mut()) {
+        let (d, _) = super::quantize_block_i8(xb, &mut ob.qs);
+        ob.d = super::round_f16(d);
+    }
+}
+
+pub fn dot_many(isa: Isa, w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+    match isa {
+        Isa::Portable => dot_many_portable(w_row, xs, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Isa::Avx2 is only chosen after run-time detection of AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2::dot_many(w_row, xs, out) },
+    }
+}
+
+pub fn dot_many_portable(w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+    let nb = w_row.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut acc = 0f32;
+        for (w, y) in w_row.iter().zip(&xs[i * nb..(i + 1) * nb]) {
+            let sum: i32 = w.qs.iter().zip(&y.qs).map(|(a, b)| *a as i32 * *b as i32).sum();
+            acc += f16::from_bits(w.d).to_f32() * y.d * sum as f32;
+        }
+        *o = acc;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{BlockQ8_0, BlockQ8Act};
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_many(w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+        let nb = w_row.len();
+        let ones = _mm256_set1_epi16(1);
+        let n = out.len();
+        let mut i = 0;
+        while i < n {
+            let rows = (n - i).min(4);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (b, w) in w_row.iter().enumerate() {
+                // SAFETY: 32 readable bytes in the block.
+                let q = unsafe { _mm256_loadu_si256(w.qs.as_ptr() as *const __m256i) };
+                // maddubs needs one unsigned operand: |w| times y with w's sign moved onto y.
+                let qa = _mm256_sign_epi8(q, q);
+                let d = f16::from_bits(w.d).to_f32();
+                for r in 0..rows {
+                    let y = &xs[(i + r) * nb + b];
+                    // SAFETY: 32 readable bytes in the block.
+                    let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
+                    let ys = _mm256_sign_epi8(yq, q);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(qa, ys), ones);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), acc[r]);
+                }
+            }
+            for r in 0..rows {
+                out[i + r] = super::super::hsum_avx2(acc[r]);
+            }
+            i += rows;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn simd_and_portable_agree_with_the_dequantized_reference() {
+        let mut rng = StdRng::seed_from_u64(2);
+        for (nb, n) in [(1, 1), (3, 2), (7, 5), (18, 9)] {
+            let w: Vec<BlockQ8_0> = (0..nb)
+                .map(|_| BlockQ8_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qs: std::array::from_fn(|_| rng.random_range(-127..=127)) })
+                .collect();
+            let x: Vec<f32> = (0..n * nb * BLOCK).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            let mut xq = vec![BlockQ8Act::default(); n * nb];
+            quantize(&x, &mut xq);
+            let dense: Vec<f32> = w.iter().flat_map(|b| b.qs.map(|q| q as f32 * f16::from_bits(b.d).to_f32())).collect();
+            let mut portable = vec![0f32; n];
+            dot_many_portable(&w, &xq, &mut portable);
+            let mut best = vec![0f32; n];
+            dot_many(crate::kernels::best_isa(), &w, &xq, &mut best);
+            for i in 0..n {
+                let exact: f32 = dense.iter().zip(&x[i * nb * BLOCK..]).map(|(a, b)| a * b).sum();
+                assert!((portable[i] - best[i]).abs() <= 1e-3 * (1.0 + exact.abs()));
+                assert!((portable[i] - exact).abs() < 0.02 * (nb as f32 * 32.0).sqrt() + 0.01 * exact.abs(), "{} vs {exact}", portable[i]);
+            }
+        }
+    }
+}
