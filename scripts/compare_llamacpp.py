@@ -13,9 +13,8 @@ The bar is 95% teacher-forced agreement per model; exit status 1 if a model miss
 Needs the `logits` example: cargo build --release --example logits.
 
 Setup (once): pip install numpy llama-cpp-python==0.3.36   (builds llama.cpp; about 20 minutes on 2 cores)
-              On a CPU that reports AMX in a VM that does not enable it, build with
-              CMAKE_ARGS="-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-              or run with INKLING_LLAMA_NO_EXTRA_BUFTS=1.
+              If llama.cpp dies with SIGILL (AMX in a VM), set INKLING_LLAMA_NO_EXTRA_BUFTS=1
+              (see scripts/llama_peer.py).
 Run:          cargo build --release --bins --examples && python3 scripts/compare_llamacpp.py [--models NAME ...]
 """
 import argparse
@@ -24,21 +23,8 @@ import os
 import subprocess
 import sys
 
-import llama_cpp
 import numpy as np
-from llama_cpp import Llama
-
-if os.environ.get("INKLING_LLAMA_NO_EXTRA_BUFTS") == "1":
-    # A llama.cpp built with -march=native may use AMX tiles, which some VMs report but do not
-    # enable (SIGILL). Disabling the extra buffer types avoids them; results are unchanged.
-    _defaults = llama_cpp.llama_cpp.llama_model_default_params
-
-    def _params():
-        p = _defaults()
-        p.use_extra_bufts = False
-        return p
-
-    llama_cpp.llama_cpp.llama_model_default_params = _params
+from llama_peer import Llama
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INKLING = os.path.join(ROOT, "target", "release", "inkling")

@@ -89,19 +89,16 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight accumulators so the loop vectorises without reassociation flags.
+    // Eight lanes of partial sums over exact chunks: the loop compiles to vector code.
     let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+            acc[l] += x[l] * y[l];
         }
     }
-    let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i];
-    }
-    s
+    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
