@@ -45,6 +45,24 @@ pub struct GgufFile {
     map: Arc<Mmap>,
 }
 
+/// Any numeric metadata value as f64 (GGUF writers pick integer widths freely).
+pub fn value_as_f64(v: &Value) -> Option<f64> {
+    use Value::*;
+    Some(match v {
+        U8(x) => *x as f64,
+        I8(x) => *x as f64,
+        U16(x) => *x as f64,
+        I16(x) => *x as f64,
+        U32(x) => *x as f64,
+        I32(x) => *x as f64,
+        U64(x) => *x as f64,
+        I64(x) => *x as f64,
+        F32(x) => *x as f64,
+        F64(x) => *x,
+        _ => return None,
+    })
+}
+
 /// Names of the ggml tensor types candle cannot read, for error messages.
 fn ggml_type_name(id: u32) -> String {
     let name = match id {
@@ -121,26 +139,14 @@ impl GgufFile {
 
     /// An integer of any width, as llama.cpp reads it.
     pub fn get_usize(&self, key: &str) -> Option<usize> {
-        use Value::*;
-        Some(match self.get(key)? {
-            U8(v) => *v as usize,
-            I8(v) => *v as usize,
-            U16(v) => *v as usize,
-            I16(v) => *v as usize,
-            U32(v) => *v as usize,
-            I32(v) => *v as usize,
-            U64(v) => *v as usize,
-            I64(v) => *v as usize,
-            _ => return None,
-        })
+        match self.get(key)? {
+            Value::F32(_) | Value::F64(_) => None,
+            v => value_as_f64(v).filter(|n| *n >= 0.0).map(|n| n as usize),
+        }
     }
 
     pub fn get_f32(&self, key: &str) -> Option<f32> {
-        match self.get(key)? {
-            Value::F32(v) => Some(*v),
-            Value::F64(v) => Some(*v as f32),
-            _ => self.get_usize(key).map(|v| v as f32),
-        }
+        self.get(key).and_then(value_as_f64).map(|v| v as f32)
     }
 
     pub fn get_bool(&self, key: &str) -> Option<bool> {

@@ -9,6 +9,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, TensorBytes};
+use crate::kernels::{self, RowKernel};
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
@@ -134,8 +135,8 @@ impl QMatrix {
         let n = x.len() / self.cols;
         debug_assert_eq!(y.len(), n * self.rows);
         match self.dtype {
-            GgmlDType::Q4_1 => return matmul_q4_1(self, x, n, y),
-            GgmlDType::Q8_0 => return matmul_q8_0(self, x, n, y),
+            GgmlDType::Q4_1 => return matmul_kernel::<kernels::q4_1::Q4_1>(self, x, n, y),
+            GgmlDType::Q8_0 => return matmul_kernel::<kernels::q8_0::Q8_0>(self, x, n, y),
             _ => {}
         }
         with_block_type!(self.dtype, T => matmul_typed::<T>(self, x, n, y))
@@ -154,24 +155,14 @@ fn transpose_into(yt: &[f32], n: usize, rows: usize, y: &mut [f32]) {
     });
 }
 
-fn matmul_q4_1(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
-    use crate::kernels::q4_1::{BLOCK, BlockQ4_1, BlockQ8_1, dot_many, quantize_q8_1};
-    let nb = w.cols / BLOCK;
-    let mut xq = vec![BlockQ8_1::default(); n * nb];
-    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| quantize_q8_1(row, q));
-    let blocks = as_blocks::<BlockQ4_1>(w.bytes.bytes());
+/// A product through one of inkling's own kernel sets (see `kernels`).
+fn matmul_kernel<K: RowKernel>(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
+    let nb = w.cols / K::BLOCK;
+    let mut xq = vec![K::Act::default(); n * nb];
+    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| K::quantize(row, q));
+    let blocks = as_blocks::<K::Weight>(w.bytes.bytes());
     let isa = crate::kernels::best_isa();
-    by_weight_rows(n, w.rows, y, |r, out| dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
-}
-
-fn matmul_q8_0(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
-    use crate::kernels::q8_0::{BLOCK, BlockQ8_0, BlockQ8Act, dot_many, quantize};
-    let nb = w.cols / BLOCK;
-    let mut xq = vec![BlockQ8Act::default(); n * nb];
-    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| quantize(row, q));
-    let blocks = as_blocks::<BlockQ8_0>(w.bytes.bytes());
-    let isa = crate::kernels::best_isa();
-    by_weight_rows(n, w.rows, y, |r, out| dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
+    by_weight_rows(n, w.rows, y, |r, out| K::dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
 }
 
 /// Runs `row(r, out)` for every weight row `r` across the worker pool, where `out` receives

@@ -27,6 +27,19 @@ pub fn quantize_block_i8(x: &[f32], qs: &mut [i8]) -> (f32, i32) {
     (d, sum)
 }
 
+/// A weight format with its own kernels: how activations are quantized for it and how one
+/// weight row is multiplied with a batch of quantized activation rows.
+pub trait RowKernel {
+    /// One block of weights as stored in the GGUF file.
+    type Weight: Copy + Sync;
+    /// One block of quantized activations.
+    type Act: Copy + Default + Send + Sync;
+    const BLOCK: usize;
+    fn quantize(x: &[f32], out: &mut [Self::Act]);
+    /// `out[i] = dot(w_row, xs[i])` for each activation row `i` of `xs`.
+    fn dot_many(isa: Isa, w_row: &[Self::Weight], xs: &[Self::Act], out: &mut [f32]);
+}
+
 /// Instruction sets a kernel can use, detected once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {

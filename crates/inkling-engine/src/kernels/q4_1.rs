@@ -10,6 +10,23 @@ use half::f16;
 
 pub const BLOCK: usize = 32;
 
+/// The kernel set for Q4_1 weights.
+pub struct Q4_1;
+
+impl super::RowKernel for Q4_1 {
+    type Weight = BlockQ4_1;
+    type Act = BlockQ8_1;
+    const BLOCK: usize = BLOCK;
+
+    fn quantize(x: &[f32], out: &mut [BlockQ8_1]) {
+        quantize_q8_1(x, out)
+    }
+
+    fn dot_many(isa: Isa, w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
+        dot_many(isa, w_row, xs, out)
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct BlockQ4_1 {

@@ -7,6 +7,23 @@ use half::f16;
 
 pub const BLOCK: usize = 32;
 
+/// The kernel set for Q8_0 weights.
+pub struct Q8_0;
+
+impl super::RowKernel for Q8_0 {
+    type Weight = BlockQ8_0;
+    type Act = BlockQ8Act;
+    const BLOCK: usize = BLOCK;
+
+    fn quantize(x: &[f32], out: &mut [BlockQ8Act]) {
+        quantize(x, out)
+    }
+
+    fn dot_many(isa: Isa, w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+        dot_many(isa, w_row, xs, out)
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct BlockQ8_0 {

@@ -11,7 +11,7 @@ mod spm;
 pub use bpe::byte_level_char;
 
 use crate::error::{EngineError, Result};
-use crate::gguf::{GgufFile, Value};
+use crate::gguf::{GgufFile, value_as_f64};
 use std::collections::HashMap;
 
 /// llama.cpp's token types.
@@ -63,25 +63,8 @@ fn string_array(file: &GgufFile, key: &str) -> Option<Vec<String>> {
     arr.iter().map(|v| v.to_string().ok().cloned()).collect()
 }
 
-fn number(v: &Value) -> Option<f64> {
-    use Value::*;
-    Some(match v {
-        U8(x) => *x as f64,
-        I8(x) => *x as f64,
-        U16(x) => *x as f64,
-        I16(x) => *x as f64,
-        U32(x) => *x as f64,
-        I32(x) => *x as f64,
-        U64(x) => *x as f64,
-        I64(x) => *x as f64,
-        F32(x) => *x as f64,
-        F64(x) => *x,
-        _ => return None,
-    })
-}
-
 fn number_array(file: &GgufFile, key: &str) -> Option<Vec<f64>> {
-    file.get(key)?.to_vec().ok()?.iter().map(number).collect()
+    file.get(key)?.to_vec().ok()?.iter().map(value_as_f64).collect()
 }
 
 impl Tokenizer {
