@@ -3,6 +3,7 @@
 mod bench;
 mod generate;
 mod models;
+mod project;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,8 @@ enum Command {
     /// Fetch and list models.
     #[command(subcommand)]
     Model(models::ModelCommand),
+    /// Projects: import, revisions, undo/redo/restore, export, authorship report.
+    Project(project::ProjectArgs),
     /// Measure prompt and decode speed, time to first token and peak memory.
     Bench(bench::BenchArgs),
 }
@@ -65,5 +68,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tokenize(a) => generate::tokenize(&cli.model, a),
         Command::Model(c) => models::run(&cli.model, c),
         Command::Bench(a) => bench::bench(&cli.model, a),
+        Command::Project(a) => project::run(a),
     }
 }

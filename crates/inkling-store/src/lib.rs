@@ -1,0 +1,26 @@
+//! inkling's store: every word a writer keeps, in one local SQLite database.
+//!
+//! - [`store`]: projects, documents in the writer's order, revisions (every save and every
+//!   accepted suggestion, with its origin), undo/redo/restore that never delete anything.
+//! - [`ledger`]: who wrote which characters (writer, model, model text the writer edited).
+//! - [`generations`]: the generation tree and the writer's feedback on each node.
+//! - [`bible`]: story-bible entries; memory and the author's note live on the project.
+//! - [`import`] / [`export`]: .txt/.md in; Markdown, text, EPUB and DOCX out.
+//! - [`schema`]: migrations by `PRAGMA user_version`.
+//!
+//! Invariants: a save is one transaction (all or nothing, durable once `save` returns);
+//! revisions are never deleted or rewritten; a database from a newer inkling is refused
+//! before it is touched; this crate never calls a model.
+
+pub mod bible;
+pub mod error;
+pub mod export;
+pub mod generations;
+pub mod import;
+pub mod ledger;
+pub mod schema;
+pub mod store;
+
+pub use error::{Result, StoreError};
+pub use ledger::{Author, Ledger, Share};
+pub use store::{Document, Origin, Project, Report, Revision, RevisionInfo, Store};

@@ -1,0 +1,89 @@
+//! Schema migrations, numbered by `PRAGMA user_version`. Each step runs in one transaction;
+//! a database from a newer inkling is refused before anything is touched.
+
+use crate::error::{Result, StoreError};
+use rusqlite::Connection;
+use std::path::Path;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        memory TEXT NOT NULL DEFAULT '',
+        authors_note TEXT NOT NULL DEFAULT '',
+        authors_note_depth INTEGER NOT NULL DEFAULT 3
+    );
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'chapter',
+        position REAL NOT NULL,
+        head_revision INTEGER REFERENCES revisions(id),
+        tip_revision INTEGER REFERENCES revisions(id),
+        created_at INTEGER NOT NULL,
+        UNIQUE (project_id, title)
+    );
+    CREATE TABLE revisions (
+        id INTEGER PRIMARY KEY,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        parent_id INTEGER REFERENCES revisions(id),
+        created_at INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ledger TEXT NOT NULL
+    );
+    CREATE INDEX revisions_by_document ON revisions(document_id, id);
+    CREATE TABLE generations (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        document_id INTEGER REFERENCES documents(id) ON DELETE SET NULL,
+        parent_id INTEGER REFERENCES generations(id),
+        created_at INTEGER NOT NULL,
+        recipe TEXT NOT NULL,
+        model TEXT NOT NULL,
+        request TEXT NOT NULL,
+        sampling TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        timings TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'proposed'
+    );
+    CREATE INDEX generations_by_parent ON generations(parent_id);
+    CREATE TABLE bible_entries (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        keys TEXT NOT NULL,
+        body TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        generation_id INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL
+    );
+    "#,
+];
+
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, known: VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

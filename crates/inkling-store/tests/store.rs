@@ -1,0 +1,286 @@
+//! The store's behaviour: revisions, undo/redo/restore, authorship, the generation tree,
+//! import/export and every bad input the issue lists.
+
+use inkling_store::export::Format;
+use inkling_store::generations::{NewGeneration, Status};
+use inkling_store::{Origin, Store, StoreError};
+use std::io::Read;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("inkling.db")).unwrap();
+    (dir, s)
+}
+
+fn accepted(g: Option<i64>) -> Origin {
+    Origin::Accepted { tool: "continue".into(), model: "smollm2".into(), seed: 7, generation: g }
+}
+
+#[test]
+fn undo_and_redo_walk_every_kind_of_change_and_restore_keeps_newer_revisions() {
+    let (_d, mut s) = store();
+    let p = s.create_project("Novel").unwrap();
+    let doc = s.add_document(&p, "Chapter 1", "chapter", "It was dark.", Origin::Typed).unwrap();
+    let r2 = s.save(&doc, "It was dark. The wind howled.", accepted(None)).unwrap();
+    let r3 = s.save(&doc, "It was very dark. The wind howled.", Origin::Typed).unwrap();
+    assert_eq!(s.undo(&doc).unwrap().id, r2.id, "undo covers the writer's typing");
+    assert_eq!(s.undo(&doc).unwrap().text, "It was dark.", "and the accepted suggestion");
+    assert!(matches!(s.undo(&doc), Err(StoreError::NothingTo("undo"))));
+    assert_eq!(s.redo(&doc).unwrap().id, r2.id);
+    assert_eq!(s.redo(&doc).unwrap().id, r3.id);
+    assert!(matches!(s.redo(&doc), Err(StoreError::NothingTo("redo"))));
+    // Restoring the first revision adds a revision; nothing is deleted.
+    let first = s.history(&doc).unwrap()[0].id;
+    let restored = s.restore(&doc, first).unwrap();
+    assert_eq!(restored.text, "It was dark.");
+    let h = s.history(&doc).unwrap();
+    assert_eq!(h.len(), 4);
+    assert!(h.iter().any(|r| r.id == r3.id));
+    assert!(h.last().unwrap().is_head);
+    // Undo after a restore goes back to the text before it.
+    assert_eq!(s.undo(&doc).unwrap().id, r3.id);
+    // Saving after an undo branches; the abandoned branch is still in history.
+    s.undo(&doc).unwrap();
+    let branch = s.save(&doc, "It was dark. Rain fell.", Origin::Typed).unwrap();
+    assert_eq!(branch.parent_id, Some(r2.id));
+    assert!(s.revision(r3.id).is_ok());
+    // Saving identical text is not a new revision.
+    assert_eq!(s.save(&doc, "It was dark. Rain fell.", Origin::Typed).unwrap().id, branch.id);
+}
+
+#[test]
+fn the_ledger_and_report_show_who_wrote_what() {
+    let (_d, mut s) = store();
+    let p = s.create_project("Story").unwrap();
+    let doc = s.add_document(&p, "One", "chapter", "She opened the door.", Origin::Typed).unwrap();
+    let g = s
+        .record_generation(&p, &NewGeneration {
+            document_id: Some(doc.id),
+            parent_id: None,
+            recipe: "continue".into(),
+            model: "smollm2".into(),
+            request: serde_json::json!({"prompt": "She opened the door."}),
+            sampling: serde_json::json!({"temperature": 0.8}),
+            seed: 7,
+            text: " The room was dark.".into(),
+            timings: serde_json::json!({}),
+        })
+        .unwrap();
+    let rev = s.accept(&doc, g.id, "She opened the door. The room was dark.").unwrap();
+    assert_eq!(rev.ledger.share().model, 19);
+    assert_eq!(s.generation(g.id).unwrap().status, Status::Accepted);
+    s.save(&doc, "She opened the door. The room was very dark.", Origin::Typed).unwrap();
+    s.set_status(g.id, Status::Edited, "added 'very'").unwrap();
+    let two = s.add_document(&p, "Two", "chapter", "第二章。", Origin::Typed).unwrap();
+    let _ = two;
+    let report = s.report(&p).unwrap();
+    assert_eq!(report.documents.len(), 2);
+    let one = &report.documents[0].share;
+    assert_eq!((one.writer, one.model, one.model_edited), (20 + 5, 0, 19));
+    assert_eq!(report.total.total(), 44 + 4);
+    let fb = s.feedback(&p).unwrap();
+    assert_eq!(fb.iter().map(|f| f.1.as_str()).collect::<Vec<_>>(), ["accepted", "edited_after_accept"]);
+}
+
+#[test]
+fn the_generation_tree_keeps_alternatives_as_siblings() {
+    let (_d, mut s) = store();
+    let p = s.create_project("Loom").unwrap();
+    let mk = |parent: Option<i64>, text: &str, seed: u64| NewGeneration {
+        document_id: None,
+        parent_id: parent,
+        recipe: "continue".into(),
+        model: "m".into(),
+        request: serde_json::json!({"n": 3}),
+        sampling: serde_json::json!({}),
+        seed,
+        text: text.into(),
+        timings: serde_json::json!({"decode_ms": 12.5}),
+    };
+    let root = s.record_generation(&p, &mk(None, "A", 1)).unwrap();
+    for (i, t) in ["B1", "B2", "B3"].iter().enumerate() {
+        s.record_generation(&p, &mk(Some(root.id), t, 10 + i as u64)).unwrap();
+    }
+    let kids = s.children(&p, Some(root.id)).unwrap();
+    assert_eq!(kids.iter().map(|k| k.generation.text.as_str()).collect::<Vec<_>>(), ["B1", "B2", "B3"]);
+    assert_eq!(kids[1].generation.seed, 11, "enough to regenerate reproducibly");
+    assert_eq!(s.children(&p, None).unwrap().len(), 1);
+    s.set_status(kids[0].id, Status::Rejected, "").unwrap();
+    assert_eq!(s.generation(kids[0].id).unwrap().status, Status::Rejected);
+    assert!(matches!(s.generation(999), Err(StoreError::NoGeneration(999))));
+}
+
+#[test]
+fn bible_memory_authors_note_and_document_order() {
+    let (_d, mut s) = store();
+    let p = s.create_project("World").unwrap();
+    s.put_bible_entry(&p, "character", "Mara", &["Mara".into(), "the keeper".into()], "Lighthouse keeper, 40.").unwrap();
+    s.put_bible_entry(&p, "character", "Mara", &["Mara".into()], "Lighthouse keeper, 41.").unwrap();
+    let b = s.bible(&p).unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].body, "Lighthouse keeper, 41.");
+    s.set_memory(&p, "Set in 1890s Cornwall.").unwrap();
+    s.set_authors_note(&p, "Keep it eerie.", 2).unwrap();
+    let p = s.project("World").unwrap();
+    assert_eq!((p.memory.as_str(), p.authors_note.as_str(), p.authors_note_depth), ("Set in 1890s Cornwall.", "Keep it eerie.", 2));
+    for t in ["A", "B", "C"] {
+        s.add_document(&p, t, "chapter", t, Origin::Typed).unwrap();
+    }
+    let c = s.document(&p, "C").unwrap();
+    s.move_document(&c, 0).unwrap();
+    let order: Vec<String> = s.documents(&p).unwrap().into_iter().map(|d| d.title).collect();
+    assert_eq!(order, ["C", "A", "B"]);
+    assert_eq!(s.document(&p, "2").unwrap().title, "A", "documents by 1-based place");
+    s.delete_bible_entry(b[0].id).unwrap();
+    assert!(s.bible(&p).unwrap().is_empty());
+}
+
+#[test]
+fn import_splits_and_export_writes_real_containers() {
+    let (dir, mut s) = store();
+    let p = s.create_project("Book").unwrap();
+    let src = dir.path().join("book.md");
+    std::fs::write(&src, "# Chapter One\nIt began & ended.\n\nSecond <para>.\n\n# 第二章\n他回来了。\n").unwrap();
+    let docs = s.import_file(&p, &src, true).unwrap();
+    assert_eq!(docs.iter().map(|d| d.title.as_str()).collect::<Vec<_>>(), ["Chapter One", "第二章"]);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let md = s.export(&p, Format::Markdown, &out, "book.md").unwrap();
+    let text = std::fs::read_to_string(md).unwrap();
+    assert!(text.contains("## 第二章") && text.contains("It began & ended."));
+    let epub = s.export(&p, Format::Epub, &out, "book.epub").unwrap();
+    let bytes = std::fs::read(&epub).unwrap();
+    // EPUB: a zip whose first entry is the uncompressed "mimetype".
+    assert_eq!(&bytes[0..2], b"PK");
+    assert_eq!(&bytes[30..38], b"mimetype");
+    assert_eq!(&bytes[38..58], b"application/epub+zip");
+    let docx = s.export(&p, Format::Docx, &out, "book.docx").unwrap();
+    let bytes = std::fs::read(&docx).unwrap();
+    assert_eq!(&bytes[0..2], b"PK");
+    let s_bytes = String::from_utf8_lossy(&bytes);
+    assert!(s_bytes.contains("word/document.xml"));
+    let txt = s.export(&p, Format::Text, &out, "book.txt").unwrap();
+    let mut t = String::new();
+    std::fs::File::open(txt).unwrap().read_to_string(&mut t).unwrap();
+    assert!(t.starts_with("Chapter One\n\nIt began"));
+    assert!(matches!(s.export(&p, Format::Epub, &out, "../escape.epub"), Err(StoreError::PathEscapes(_))));
+}
+
+#[test]
+fn bad_import_files_are_named_and_nothing_is_added() {
+    let (dir, mut s) = store();
+    let p = s.create_project("P").unwrap();
+    let gbk = dir.path().join("gbk.txt");
+    std::fs::write(&gbk, [0xC4, 0xE3, 0xBA, 0xC3, b'\n']).unwrap();
+    let e = s.import_file(&p, &gbk, false).unwrap_err();
+    assert!(matches!(e, StoreError::NotUtf8 { .. }), "{e}");
+    assert!(e.to_string().contains("iconv"));
+    let bin = dir.path().join("pic.txt");
+    std::fs::write(&bin, [0x89, b'P', b'N', b'G', 0, 0, 0, 13]).unwrap();
+    assert!(s.import_file(&p, &bin, false).unwrap_err().to_string().contains("binary"));
+    let pdf = dir.path().join("book.pdf");
+    std::fs::write(&pdf, b"%PDF").unwrap();
+    assert!(s.import_file(&p, &pdf, false).unwrap_err().to_string().contains(".pdf"));
+    assert!(matches!(s.import_file(&p, &dir.path().join("missing.txt"), false), Err(StoreError::Io { .. })));
+    assert!(s.documents(&p).unwrap().is_empty());
+    assert!(matches!(s.project("nope"), Err(StoreError::NoProject(_))));
+    assert!(matches!(s.create_project("P"), Err(StoreError::ProjectExists(_))));
+}
+
+#[test]
+fn a_full_disk_loses_only_the_change_that_did_not_fit() {
+    let (_d, mut s) = store();
+    let p = s.create_project("Full").unwrap();
+    let doc = s.add_document(&p, "One", "chapter", "Saved text.", Origin::Typed).unwrap();
+    let pages: i64 = 64;
+    s.limit_pages_for_tests(pages).unwrap();
+    let huge = "word ".repeat(200_000);
+    let e = s.save(&doc, &huge, Origin::Pasted).unwrap_err();
+    assert!(matches!(e, StoreError::DiskFull), "{e}");
+    assert!(e.to_string().contains("disk is full"));
+    assert_eq!(s.head(&doc).unwrap().text, "Saved text.");
+    assert_eq!(s.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn a_read_only_database_is_readable_and_refuses_writes_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    {
+        let mut s = Store::open(&path).unwrap();
+        let p = s.create_project("Kept").unwrap();
+        s.add_document(&p, "One", "chapter", "Text.", Origin::Typed).unwrap();
+    }
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&path, perms).unwrap();
+    let mut s = Store::open(&path).unwrap();
+    let p = s.project("Kept").unwrap();
+    let doc = s.document(&p, "One").unwrap();
+    assert_eq!(s.head(&doc).unwrap().text, "Text.");
+    let e = s.save(&doc, "New", Origin::Typed).unwrap_err();
+    assert!(matches!(e, StoreError::ReadOnly(_)), "{e}");
+    assert!(e.to_string().contains("read-only"));
+}
+
+#[test]
+fn a_database_from_a_newer_inkling_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    write_newer_database(&path);
+    let before = std::fs::read(&path).unwrap();
+    let e = Store::open(&path).err().unwrap();
+    assert!(matches!(e, StoreError::NewerSchema { found: 99, .. }), "{e}");
+    assert!(e.to_string().contains("newer inkling"));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// Writes a database whose schema version is 99 without going through `Store`.
+fn write_newer_database(path: &std::path::Path) {
+    // A minimal SQLite file: let the store create it, then bump the version in the header
+    // (bytes 60..64 hold user_version, big-endian).
+    {
+        Store::open(path).unwrap();
+    }
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(path, bytes).unwrap();
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(path.with_extension(ext));
+    }
+}
+
+#[test]
+fn concurrent_writers_never_see_database_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    {
+        let mut s = Store::open(&path).unwrap();
+        let p = s.create_project("Shared").unwrap();
+        for i in 0..4 {
+            s.add_document(&p, &format!("Doc {i}"), "chapter", "", Origin::Typed).unwrap();
+        }
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut s = Store::open(&path).unwrap();
+                let p = s.project("Shared").unwrap();
+                let doc = s.document(&p, &format!("Doc {i}")).unwrap();
+                for n in 0..40 {
+                    s.save(&doc, &format!("revision {n} from writer {i}"), Origin::Typed).unwrap();
+                    let _ = s.report(&p).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let p = s.project("Shared").unwrap();
+    for d in s.documents(&p).unwrap() {
+        assert_eq!(s.history(&d).unwrap().len(), 41);
+    }
+}

@@ -1,0 +1,247 @@
+//! `inkling project ...`: projects, revisions, undo/redo and the authorship report.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use inkling_store::export::Format;
+use inkling_store::{Origin, Project, Store};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct ProjectArgs {
+    /// The project database (default: $INKLING_HOME/inkling.db).
+    #[arg(long, env = "INKLING_DB", global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: ProjectCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectCommand {
+    /// Create a project.
+    New { name: String },
+    /// List projects.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Documents of a project, in order, with their size and AI-assisted share.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a .txt or .md file (creating the project if needed).
+    Import {
+        name: String,
+        file: PathBuf,
+        /// One document per chapter heading instead of one for the whole file.
+        #[arg(long)]
+        split: bool,
+    },
+    /// Export the whole project.
+    Export {
+        name: String,
+        /// md, txt, epub or docx.
+        #[arg(long, default_value = "md")]
+        format: String,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+    /// Save a new revision of a document from a file or stdin (creating the document if needed).
+    Save {
+        name: String,
+        document: String,
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+        /// Record the text as pasted rather than typed.
+        #[arg(long)]
+        pasted: bool,
+    },
+    /// Print a document's current text.
+    Cat { name: String, document: String },
+    /// Every revision of a document (nothing is ever deleted).
+    History {
+        name: String,
+        document: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Step a document back one revision (typing and accepted suggestions alike).
+    Undo { name: String, document: String },
+    /// Step forward again after undo.
+    Redo { name: String, document: String },
+    /// Bring back an old revision's text as a new revision.
+    Restore { name: String, document: String, revision: i64 },
+    /// How much of each document came from the model, for disclosure.
+    Report {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn db_path(args: &ProjectArgs) -> PathBuf {
+    args.db.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"))
+}
+
+fn read_input(file: Option<&PathBuf>) -> Result<String> {
+    match file {
+        Some(f) => Ok(inkling_store::import::read_text(f)?),
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("give the text with --file or on stdin");
+            }
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("stdin is not UTF-8 text")?;
+            Ok(s)
+        }
+    }
+}
+
+fn open_or_create(store: &mut Store, name: &str) -> Result<Project> {
+    Ok(match store.project(name) {
+        Ok(p) => p,
+        Err(inkling_store::StoreError::NoProject(_)) => store.create_project(name)?,
+        Err(e) => return Err(e.into()),
+    })
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+pub fn run(args: ProjectArgs) -> Result<()> {
+    let path = db_path(&args);
+    let mut store = Store::open(&path)?;
+    match args.command {
+        ProjectCommand::New { name } => {
+            store.create_project(&name)?;
+            println!("created project `{name}` in {}", path.display());
+        }
+        ProjectCommand::List { json } => {
+            let projects = store.projects()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&projects)?);
+            } else {
+                for p in projects {
+                    println!("{}  ({} documents)", p.name, store.documents(&p)?.len());
+                }
+            }
+        }
+        ProjectCommand::Show { name, json } => {
+            let p = store.project(&name)?;
+            let report = store.report(&p)?;
+            let docs = store.documents(&p)?;
+            if json {
+                let rows: Vec<_> = docs
+                    .iter()
+                    .zip(&report.documents)
+                    .map(|(d, r)| serde_json::json!({"title": d.title, "kind": d.kind, "revisions": store.history(d).map(|h| h.len()).unwrap_or(0), "share": r.share}))
+                    .collect();
+                println!("{}", serde_json::json!({"project": p, "documents": rows, "bible_entries": store.bible(&p)?.len()}));
+            } else {
+                println!("{}", p.name);
+                for (i, (d, r)) in docs.iter().zip(&report.documents).enumerate() {
+                    println!(
+                        "  {:>2}. {}  ({} chars, {} revisions, {} AI-assisted)",
+                        i + 1,
+                        d.title,
+                        r.share.total(),
+                        store.history(d)?.len(),
+                        pct(r.share.ai_assisted())
+                    );
+                }
+                if !p.memory.is_empty() {
+                    println!("  memory: {}", p.memory);
+                }
+            }
+        }
+        ProjectCommand::Import { name, file, split } => {
+            let p = open_or_create(&mut store, &name)?;
+            let docs = store.import_file(&p, &file, split)?;
+            println!("imported {} document(s) into `{name}`", docs.len());
+            for d in docs {
+                println!("  {}", d.title);
+            }
+        }
+        ProjectCommand::Export { name, format, output } => {
+            let f = Format::parse(&format).with_context(|| format!("unknown format `{format}`; use md, txt, epub or docx"))?;
+            let p = store.project(&name)?;
+            let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            let file = output.file_name().and_then(|n| n.to_str()).context("the output needs a file name")?;
+            let written = store.export(&p, f, &dir, file)?;
+            println!("{}", written.display());
+        }
+        ProjectCommand::Save { name, document, file, pasted } => {
+            let text = read_input(file.as_ref())?;
+            let p = open_or_create(&mut store, &name)?;
+            let origin = if pasted { Origin::Pasted } else { Origin::Typed };
+            let rev = match store.document(&p, &document) {
+                Ok(d) => store.save(&d, &text, origin)?,
+                Err(inkling_store::StoreError::NoDocument { .. }) => {
+                    let d = store.add_document(&p, &document, "chapter", &text, origin)?;
+                    store.head(&d)?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            println!("revision {}", rev.id);
+        }
+        ProjectCommand::Cat { name, document } => {
+            let p = store.project(&name)?;
+            let d = store.document(&p, &document)?;
+            print!("{}", store.head(&d)?.text);
+        }
+        ProjectCommand::History { name, document, json } => {
+            let p = store.project(&name)?;
+            let d = store.document(&p, &document)?;
+            let h = store.history(&d)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&h)?);
+            } else {
+                for r in h {
+                    println!("{} {:>6} {:>7} bytes  {}", if r.is_head { "*" } else { " " }, r.id, r.chars, r.origin.describe());
+                }
+            }
+        }
+        ProjectCommand::Undo { name, document } => {
+            let p = store.project(&name)?;
+            let d = store.document(&p, &document)?;
+            let r = store.undo(&d)?;
+            println!("now at revision {} ({})", r.id, r.origin.describe());
+        }
+        ProjectCommand::Redo { name, document } => {
+            let p = store.project(&name)?;
+            let d = store.document(&p, &document)?;
+            let r = store.redo(&d)?;
+            println!("now at revision {} ({})", r.id, r.origin.describe());
+        }
+        ProjectCommand::Restore { name, document, revision } => {
+            let p = store.project(&name)?;
+            let d = store.document(&p, &document)?;
+            let r = store.restore(&d, revision)?;
+            println!("restored revision {revision} as revision {}", r.id);
+        }
+        ProjectCommand::Report { name, json } => {
+            let p = store.project(&name)?;
+            let r = store.report(&p)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("AI-assisted share, {}:", r.project);
+                for d in &r.documents {
+                    println!(
+                        "  {:<30} {:>7} of {:>7} chars ({}; {} edited by the writer)",
+                        d.title,
+                        d.share.model + d.share.model_edited,
+                        d.share.total(),
+                        pct(d.share.ai_assisted()),
+                        d.share.model_edited
+                    );
+                }
+                println!("  {:<30} {:>7} of {:>7} chars ({})", "whole project", r.total.model + r.total.model_edited, r.total.total(), pct(r.total.ai_assisted()));
+            }
+        }
+    }
+    Ok(())
+}

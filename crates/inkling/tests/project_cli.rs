@@ -1,0 +1,69 @@
+//! `inkling project ...` end to end on a temporary database.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn run(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_inkling"));
+    cmd.arg("project").arg("--db").arg(db).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(s) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn import_edit_undo_redo_restore_report_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let src = dir.path().join("novel.md");
+    std::fs::write(&src, "# One\nThe mill wheel turned.\n\n# Two\n那年冬天。\n").unwrap();
+    let out = ok(run(&db, &["import", "Mill", src.to_str().unwrap(), "--split"], None));
+    assert!(out.contains("imported 2 document(s)"), "{out}");
+    ok(run(&db, &["save", "Mill", "One"], Some("The mill wheel turned. Nobody slept.")));
+    assert_eq!(ok(run(&db, &["cat", "Mill", "One"], None)), "The mill wheel turned. Nobody slept.");
+    ok(run(&db, &["undo", "Mill", "One"], None));
+    assert_eq!(ok(run(&db, &["cat", "Mill", "1"], None)), "The mill wheel turned.");
+    ok(run(&db, &["redo", "Mill", "One"], None));
+    assert_eq!(ok(run(&db, &["cat", "Mill", "One"], None)), "The mill wheel turned. Nobody slept.");
+    let h: Vec<serde_json::Value> = serde_json::from_str(&ok(run(&db, &["history", "Mill", "One", "--json"], None))).unwrap();
+    assert_eq!(h.len(), 2);
+    let first = h[0]["id"].as_i64().unwrap().to_string();
+    ok(run(&db, &["restore", "Mill", "One", &first], None));
+    assert_eq!(ok(run(&db, &["cat", "Mill", "One"], None)), "The mill wheel turned.");
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&ok(run(&db, &["history", "Mill", "One", "--json"], None))).unwrap().len(), 3);
+    let report: serde_json::Value = serde_json::from_str(&ok(run(&db, &["report", "Mill", "--json"], None))).unwrap();
+    assert_eq!(report["total"]["model"], 0);
+    assert!(ok(run(&db, &["report", "Mill"], None)).contains("whole project"));
+    let show = ok(run(&db, &["show", "Mill"], None));
+    assert!(show.contains("1. One") && show.contains("2. Two"), "{show}");
+    let epub = dir.path().join("mill.epub");
+    ok(run(&db, &["export", "Mill", "--format", "epub", "-o", epub.to_str().unwrap()], None));
+    assert!(std::fs::metadata(&epub).unwrap().len() > 500);
+    assert!(ok(run(&db, &["list"], None)).contains("Mill"));
+}
+
+#[test]
+fn project_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let o = run(&db, &["show", "Nope"], None);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no project named `Nope`"));
+    ok(run(&db, &["new", "A"], None));
+    let o = run(&db, &["new", "A"], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    let o = run(&db, &["undo", "A", "missing"], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has no document `missing`"));
+    let o = run(&db, &["export", "A", "--format", "pdf", "-o", "x.pdf"], None);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown format"));
+}
