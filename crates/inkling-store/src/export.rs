@@ -65,6 +65,9 @@ impl Store {
     pub fn export(&self, project: &Project, format: Format, dir: &Path, name: &str) -> Result<PathBuf> {
         let path = safe_join(dir, name)?;
         let docs = self.manuscript(project)?;
+        if docs.is_empty() {
+            return Err(StoreError::Export(format!("project `{}` has no documents yet; import or save one first", project.name)));
+        }
         let bytes = match format {
             Format::Markdown => {
                 let mut s = format!("# {}\n\n", project.name);
@@ -97,9 +100,10 @@ impl Store {
 }
 
 fn epub(title: &str, docs: &[(String, String)]) -> Result<Vec<u8>> {
-    use epub_builder::{EpubBuilder, EpubContent, ZipLibrary};
+    use epub_builder::{EpubBuilder, EpubContent, EpubVersion, ReferenceType, ZipLibrary};
     let err = |e: epub_builder::Error| StoreError::Export(format!("EPUB: {e}"));
     let mut b = EpubBuilder::new(ZipLibrary::new().map_err(err)?).map_err(err)?;
+    b.epub_version(EpubVersion::V30);
     b.metadata("title", title).map_err(err)?;
     b.metadata("lang", "und").map_err(err)?;
     b.metadata("generator", "inkling").map_err(err)?;
@@ -112,7 +116,12 @@ fn epub(title: &str, docs: &[(String, String)]) -> Result<Vec<u8>> {
             x.push_str(&format!("<p>{}</p>\n", escape_xml(p).replace('\n', "<br/>")));
         }
         x.push_str("</body>\n</html>\n");
-        b.add_content(EpubContent::new(format!("chapter_{:03}.xhtml", i + 1), x.as_bytes()).title(t.as_str())).map_err(err)?;
+        let mut content = EpubContent::new(format!("chapter_{:03}.xhtml", i + 1), x.as_bytes()).title(t.as_str());
+        if i == 0 {
+            // EPUB 3 readers (and epubcheck) want a landmark for where the text starts.
+            content = content.reftype(ReferenceType::Text);
+        }
+        b.add_content(content).map_err(err)?;
     }
     let mut out = Vec::new();
     b.generate(&mut out).map_err(err)?;

@@ -154,6 +154,7 @@ fn import_splits_and_export_writes_real_containers() {
     assert_eq!(&bytes[0..2], b"PK");
     assert_eq!(&bytes[30..38], b"mimetype");
     assert_eq!(&bytes[38..58], b"application/epub+zip");
+    epubcheck(&epub);
     let docx = s.export(&p, Format::Docx, &out, "book.docx").unwrap();
     let bytes = std::fs::read(&docx).unwrap();
     assert_eq!(&bytes[0..2], b"PK");
@@ -170,6 +171,8 @@ fn import_splits_and_export_writes_real_containers() {
 fn bad_import_files_are_named_and_nothing_is_added() {
     let (dir, mut s) = store();
     let p = s.create_project("P").unwrap();
+    let e = s.export(&p, Format::Epub, dir.path(), "empty.epub").unwrap_err();
+    assert!(e.to_string().contains("no documents yet"), "{e}");
     let gbk = dir.path().join("gbk.txt");
     std::fs::write(&gbk, [0xC4, 0xE3, 0xBA, 0xC3, b'\n']).unwrap();
     let e = s.import_file(&p, &gbk, false).unwrap_err();
@@ -283,4 +286,18 @@ fn concurrent_writers_never_see_database_is_locked() {
     for d in s.documents(&p).unwrap() {
         assert_eq!(s.history(&d).unwrap().len(), 41);
     }
+}
+
+/// Validates an EPUB with epubcheck (Debian's package; `.ci/run` installs it and sets
+/// INKLING_REQUIRE_EPUBCHECK=1 so this cannot skip in CI).
+fn epubcheck(path: &std::path::Path) {
+    let jar = std::path::Path::new("/usr/share/java/epubcheck.jar");
+    if !jar.exists() {
+        assert!(std::env::var("INKLING_REQUIRE_EPUBCHECK").is_err(), "epubcheck is required but not installed");
+        eprintln!("skipping epubcheck: not installed (apt-get install epubcheck)");
+        return;
+    }
+    let o = std::process::Command::new("java").arg("-jar").arg(jar).arg(path).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success() && text.contains("No errors or warnings"), "epubcheck rejected the EPUB:\n{text}");
 }

@@ -200,7 +200,7 @@ pub fn run(args: ProjectArgs) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&h)?);
             } else {
                 for r in h {
-                    println!("{} {:>6} {:>7} bytes  {}", if r.is_head { "*" } else { " " }, r.id, r.chars, r.origin.describe());
+                    println!("{} {:>6} {:>7} chars  {}", if r.is_head { "*" } else { " " }, r.id, r.chars, r.origin.describe());
                 }
             }
         }
