@@ -270,8 +270,6 @@ impl Model {
                 layer.rope.apply(&mut q[i * qd..(i + 1) * qd], hd, pos);
                 layer.rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, pos);
             }
-            // The cache holds f16-rounded keys and values (ggml's f16 cache, same numerics).
-            k.iter_mut().chain(v.iter_mut()).for_each(|x| *x = round_f16(*x));
             let mut row = 0;
             for seq in batch.iter_mut() {
                 for _ in 0..seq.tokens.len() {
@@ -350,15 +348,12 @@ impl Model {
             // Query and attention weights are rounded to f16 as ggml's f16 products do.
             let qh: Vec<f32> = q[i * c.n_head * hd + h * hd..][..hd].iter().map(|x| round_f16(*x)).collect();
             let mut scores: Vec<f32> =
-                (first..=pos).map(|p| ops::dot(&qh, &keys[p * kvd + kh * hd..][..hd]) * scale).collect();
+                (first..=pos).map(|p| ops::dot_f16(&qh, &keys[p * kvd + kh * hd..][..hd]) * scale).collect();
             ops::softmax(&mut scores);
             scores.iter_mut().for_each(|x| *x = round_f16(*x));
             o.fill(0.0);
             for (p, w) in (first..=pos).zip(&scores) {
-                let vrow = &values[p * kvd + kh * hd..][..hd];
-                for (a, b) in o.iter_mut().zip(vrow) {
-                    *a += w * b;
-                }
+                ops::axpy_f16(o, *w, &values[p * kvd + kh * hd..][..hd]);
             }
         });
     }
