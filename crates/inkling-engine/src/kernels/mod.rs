@@ -1,9 +1,10 @@
 //! Hand-written matrix-product kernels for the weight formats where candle's block kernels
-//! are scalar (Q4_1, the default model's format). Each kernel has a portable version that the
+//! are scalar (Q4_1, the default model's format; Q5_0) or round differently from ggml (Q8_0). Each kernel has a portable version that the
 //! tests compare with the SIMD one, and the SIMD version is chosen at run time from the CPU's
 //! features, so a binary built on one machine still runs correctly on another.
 
 pub mod q4_1;
+pub mod q5_0;
 pub mod q8_0;
 
 /// `v` rounded through f16, as ggml stores block scales and the KV cache.
