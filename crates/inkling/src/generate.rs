@@ -120,22 +120,20 @@ pub struct ChatArgs {
 }
 
 /// The text from an argument, a file, or stdin ("-" or no argument).
-fn read_prompt(prompt: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
-    let text = match (prompt, file) {
-        (_, Some(f)) => std::fs::read(f)
-            .with_context(|| format!("reading {}", f.display()))
-            .and_then(|b| String::from_utf8(b).with_context(|| format!("{} is not UTF-8 text; convert it first (e.g. with iconv)", f.display())))?,
-        (Some(p), None) if p != "-" => p.to_string(),
+pub fn read_prompt(prompt: Option<&str>, file: Option<&std::path::Path>) -> Result<String> {
+    match (prompt, file) {
+        // The store's reader: UTF-8 with a clear error otherwise, BOM dropped, binaries refused.
+        (_, Some(f)) => Ok(inkling_store::import::read_text(f)?),
+        (Some(p), None) if p != "-" => Ok(p.to_string()),
         _ => {
             if std::io::stdin().is_terminal() {
-                bail!("give the text to continue as an argument, with --file, or on stdin");
+                bail!("give the text as an argument, with --file, or on stdin");
             }
             let mut s = String::new();
             std::io::stdin().read_to_string(&mut s).context("stdin is not UTF-8 text")?;
-            s
+            Ok(s)
         }
-    };
-    Ok(text)
+    }
 }
 
 /// Streams candidates in order: the first is shown live; later ones are buffered until the

@@ -1,10 +1,9 @@
 //! `inkling project ...`: projects, revisions, undo/redo and the authorship report.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use inkling_store::export::Format;
 use inkling_store::{Origin, Project, Store};
-use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -85,20 +84,6 @@ fn db_path(args: &ProjectArgs) -> PathBuf {
     args.db.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"))
 }
 
-fn read_input(file: Option<&PathBuf>) -> Result<String> {
-    match file {
-        Some(f) => Ok(inkling_store::import::read_text(f)?),
-        None => {
-            if std::io::stdin().is_terminal() {
-                bail!("give the text with --file or on stdin");
-            }
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("stdin is not UTF-8 text")?;
-            Ok(s)
-        }
-    }
-}
-
 fn open_or_create(store: &mut Store, name: &str) -> Result<Project> {
     Ok(match store.project(name) {
         Ok(p) => p,
@@ -174,7 +159,7 @@ pub fn run(args: ProjectArgs) -> Result<()> {
             println!("{}", written.display());
         }
         ProjectCommand::Save { name, document, file, pasted } => {
-            let text = read_input(file.as_ref())?;
+            let text = crate::generate::read_prompt(None, file.as_deref())?;
             let p = open_or_create(&mut store, &name)?;
             let origin = if pasted { Origin::Pasted } else { Origin::Typed };
             let rev = match store.document(&p, &document) {

@@ -78,3 +78,33 @@ pub(crate) fn hsum_avx2(v: std::arch::x86_64::__m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
 }
+
+/// Checks a kernel set on random blocks: the SIMD and portable paths agree, and both match
+/// a dequantize-then-f32 reference, for odd block counts and batch sizes.
+#[cfg(test)]
+pub(crate) fn check_kernel<K: RowKernel>(
+    mut block: impl FnMut(&mut rand::rngs::StdRng) -> K::Weight,
+    dense: impl Fn(&K::Weight) -> [f32; 32],
+    portable: impl Fn(&[K::Weight], &[K::Act], &mut [f32]),
+) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(K::BLOCK as u64);
+    for (nb, n) in [(1, 1), (3, 2), (7, 5), (20, 9)] {
+        let w: Vec<K::Weight> = (0..nb).map(|_| block(&mut rng)).collect();
+        let x: Vec<f32> = (0..n * nb * K::BLOCK).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let mut xq = vec![K::Act::default(); n * nb];
+        for (q, row) in xq.chunks_mut(nb).zip(x.chunks(nb * K::BLOCK)) {
+            K::quantize(row, q);
+        }
+        let reference: Vec<f32> = w.iter().flat_map(&dense).collect();
+        let mut slow = vec![0f32; n];
+        portable(&w, &xq, &mut slow);
+        let mut fast = vec![0f32; n];
+        K::dot_many(best_isa(), &w, &xq, &mut fast);
+        for i in 0..n {
+            let exact: f32 = reference.iter().zip(&x[i * nb * K::BLOCK..]).map(|(a, b)| a * b).sum();
+            assert!((slow[i] - fast[i]).abs() <= 1e-3 * (1.0 + exact.abs()), "simd {} vs portable {}", fast[i], slow[i]);
+            assert!((slow[i] - exact).abs() < 0.02 * (nb as f32 * 32.0).sqrt() + 0.01 * exact.abs(), "{} vs {exact}", slow[i]);
+        }
+    }
+}

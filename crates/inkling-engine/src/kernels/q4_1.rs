@@ -128,51 +128,21 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
-
-    fn random_row(rng: &mut StdRng, nb: usize) -> Vec<BlockQ4_1> {
-        (0..nb)
-            .map(|_| BlockQ4_1 {
-                d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(),
-                m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(),
-                qs: std::array::from_fn(|_| rng.random()),
-            })
-            .collect()
-    }
-
-    fn dequant(row: &[BlockQ4_1]) -> Vec<f32> {
-        let mut out = Vec::new();
-        for b in row {
-            let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
-            let mut vals = [0f32; 32];
-            for j in 0..16 {
-                vals[j] = d * (b.qs[j] & 0x0F) as f32 + m;
-                vals[j + 16] = d * (b.qs[j] >> 4) as f32 + m;
-            }
-            out.extend(vals);
-        }
-        out
-    }
+    use rand::Rng;
 
     #[test]
     fn simd_and_portable_agree_with_the_dequantized_reference() {
-        let mut rng = StdRng::seed_from_u64(1);
-        for (nb, n) in [(1, 1), (3, 1), (7, 3), (18, 5), (48, 9)] {
-            let w = random_row(&mut rng, nb);
-            let x: Vec<f32> = (0..n * nb * BLOCK).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-            let mut xq = vec![BlockQ8_1::default(); n * nb];
-            quantize_q8_1(&x, &mut xq);
-            let dense = dequant(&w);
-            let mut portable = vec![0f32; n];
-            dot_many_portable(&w, &xq, &mut portable);
-            let mut best = vec![0f32; n];
-            dot_many(crate::kernels::best_isa(), &w, &xq, &mut best);
-            for i in 0..n {
-                let exact: f32 = dense.iter().zip(&x[i * nb * BLOCK..]).map(|(a, b)| a * b).sum();
-                assert!((portable[i] - best[i]).abs() <= 1e-3 * (1.0 + exact.abs()), "simd {} vs portable {}", best[i], portable[i]);
-                assert!((portable[i] - exact).abs() < 0.02 * (nb as f32 * 32.0).sqrt() + 0.01 * exact.abs(), "{} vs {exact}", portable[i]);
-            }
-        }
+        crate::kernels::check_kernel::<Q4_1>(
+            |rng| BlockQ4_1 {
+                d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(),
+                m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(),
+                qs: std::array::from_fn(|_| rng.random()),
+            },
+            |b| {
+                let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
+                std::array::from_fn(|j| if j < 16 { d * (b.qs[j] & 0x0F) as f32 + m } else { d * (b.qs[j - 16] >> 4) as f32 + m })
+            },
+            dot_many_portable,
+        );
     }
 }

@@ -116,30 +116,14 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::RowKernel;
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
 
     #[test]
     fn simd_and_portable_agree_with_the_dequantized_reference() {
-        let mut rng = StdRng::seed_from_u64(5);
-        for (nb, n) in [(1, 1), (3, 2), (7, 5), (20, 9)] {
-            let w: Vec<BlockQ5_0> = (0..nb)
-                .map(|_| BlockQ5_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qh: rng.random(), qs: rng.random() })
-                .collect();
-            let x: Vec<f32> = (0..n * nb * BLOCK).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-            let mut xq = vec![BlockQ8Act::default(); n * nb];
-            Q5_0::quantize(&x, &mut xq);
-            let dense: Vec<f32> = w.iter().flat_map(|b| codes(b).map(|q| q as f32 * f16::from_bits(b.d).to_f32())).collect();
-            let mut portable = vec![0f32; n];
-            dot_many_portable(&w, &xq, &mut portable);
-            let mut best = vec![0f32; n];
-            Q5_0::dot_many(crate::kernels::best_isa(), &w, &xq, &mut best);
-            for i in 0..n {
-                let exact: f32 = dense.iter().zip(&x[i * nb * BLOCK..]).map(|(a, b)| a * b).sum();
-                assert!((portable[i] - best[i]).abs() <= 1e-3 * (1.0 + exact.abs()), "{} vs {}", best[i], portable[i]);
-                assert!((portable[i] - exact).abs() < 0.02 * (nb as f32 * 32.0).sqrt() + 0.01 * exact.abs(), "{} vs {exact}", portable[i]);
-            }
-        }
+        crate::kernels::check_kernel::<Q5_0>(
+            |rng| BlockQ5_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qh: rng.random(), qs: rng.random() },
+            |b| codes(b).map(|q| q as f32 * f16::from_bits(b.d).to_f32()),
+            dot_many_portable,
+        );
     }
 }
