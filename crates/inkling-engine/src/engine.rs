@@ -152,7 +152,9 @@ pub struct Engine {
     pool: rayon::ThreadPool,
     context: usize,
     info: ModelInfo,
-    default_breakers: Vec<u32>,
+    /// DRY breaker tokens for the default breakers: a scan of the whole vocabulary, done on
+    /// first use rather than at load.
+    default_breakers: std::sync::OnceLock<Vec<u32>>,
     prefix: Mutex<Option<PrefixCache>>,
     pub load_time_ms: f64,
 }
@@ -183,7 +185,6 @@ impl Engine {
             .map_err(|e| EngineError::InvalidRequest(format!("cannot start {threads} worker threads: {e}")))?;
         let context = config.context.unwrap_or(8192).min(model.config.context_length).max(16);
         let info = ModelInfo::from_gguf(&file)?;
-        let default_breakers = dry_breakers(&tokenizer, &SamplingConfig::default().dry.sequence_breakers);
         Ok(Self {
             model,
             tokenizer,
@@ -191,7 +192,7 @@ impl Engine {
             pool,
             context,
             info,
-            default_breakers,
+            default_breakers: std::sync::OnceLock::new(),
             prefix: Mutex::new(None),
             load_time_ms: t0.elapsed().as_secs_f64() * 1e3,
         })
@@ -269,7 +270,7 @@ impl Engine {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
         let breakers = if request.sampling.dry.sequence_breakers == SamplingConfig::default().dry.sequence_breakers {
-            self.default_breakers.clone()
+            self.default_breakers.get_or_init(|| dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)).clone()
         } else {
             dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)
         };

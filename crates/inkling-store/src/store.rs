@@ -254,7 +254,7 @@ impl Store {
                 params![project.id, title, kind, pos, now_ms()],
             )?;
             let doc = tx.last_insert_rowid();
-            let ledger = Ledger::uniform(text, origin_author(&origin));
+            let ledger = Ledger::uniform(text, origin.author());
             insert_revision(tx, doc, None, &origin, text, &ledger)?;
             Ok(doc)
         })?;
@@ -438,10 +438,6 @@ impl Store {
         }
         Ok(Report { project: project.name.clone(), documents, total })
     }
-}
-
-fn origin_author(o: &Origin) -> Author {
-    o.author()
 }
 
 fn unique_title(docs: &[Document], title: &str) -> String {

@@ -37,8 +37,24 @@ pub trait RowKernel {
     type Act: Copy + Default + Send + Sync;
     const BLOCK: usize;
     fn quantize(x: &[f32], out: &mut [Self::Act]);
-    /// `out[i] = dot(w_row, xs[i])` for each activation row `i` of `xs`.
-    fn dot_many(isa: Isa, w_row: &[Self::Weight], xs: &[Self::Act], out: &mut [f32]);
+    /// `out[i] = dot(w_row, xs[i])` for each activation row `i` of `xs`, in plain Rust.
+    fn dot_many_portable(w_row: &[Self::Weight], xs: &[Self::Act], out: &mut [f32]);
+    /// The same with AVX2 and FMA.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_many_avx2(w_row: &[Self::Weight], xs: &[Self::Act], out: &mut [f32]);
+
+    /// The product on the given instruction set.
+    fn dot_many(isa: Isa, w_row: &[Self::Weight], xs: &[Self::Act], out: &mut [f32]) {
+        match isa {
+            Isa::Portable => Self::dot_many_portable(w_row, xs, out),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Isa::Avx2 is only chosen after run-time detection of AVX2 and FMA.
+            Isa::Avx2 => unsafe { Self::dot_many_avx2(w_row, xs, out) },
+        }
+    }
 }
 
 /// Instruction sets a kernel can use, detected once.
@@ -85,7 +101,6 @@ pub(crate) fn hsum_avx2(v: std::arch::x86_64::__m256) -> f32 {
 pub(crate) fn check_kernel<K: RowKernel>(
     mut block: impl FnMut(&mut rand::rngs::StdRng) -> K::Weight,
     dense: impl Fn(&K::Weight) -> [f32; 32],
-    portable: impl Fn(&[K::Weight], &[K::Act], &mut [f32]),
 ) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(K::BLOCK as u64);
@@ -98,7 +113,7 @@ pub(crate) fn check_kernel<K: RowKernel>(
         }
         let reference: Vec<f32> = w.iter().flat_map(&dense).collect();
         let mut slow = vec![0f32; n];
-        portable(&w, &xq, &mut slow);
+        K::dot_many_portable(&w, &xq, &mut slow);
         let mut fast = vec![0f32; n];
         K::dot_many(best_isa(), &w, &xq, &mut fast);
         for i in 0..n {

@@ -5,7 +5,6 @@
 //! One weight row is unpacked once per block and multiplied with every activation row of the
 //! batch, so a prefill reads each weight byte once per chunk instead of once per token.
 
-use super::Isa;
 use half::f16;
 
 pub const BLOCK: usize = 32;
@@ -22,8 +21,14 @@ impl super::RowKernel for Q4_1 {
         quantize_q8_1(x, out)
     }
 
-    fn dot_many(isa: Isa, w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
-        dot_many(isa, w_row, xs, out)
+    fn dot_many_portable(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
+        dot_many_portable(w_row, xs, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_many_avx2(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        unsafe { avx2::dot_many(w_row, xs, out) }
     }
 }
 
@@ -51,16 +56,6 @@ pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
         let (d, sum) = super::quantize_block_i8(xb, &mut ob.qs);
         ob.d = super::round_f16(d);
         ob.s = super::round_f16(d * sum as f32);
-    }
-}
-
-/// `out[i] = dot(w_row, x_i)` for the `n` activation rows in `xs` (each `w_row.len()` blocks).
-pub fn dot_many(isa: Isa, w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
-    match isa {
-        Isa::Portable => dot_many_portable(w_row, xs, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen after run-time detection of AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::dot_many(w_row, xs, out) },
     }
 }
 
@@ -142,7 +137,6 @@ mod tests {
                 let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
                 std::array::from_fn(|j| if j < 16 { d * (b.qs[j] & 0x0F) as f32 + m } else { d * (b.qs[j - 16] >> 4) as f32 + m })
             },
-            dot_many_portable,
         );
     }
 }

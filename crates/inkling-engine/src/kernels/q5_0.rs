@@ -2,7 +2,6 @@
 //! d * (q - 16)) against Q8_0 activations. Gemma 3 and Qwen2.5 files use Q5_0 for the
 //! matrices whose width is not a multiple of 256; candle's kernel for it is scalar.
 
-use super::Isa;
 use super::q8_0::BlockQ8Act;
 use half::f16;
 
@@ -29,13 +28,14 @@ impl super::RowKernel for Q5_0 {
         super::q8_0::quantize(x, out)
     }
 
-    fn dot_many(isa: Isa, w_row: &[BlockQ5_0], xs: &[BlockQ8Act], out: &mut [f32]) {
-        match isa {
-            Isa::Portable => dot_many_portable(w_row, xs, out),
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: Isa::Avx2 is only chosen after run-time detection of AVX2 and FMA.
-            Isa::Avx2 => unsafe { avx2::dot_many(w_row, xs, out) },
-        }
+    fn dot_many_portable(w_row: &[BlockQ5_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+        dot_many_portable(w_row, xs, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_many_avx2(w_row: &[BlockQ5_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        unsafe { avx2::dot_many(w_row, xs, out) }
     }
 }
 
@@ -123,7 +123,6 @@ mod tests {
         crate::kernels::check_kernel::<Q5_0>(
             |rng| BlockQ5_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qh: rng.random(), qs: rng.random() },
             |b| codes(b).map(|q| q as f32 * f16::from_bits(b.d).to_f32()),
-            dot_many_portable,
         );
     }
 }

@@ -2,7 +2,6 @@
 //! embedding and output projection of SmolLM2 and many layers of other files.
 //! Same structure as `q4_1`: one weight row, up to four activation rows per pass.
 
-use super::Isa;
 use half::f16;
 
 pub const BLOCK: usize = 32;
@@ -19,8 +18,14 @@ impl super::RowKernel for Q8_0 {
         quantize(x, out)
     }
 
-    fn dot_many(isa: Isa, w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
-        dot_many(isa, w_row, xs, out)
+    fn dot_many_portable(w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+        dot_many_portable(w_row, xs, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_many_avx2(w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX2 and FMA.
+        unsafe { avx2::dot_many(w_row, xs, out) }
     }
 }
 
@@ -44,15 +49,6 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ8Act]) {
     for (xb, ob) in x.chunks_exact(BLOCK).zip(out.iter_mut()) {
         let (d, _) = super::quantize_block_i8(xb, &mut ob.qs);
         ob.d = super::round_f16(d);
-    }
-}
-
-pub fn dot_many(isa: Isa, w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
-    match isa {
-        Isa::Portable => dot_many_portable(w_row, xs, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen after run-time detection of AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2::dot_many(w_row, xs, out) },
     }
 }
 
@@ -116,7 +112,6 @@ mod tests {
         crate::kernels::check_kernel::<Q8_0>(
             |rng| BlockQ8_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qs: std::array::from_fn(|_| rng.random_range(-127..=127)) },
             |b| b.qs.map(|q| q as f32 * f16::from_bits(b.d).to_f32()),
-            dot_many_portable,
         );
     }
 }
