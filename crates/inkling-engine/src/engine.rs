@@ -3,6 +3,7 @@
 //! cancellation, and reuse of the KV cache for a prompt that starts like the last one.
 
 use crate::chat::{ChatMessage, ChatTemplate};
+use crate::constraint::{JsonGrammar, JsonMatcher, allowed_tokens};
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::KvCache;
@@ -83,11 +84,15 @@ pub struct GenerateRequest {
     pub seed: Option<u64>,
     /// Keep going past end-of-text tokens (benchmarks).
     pub ignore_eos: bool,
+    /// Constrain output to JSON of this schema (see [`crate::constraint`]); the candidate ends
+    /// when the document is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<serde_json::Value>,
 }
 
 impl GenerateRequest {
     pub fn new(prompt: Prompt) -> Self {
-        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false }
+        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, json_schema: None }
     }
 }
 
@@ -155,6 +160,8 @@ pub struct Engine {
     /// DRY breaker tokens for the default breakers: a scan of the whole vocabulary, done on
     /// first use rather than at load.
     default_breakers: std::sync::OnceLock<Vec<u32>>,
+    /// Every token's bytes, for constrained decoding (built on first use).
+    vocab_bytes: std::sync::OnceLock<Vec<Vec<u8>>>,
     prefix: Mutex<Option<PrefixCache>>,
     pub load_time_ms: f64,
 }
@@ -193,6 +200,7 @@ impl Engine {
             context,
             info,
             default_breakers: std::sync::OnceLock::new(),
+            vocab_bytes: std::sync::OnceLock::new(),
             prefix: Mutex::new(None),
             load_time_ms: t0.elapsed().as_secs_f64() * 1e3,
         })
@@ -275,6 +283,9 @@ impl Engine {
             dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)
         };
 
+        let grammar = request.json_schema.as_ref().map(JsonGrammar::compile).transpose()?;
+        let vocab_bytes = grammar.as_ref().map(|_| self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect()));
+
         // Prefill, reusing the cached prefix of the previous generation where it matches.
         let t0 = Instant::now();
         let mut cache = match self.prefix.lock().map(|mut p| p.take()) {
@@ -297,7 +308,7 @@ impl Engine {
         });
         let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
 
-        struct Stream {
+        struct Stream<'a> {
             cache: KvCache,
             sampler: Sampler,
             history: Vec<u32>,
@@ -305,6 +316,7 @@ impl Engine {
             logits: Vec<f32>,
             generated: Vec<u32>,
             finished: Option<FinishReason>,
+            matcher: Option<JsonMatcher<'a>>,
         }
         let mut streams: Vec<Stream> = (0..request.n)
             .map(|i| Stream {
@@ -315,9 +327,11 @@ impl Engine {
                 logits: logits.clone(),
                 generated: Vec::new(),
                 finished: None,
+                matcher: grammar.as_ref().map(JsonGrammar::matcher),
             })
             .collect();
         let mut first_token_ms = None;
+        let mut mask = Vec::new();
         let t1 = Instant::now();
         let mut cancelled = false;
         loop {
@@ -326,8 +340,29 @@ impl Engine {
                     s.finished = Some(FinishReason::Length);
                 } else if cancelled {
                     s.finished = Some(FinishReason::Cancelled);
+                } else if s.matcher.as_ref().is_some_and(JsonMatcher::is_complete) {
+                    s.finished = Some(FinishReason::Stop);
+                } else if let (Some(m), Some(vocab)) = (s.matcher.as_mut(), vocab_bytes)
+                    && !{
+                        // Only tokens that keep the document valid may be sampled.
+                        allowed_tokens(m, vocab, &mut mask);
+                        mask.iter().any(|&ok| ok)
+                    }
+                {
+                    // The vocabulary cannot continue the document (no such model seen yet).
+                    s.finished = Some(FinishReason::Stop);
                 } else {
+                    if s.matcher.is_some() {
+                        for (l, ok) in s.logits.iter_mut().zip(&mask) {
+                            if !ok {
+                                *l = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
                     let t = s.sampler.sample(&s.logits, &s.history);
+                    if let Some(m) = s.matcher.as_mut() {
+                        m.advance(&self.tokenizer.token_bytes(t));
+                    }
                     first_token_ms.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
                     if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
                         s.finished = Some(FinishReason::Stop);

@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod chat;
+pub mod constraint;
 pub mod engine;
 pub mod error;
 pub mod gguf;

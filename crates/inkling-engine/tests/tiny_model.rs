@@ -227,3 +227,41 @@ fn missing_truncated_corrupt_and_unsupported_files_are_named() {
     let err = Engine::load(&iq, &cfg).err().unwrap();
     assert!(err.to_string().to_lowercase().contains("quantization"), "{err}");
 }
+
+#[test]
+fn a_json_schema_constrains_every_candidate_to_parse() {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "role": {"enum": ["hero", "villain", "mentor"]},
+            "traits": {"type": "array", "items": {"type": "string", "maxLength": 8}, "minItems": 1, "maxItems": 3},
+            "age": {"type": "integer"}
+        }
+    });
+    for vocab in [TinyVocab::Bpe, TinyVocab::Spm] {
+        let arch = if vocab == TinyVocab::Spm { "gemma3" } else { "llama" };
+        let (_d, e) = engine(&TinyModel { arch, vocab, ..TinyModel::default() });
+        for seed in 0..4 {
+            let req = GenerateRequest {
+                n: 3,
+                max_tokens: 400,
+                seed: Some(seed),
+                json_schema: Some(schema.clone()),
+                ..GenerateRequest::new(Prompt::Text("the".into()))
+            };
+            let g = e.generate(&req, |_| true).unwrap();
+            for c in &g.candidates {
+                let v: serde_json::Value = serde_json::from_str(&c.text).unwrap_or_else(|err| panic!("{arch} seed {seed}: {err}: {:?}", c.text));
+                assert_eq!(c.finish_reason, FinishReason::Stop);
+                assert!(v["name"].as_str().is_some_and(|s| !s.is_empty() && s.chars().count() <= 12));
+                assert!(["hero", "villain", "mentor"].contains(&v["role"].as_str().unwrap()));
+                assert!((1..=3).contains(&v["traits"].as_array().unwrap().len()));
+                assert!(v["age"].is_i64());
+            }
+        }
+    }
+    let bad = GenerateRequest { json_schema: Some(serde_json::json!({"type": "number"})), ..greedy("the", 1, 4) };
+    let (_d, e) = engine(&TinyModel::default());
+    assert!(matches!(e.generate(&bad, |_| true), Err(EngineError::InvalidRequest(_))));
+}
