@@ -1,1 +1,34 @@
-//! placeholder during build
+//! The writer's toolbox: continue, brainstorm, outline, character and place profiles, draft,
+//! describe, expand, tighten, rewrite, poem, summarize, business writing, first lines, titles
+//! and a model's continuity check, plus rule-based proofreading.
+//!
+//! - [`recipe`]: each tool is data, a TOML recipe ([`toolbox`] holds the built-in ones and
+//!   loads the writer's own).
+//! - [`context`]: the prompt under a token budget: story text nearest the cursor, story-bible
+//!   entries triggered by it ([`lore`]), memory and the author's note; [`text`] knows where
+//!   text may be cut.
+//! - [`run`]: a tool on any [`inkling_engine::Backend`]; [`output`] cleans and parses the
+//!   answers; [`diff`] shows what a rewrite changed; [`proofread`] lints with harper-core.
+//!
+//! Invariants: the writer's text is never altered by a tool, only proposed against (a diff or
+//! an applicable finding); a JSON tool's answer always parses (it is decoded under the
+//! recipe's schema); a prompt never exceeds the model's context; no tool talks to storage or
+//! sockets.
+
+pub mod context;
+pub mod diff;
+pub mod error;
+pub mod lore;
+pub mod output;
+pub mod proofread;
+pub mod recipe;
+pub mod run;
+pub mod text;
+pub mod toolbox;
+
+pub use context::{Assembled, Frame, Part, StoryContext};
+pub use error::{CraftError, Result};
+pub use lore::LoreEntry;
+pub use recipe::Recipe;
+pub use run::{ToolCandidate, ToolOutput, ToolRequest, run};
+pub use toolbox::Toolbox;

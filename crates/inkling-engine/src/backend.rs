@@ -2,7 +2,7 @@
 //! The local [`Engine`] implements it; a remote OpenAI-compatible client is the other
 //! implementation (a later issue). Tools take `&dyn Backend` and never care which.
 
-use crate::engine::{Engine, Event, GenerateRequest, Generation, ModelInfo};
+use crate::engine::{Engine, Event, GenerateRequest, Generation, ModelInfo, Prompt};
 use crate::error::Result;
 
 pub trait Backend: Send + Sync {
@@ -11,6 +11,10 @@ pub trait Backend: Send + Sync {
     fn context_length(&self) -> usize;
     /// Tokens `text` takes up (for context budgets).
     fn count_tokens(&self, text: &str) -> Result<usize>;
+    /// Exactly what the model will read for this prompt and reply start (`--show-prompt`).
+    fn render_prompt(&self, prompt: &Prompt, prefill: &str) -> Result<String>;
+    /// Tokens the whole prompt takes, template and special tokens included.
+    fn count_prompt_tokens(&self, prompt: &Prompt, prefill: &str) -> Result<usize>;
     /// Generates candidates, streaming events; `on_event` returning false cancels.
     fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation>;
 }
@@ -28,6 +32,14 @@ impl Backend for Engine {
         Ok(self.tokenizer().encode(text, false).len())
     }
 
+    fn render_prompt(&self, prompt: &Prompt, prefill: &str) -> Result<String> {
+        Engine::render_prompt(self, prompt, prefill)
+    }
+
+    fn count_prompt_tokens(&self, prompt: &Prompt, prefill: &str) -> Result<usize> {
+        Ok(self.prompt_tokens_with_prefill(prompt, prefill)?.len())
+    }
+
     fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
         Engine::generate(self, request, on_event)
     }
@@ -36,7 +48,7 @@ impl Backend for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{EngineConfig, Prompt};
+    use crate::engine::EngineConfig;
     use crate::testing::TinyModel;
 
     #[test]

@@ -35,6 +35,9 @@ pub struct ModelInfo {
     pub file: PathBuf,
     pub file_size: u64,
     pub license: Option<String>,
+    /// The file carries its own chat template (an instruct or chat model).
+    #[serde(default)]
+    pub chat_template: bool,
 }
 
 impl ModelInfo {
@@ -57,6 +60,7 @@ impl ModelInfo {
             file: file.path.clone(),
             file_size: file.file_size,
             license: file.get_str("general.license").map(String::from),
+            chat_template: file.get_str("tokenizer.chat_template").is_some_and(|t| !t.trim().is_empty()),
         })
     }
 }
@@ -84,6 +88,13 @@ pub struct GenerateRequest {
     pub seed: Option<u64>,
     /// Keep going past end-of-text tokens (benchmarks).
     pub ignore_eos: bool,
+    /// The start of the model's reply, written by the caller (a list's "1.", a JSON brace);
+    /// the model continues from it and it is not part of the output.
+    #[serde(default)]
+    pub prefill: String,
+    /// End-of-text tokens are not sampled before this many tokens (vLLM's `min_tokens`).
+    #[serde(default)]
+    pub min_tokens: usize,
     /// Constrain output to JSON of this schema (see [`crate::constraint`]); the candidate ends
     /// when the document is complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,7 +103,7 @@ pub struct GenerateRequest {
 
 impl GenerateRequest {
     pub fn new(prompt: Prompt) -> Self {
-        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, json_schema: None }
+        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None }
     }
 }
 
@@ -228,10 +239,23 @@ impl Engine {
 
     /// The token ids a prompt becomes (BOS included when the model wants one).
     pub fn prompt_tokens(&self, prompt: &Prompt) -> Result<Vec<u32>> {
-        let tokens = match prompt {
-            Prompt::Text(t) => self.tokenizer.encode_prompt(t, false),
-            Prompt::Chat(m) => self.tokenizer.encode_prompt(&self.chat.render(m, true)?, true),
-        };
+        self.prompt_tokens_with_prefill(prompt, "")
+    }
+
+    /// Exactly the text the model sees: a chat prompt rendered through the template, then the
+    /// start of the reply the caller wrote for it (`prefill`).
+    pub fn render_prompt(&self, prompt: &Prompt, prefill: &str) -> Result<String> {
+        Ok(match prompt {
+            Prompt::Text(t) => format!("{t}{prefill}"),
+            Prompt::Chat(m) => format!("{}{prefill}", self.chat.render(m, true)?),
+        })
+    }
+
+    /// [`Engine::prompt_tokens`] with the reply's start appended.
+    pub fn prompt_tokens_with_prefill(&self, prompt: &Prompt, prefill: &str) -> Result<Vec<u32>> {
+        // Control tokens are parsed only where a chat template wrote them.
+        let special = matches!(prompt, Prompt::Chat(_));
+        let tokens = self.tokenizer.encode_prompt(&self.render_prompt(prompt, prefill)?, special);
         if tokens.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -269,7 +293,7 @@ impl Engine {
             return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", request.n)));
         }
         request.sampling.validate().map_err(EngineError::InvalidRequest)?;
-        let prompt = self.prompt_tokens(&request.prompt)?;
+        let prompt = self.prompt_tokens_with_prefill(&request.prompt, &request.prefill)?;
         if prompt.len() >= self.context {
             return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), context: self.context, trained: self.model.config.context_length });
         }
@@ -355,6 +379,13 @@ impl Engine {
                     if s.matcher.is_some() {
                         for (l, ok) in s.logits.iter_mut().zip(&mask) {
                             if !ok {
+                                *l = f32::NEG_INFINITY;
+                            }
+                        }
+                    }
+                    if s.generated.len() < request.min_tokens {
+                        for &t in self.tokenizer.end_of_generation_tokens() {
+                            if let Some(l) = s.logits.get_mut(t as usize) {
                                 *l = f32::NEG_INFINITY;
                             }
                         }

@@ -142,6 +142,11 @@ impl Tokenizer {
         self.tokens.get(id as usize).map(|s| s.as_str())
     }
 
+    /// The tokens that end a generation (EOS, end-of-turn), sorted.
+    pub fn end_of_generation_tokens(&self) -> &[u32] {
+        &self.end_of_generation
+    }
+
     pub fn is_end_of_generation(&self, id: u32) -> bool {
         self.end_of_generation.binary_search(&id).is_ok()
     }

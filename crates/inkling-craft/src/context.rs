@@ -1,0 +1,287 @@
+//! Context assembly: a tool's recipe, the writer's text and the story around it (memory,
+//! story-bible entries, author's note, the text before the cursor) become one prompt that fits
+//! the model's context under an explicit token budget.
+//!
+//! Priorities when space runs out: the text nearest the cursor first (up to half the room),
+//! then the bible entries its recent text triggers, then memory, then more of the story. Cuts
+//! fall on paragraph, then sentence, then word boundaries, never inside a character. Stable
+//! parts come first (memory, then entries in bible order, then the story) so that repeated
+//! requests share a prompt prefix and the engine reuses its KV cache.
+
+use crate::error::{CraftError, Result};
+use crate::lore::{LoreEntry, triggered};
+use crate::recipe::Recipe;
+use crate::text::longest_fitting_tail;
+use inkling_engine::{Backend, ChatMessage, Prompt};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What the writer keeps around their text.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StoryContext {
+    /// Always in the prompt (premise, tone, what matters now).
+    #[serde(default)]
+    pub memory: String,
+    /// A short steer inserted near the cursor ("Mara is lying.").
+    #[serde(default)]
+    pub author_note: String,
+    /// Paragraphs before the cursor at which the note goes.
+    #[serde(default = "default_note_depth")]
+    pub note_depth: usize,
+    #[serde(default)]
+    pub lore: Vec<LoreEntry>,
+    /// The story before the passage a selection tool works on (continue uses its own text).
+    #[serde(default)]
+    pub before: String,
+}
+
+fn default_note_depth() -> usize {
+    3
+}
+
+/// How the prompt is framed for the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frame {
+    /// Messages through the model's chat template (instruct models).
+    Chat,
+    /// Plain text the model continues (base models, and prose continuation).
+    Text,
+}
+
+/// One part of the prompt and what it cost, for `--show-prompt`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Part {
+    pub name: String,
+    pub tokens: usize,
+    /// What happened to it: "whole", "last 3 of 9 paragraphs", "left out (budget)".
+    pub fate: String,
+}
+
+/// A prompt ready for the backend.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Assembled {
+    pub frame: Frame,
+    pub prompt: Prompt,
+    pub prefill: String,
+    /// Exactly what the model reads.
+    pub rendered: String,
+    pub prompt_tokens: usize,
+    /// Room the prompt had: the context window less the answer's tokens.
+    pub budget: usize,
+    pub parts: Vec<Part>,
+}
+
+/// The variable parts of one rendering.
+#[derive(Default, Clone)]
+struct Fill {
+    story: String,
+    memory: String,
+    lore: String,
+}
+
+/// Builds the prompt for `recipe` on `text`. `options` are resolved phrases (see
+/// [`Recipe::resolve_options`]); `max_tokens` is the room kept for the answer.
+pub fn assemble(backend: &dyn Backend, recipe: &Recipe, text: &str, options: &BTreeMap<String, String>, ctx: &StoryContext, max_tokens: usize, frame: Option<Frame>) -> Result<Assembled> {
+    let frame = frame.unwrap_or(if recipe.prompt.chat.is_some() && backend.info().chat_template { Frame::Chat } else { Frame::Text });
+    let frame = if recipe.prompt.chat.is_none() { Frame::Text } else { frame };
+    let context = backend.context_length();
+    let budget = context.saturating_sub(max_tokens);
+    // The story the tool looks back on: the text itself for continue, else what precedes it.
+    let continues = recipe.continues;
+    let story_src = if continues { text } else { ctx.before.as_str() };
+    let own_text = if continues { "" } else { text };
+
+    let render = |fill: &Fill| render(recipe, frame, own_text, options, fill);
+    let (prompt, prefill) = render(&Fill::default())?;
+    let fixed = backend.count_prompt_tokens(&prompt, &prefill)?;
+    if fixed > budget {
+        let tokens = backend.count_tokens(text)?;
+        return Err(CraftError::TextTooLong { tool: recipe.name.clone(), tokens, budget: budget.saturating_sub(fixed - tokens.min(fixed)), context });
+    }
+    let count = |s: &str| backend.count_tokens(s);
+    let mut room = budget - fixed;
+    let mut parts = vec![Part { name: "recipe and text".into(), tokens: fixed, fate: format!("{} frame", if frame == Frame::Chat { "chat" } else { "text" }) }];
+
+    // The author's note rides inside the story, so it is reserved first (it is short).
+    let note = ctx.author_note.trim();
+    let note_tokens = if note.is_empty() || story_src.trim().is_empty() { 0 } else { count(&note_line(note))? + 1 };
+    let note_fits = note_tokens > 0 && note_tokens <= room / 4;
+    if note_fits {
+        room -= note_tokens;
+    }
+
+    // 1. The text nearest the cursor, up to half the room.
+    let mut story_start = story_src.len();
+    let mut story_tokens = 0;
+    let take_story = |allow: usize, story_start: &mut usize, story_tokens: &mut usize| -> Result<()> {
+        let mut err = None;
+        let start = longest_fitting_tail(story_src, &mut |s| match count(s) {
+            Ok(n) => n <= allow,
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        });
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        if let Some(start) = start
+            && start < *story_start
+        {
+            *story_start = start;
+            *story_tokens = count(&story_src[start..])?;
+        }
+        Ok(())
+    };
+    if !story_src.trim().is_empty() {
+        take_story(room / 2, &mut story_start, &mut story_tokens)?;
+    }
+    let mut left = room - story_tokens;
+
+    // 2. Bible entries that the recent text (or the writer's text) brings up.
+    let recent_start = story_src.len() - story_src[..].chars().rev().take(3000).map(char::len_utf8).sum::<usize>();
+    let recent = format!("{}\n{}", &story_src[recent_start..], own_text);
+    let mut lore = Vec::new();
+    for e in triggered(&ctx.lore, &recent) {
+        let line = lore_line(e);
+        let n = count(&line)? + 1;
+        if n <= left {
+            left -= n;
+            parts.push(Part { name: format!("bible: {}", e.name), tokens: n, fate: if e.always { "always on".into() } else { format!("triggered by \"{}\"", e.triggered_by(&recent).unwrap_or("")) } });
+            lore.push(line);
+        } else {
+            parts.push(Part { name: format!("bible: {}", e.name), tokens: n, fate: "left out (budget)".into() });
+        }
+    }
+
+    // 3. Memory, whole or not at all.
+    let memory = ctx.memory.trim();
+    let mut memory_in = String::new();
+    if !memory.is_empty() {
+        let n = count(memory)? + 2;
+        if n <= left {
+            left -= n;
+            memory_in = memory.to_string();
+            parts.push(Part { name: "memory".into(), tokens: n, fate: "whole".into() });
+        } else {
+            parts.push(Part { name: "memory".into(), tokens: n, fate: "left out (budget)".into() });
+        }
+    }
+
+    // 4. The rest of the room goes to more story.
+    if !story_src.trim().is_empty() {
+        take_story(story_tokens + left, &mut story_start, &mut story_tokens)?;
+    }
+
+    // Render; a token or two can merge differently across part boundaries, so shrink the
+    // story until the whole prompt truly fits.
+    let mut allow = story_tokens;
+    for _ in 0..4 {
+        let story_text = &story_src[story_start..];
+        let story = if note_fits { insert_note(story_text, note, ctx.note_depth) } else { story_text.to_string() };
+        let fill = Fill { story, memory: memory_in.clone(), lore: lore.join("\n") };
+        let (prompt, prefill) = render(&fill)?;
+        let total = backend.count_prompt_tokens(&prompt, &prefill)?;
+        if total <= budget {
+            if !story_src.trim().is_empty() {
+                let paras = |s: &str| s.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+                let fate = if story_start == 0 { "whole".to_string() } else { format!("last {} of {} paragraphs (cut at a boundary)", paras(story_text), paras(story_src)) };
+                parts.insert(1, Part { name: if continues { "story (your text)".into() } else { "story before the passage".into() }, tokens: story_tokens, fate });
+            }
+            if note_fits {
+                parts.push(Part { name: "author's note".into(), tokens: note_tokens, fate: format!("{} paragraphs before the cursor", ctx.note_depth) });
+            } else if !note.is_empty() {
+                parts.push(Part { name: "author's note".into(), tokens: note_tokens, fate: "left out (budget)".into() });
+            }
+            let rendered = backend.render_prompt(&prompt, &prefill)?;
+            return Ok(Assembled { frame, prompt, prefill, rendered, prompt_tokens: total, budget, parts });
+        }
+        allow = allow.saturating_sub(total - budget + 4);
+        let mut start = story_src.len();
+        let mut tokens = 0;
+        if allow > 0 {
+            take_story(allow, &mut start, &mut tokens)?;
+        }
+        story_start = start;
+        story_tokens = tokens;
+    }
+    Err(CraftError::TextTooLong { tool: recipe.name.clone(), tokens: count(text)?, budget, context })
+}
+
+fn lore_line(e: &LoreEntry) -> String {
+    if e.kind.is_empty() { format!("{}: {}", e.name, e.body.trim()) } else { format!("{} ({}): {}", e.name, e.kind, e.body.trim()) }
+}
+
+fn note_line(note: &str) -> String {
+    format!("[Author's note: {note}]")
+}
+
+/// `story` with the note on its own line `depth` paragraphs before the end.
+pub fn insert_note(story: &str, note: &str, depth: usize) -> String {
+    let starts: Vec<usize> = std::iter::once(0).chain(crate::text::paragraph_starts(story)).filter(|&i| !story[i..].trim().is_empty()).collect();
+    if depth == 0 {
+        return format!("{}\n{}\n", story.trim_end(), note_line(note));
+    }
+    let at = starts[starts.len().saturating_sub(depth)];
+    format!("{}{}\n{}", &story[..at], note_line(note), &story[at..])
+}
+
+/// Renders the recipe's templates for one fill: the prompt and the reply's start.
+fn render(recipe: &Recipe, frame: Frame, text: &str, options: &BTreeMap<String, String>, fill: &Fill) -> Result<(Prompt, String)> {
+    let mut context = fill.memory.clone();
+    if !fill.lore.is_empty() {
+        if !context.is_empty() {
+            context.push_str("\n\n");
+        }
+        context.push_str(&fill.lore);
+    }
+    let mut vars: BTreeMap<&str, minijinja::Value> = BTreeMap::new();
+    for (k, v) in options {
+        vars.insert(k.as_str(), v.as_str().into());
+    }
+    vars.insert("text", text.into());
+    vars.insert("story", fill.story.as_str().into());
+    vars.insert("memory", fill.memory.as_str().into());
+    vars.insert("lore", fill.lore.as_str().into());
+    vars.insert("context", context.as_str().into());
+    let env = minijinja::Environment::new();
+    let r = |name: &str, tmpl: &str| -> Result<String> {
+        env.render_str(tmpl, &vars).map_err(|e| CraftError::Recipe { file: recipe.source.clone().into(), line: e.line().unwrap_or(0), column: 0, message: format!("template `prompt.{name}`: {e}") })
+    };
+    let prefill = r("prefill", &recipe.prompt.prefill)?;
+    let prompt = match (frame, &recipe.prompt.chat) {
+        (Frame::Chat, Some(chat)) => {
+            let mut system = r("system", &recipe.prompt.system)?;
+            if !context.is_empty() {
+                system = format!("{}\n\nWhat you know about the story:\n{context}", system.trim_end()).trim_start().to_string();
+            }
+            let mut messages = Vec::new();
+            if !system.trim().is_empty() {
+                messages.push(ChatMessage::new("system", &system));
+            }
+            messages.push(ChatMessage::new("user", &r("chat", chat)?));
+            Prompt::Chat(messages)
+        }
+        _ => {
+            // A trailing space would be its own token, one the model rarely saw before a word.
+            let t = r("text", &recipe.prompt.text)?;
+            Prompt::Text(t.trim_end_matches([' ', '\t']).to_string())
+        }
+    };
+    Ok((prompt, prefill))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_sits_depth_paragraphs_before_the_end() {
+        let story = "One.\n\nTwo.\n\nThree.";
+        assert_eq!(insert_note(story, "n", 1), "One.\n\nTwo.\n\n[Author's note: n]\nThree.");
+        assert_eq!(insert_note(story, "n", 3), "[Author's note: n]\nOne.\n\nTwo.\n\nThree.");
+        assert_eq!(insert_note(story, "n", 9), "[Author's note: n]\nOne.\n\nTwo.\n\nThree.");
+        assert_eq!(insert_note(story, "n", 0), "One.\n\nTwo.\n\nThree.\n[Author's note: n]\n");
+    }
+}

@@ -1,0 +1,40 @@
+//! One error type for the toolbox; each message says what is wrong and what to do.
+
+use inkling_engine::EngineError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CraftError {
+    #[error("{file}:{line}:{column}: {message}")]
+    Recipe { file: PathBuf, line: usize, column: usize, message: String },
+
+    #[error("unknown tool `{name}`; the tools are: {known}\n  run `inkling tools` for what each does")]
+    UnknownTool { name: String, known: String },
+
+    #[error("`{tool}` has no option `{option}`; its options are: {known}")]
+    UnknownOption { tool: String, option: String, known: String },
+
+    #[error("`{value}` is not a {option} that `{tool}` knows; choose one of: {allowed}")]
+    UnknownValue { tool: String, option: String, value: String, allowed: String },
+
+    #[error("`{tool}` needs {what}, but the text is empty")]
+    EmptyInput { tool: String, what: String },
+
+    #[error("the text is {tokens} tokens but `{tool}` can give it at most {budget} of the model's {context}-token context; select a shorter passage or use a model with a longer context (--ctx)")]
+    TextTooLong { tool: String, tokens: usize, budget: usize, context: usize },
+
+    #[error("the model's answer for `{tool}` could not be read as {expected}: {reason}")]
+    Unparsable { tool: String, expected: &'static str, reason: String },
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+pub type Result<T, E = CraftError> = std::result::Result<T, E>;
