@@ -94,7 +94,7 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, text: &str, options: &BT
 
     let render = |fill: &Fill| render(recipe, frame, own_text, options, fill);
     let (prompt, prefill) = render(&Fill::default())?;
-    let fixed = backend.count_prompt_tokens(&prompt, &prefill)?;
+    let fixed = count_prompt(backend, &prompt, &prefill)?;
     if fixed > budget {
         let tokens = backend.count_tokens(text)?;
         return Err(CraftError::TextTooLong { tool: recipe.name.clone(), tokens, budget: budget.saturating_sub(fixed - tokens.min(fixed)), context });
@@ -182,7 +182,7 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, text: &str, options: &BT
         let story = if note_fits { insert_note(story_text, note, ctx.note_depth) } else { story_text.to_string() };
         let fill = Fill { story, memory: memory_in.clone(), lore: lore.join("\n") };
         let (prompt, prefill) = render(&fill)?;
-        let total = backend.count_prompt_tokens(&prompt, &prefill)?;
+        let total = count_prompt(backend, &prompt, &prefill)?;
         if total <= budget {
             if !story_src.trim().is_empty() {
                 let paras = |s: &str| s.split("\n\n").filter(|p| !p.trim().is_empty()).count();
@@ -207,6 +207,14 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, text: &str, options: &BT
         story_tokens = tokens;
     }
     Err(CraftError::TextTooLong { tool: recipe.name.clone(), tokens: count(text)?, budget, context })
+}
+
+/// Tokens of a whole prompt; a template with nothing filled in yet may render empty.
+fn count_prompt(backend: &dyn Backend, prompt: &Prompt, prefill: &str) -> Result<usize> {
+    match backend.count_prompt_tokens(prompt, prefill) {
+        Err(inkling_engine::EngineError::EmptyPrompt) => Ok(0),
+        other => Ok(other?),
+    }
 }
 
 fn lore_line(e: &LoreEntry) -> String {
@@ -245,7 +253,9 @@ fn render(recipe: &Recipe, frame: Frame, text: &str, options: &BTreeMap<String, 
     vars.insert("memory", fill.memory.as_str().into());
     vars.insert("lore", fill.lore.as_str().into());
     vars.insert("context", context.as_str().into());
-    let env = minijinja::Environment::new();
+    let mut env = minijinja::Environment::new();
+    // A frame ending in a blank line means it: keep it.
+    env.set_keep_trailing_newline(true);
     let r = |name: &str, tmpl: &str| -> Result<String> {
         env.render_str(tmpl, &vars).map_err(|e| CraftError::Recipe { file: recipe.source.clone().into(), line: e.line().unwrap_or(0), column: 0, message: format!("template `prompt.{name}`: {e}") })
     };

@@ -111,13 +111,15 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
     let schema = if recipe.output.kind == OutputKind::Json { recipe.schema() } else { None };
     let half = backend.context_length() / 2;
     // The answer's room: asked for, else what the tool's shape needs.
-    let (max_tokens, min_tokens) = match (request.max_tokens, recipe.output.length, &schema) {
+    let json_room = schema.as_ref().map(|s| inkling_engine::constraint::JsonGrammar::compile(s).map(|g| g.max_bytes().min(half))).transpose()?;
+    let (max_tokens, min_tokens) = match (request.max_tokens, recipe.output.length, json_room) {
+        // A JSON answer cut short would not parse: it gets the room its schema needs.
+        (asked, _, Some(room)) => (asked.unwrap_or(0).max(room), 0),
         (Some(m), Some(LengthGoal::Longer), _) => (m, (input_tokens + input_tokens / 4).min(m)),
         (Some(m), _, _) => (m, 0),
         // No more tokens than the input: the answer cannot come out longer.
         (None, Some(LengthGoal::Shorter), _) => (input_tokens.max(8), 0),
         (None, Some(LengthGoal::Longer), _) => ((input_tokens * 3 + 48).min(half), (input_tokens + input_tokens / 4).min(half)),
-        (None, None, Some(s)) => (inkling_engine::constraint::JsonGrammar::compile(s)?.max_bytes().min(half), 0),
         (None, None, None) => (d.max_tokens.unwrap_or(200), 0),
     };
     let assembled = assemble(backend, recipe, &request.text, &options, &request.context, max_tokens, request.frame)?;

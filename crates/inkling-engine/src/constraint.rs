@@ -132,6 +132,17 @@ impl JsonGrammar {
         }
     }
 
+    /// The fewest bytes of any document (what completing from the start needs).
+    fn node_min_bytes(&self, id: NodeId) -> usize {
+        match &self.nodes[id as usize] {
+            Node::Object { keys, values, .. } => 1 + keys.iter().map(|&k| self.literals[k as usize].len()).sum::<usize>() + values.iter().map(|&v| self.node_min_bytes(v)).sum::<usize>(),
+            Node::Array { item, min, .. } => 2 + *min as usize * (self.node_min_bytes(*item) + 1) - usize::from(*min > 0),
+            Node::String { min, .. } => 2 + *min as usize,
+            Node::Enum { options } => options.iter().map(|&o| self.literals[o as usize].len()).min().unwrap_or(0),
+            Node::Integer => 1,
+        }
+    }
+
     pub fn matcher(&self) -> JsonMatcher<'_> {
         JsonMatcher { grammar: self, stack: vec![Frame::Value(self.root)], scratch: Vec::new() }
     }
@@ -171,12 +182,24 @@ impl JsonMatcher<'_> {
 
     /// Would `bytes` be accepted next? (Empty byte strings, such as control tokens, are not.)
     pub fn accepts(&mut self, bytes: &[u8]) -> bool {
+        self.accepts_within(bytes, usize::MAX)
+    }
+
+    /// Would `bytes` be accepted, leaving a document that `room` more bytes can still
+    /// complete? With one token per byte at worst, `room` = tokens left keeps every answer
+    /// finishable before the token limit.
+    pub fn accepts_within(&mut self, bytes: &[u8], room: usize) -> bool {
         if bytes.is_empty() {
             return false;
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.stack);
-        bytes.iter().all(|&b| step(self.grammar, &mut self.scratch, b))
+        bytes.iter().all(|&b| step(self.grammar, &mut self.scratch, b)) && min_bytes_to_complete(self.grammar, &self.scratch) <= room
+    }
+
+    /// The fewest bytes that complete the document from here.
+    pub fn min_bytes_to_complete(&self) -> usize {
+        min_bytes_to_complete(self.grammar, &self.stack)
     }
 
     /// Consumes `bytes`; returns false (and leaves the state unchanged) if they are not allowed.
@@ -187,6 +210,30 @@ impl JsonMatcher<'_> {
         std::mem::swap(&mut self.stack, &mut self.scratch);
         true
     }
+}
+
+fn min_bytes_to_complete(g: &JsonGrammar, stack: &[Frame]) -> usize {
+    stack
+        .iter()
+        .map(|f| match *f {
+            Frame::Value(id) => g.node_min_bytes(id),
+            Frame::Literal { id, pos } => g.literals[id as usize].len() - pos as usize,
+            Frame::Array { node, count } => match g.nodes[node as usize] {
+                // Each missing item with its comma (no comma before the first), then `]`.
+                Node::Array { item, min, .. } => (min.saturating_sub(count)) as usize * (g.node_min_bytes(item) + 1) - usize::from(count == 0 && min > 0) + 1,
+                _ => 0,
+            },
+            Frame::String { node, chars, cont } => match g.nodes[node as usize] {
+                Node::String { min, .. } => cont as usize + min.saturating_sub(chars) as usize + 1,
+                _ => 0,
+            },
+            Frame::Enum { node, pos, alive } => match &g.nodes[node as usize] {
+                Node::Enum { options } => options.iter().enumerate().filter(|(i, _)| alive & (1 << i) != 0).map(|(_, &o)| g.literals[o as usize].len() - pos as usize).min().unwrap_or(0),
+                _ => 0,
+            },
+            Frame::Integer { digits, .. } => usize::from(digits == 0),
+        })
+        .sum()
 }
 
 /// Feeds one byte; false when the byte is not allowed.
@@ -340,10 +387,11 @@ fn step(g: &JsonGrammar, stack: &mut Vec<Frame>, b: u8) -> bool {
     }
 }
 
-/// Which tokens may come next: `mask[t]` for every token, given each token's bytes.
-pub fn allowed_tokens(matcher: &mut JsonMatcher<'_>, vocab: &[Vec<u8>], mask: &mut Vec<bool>) {
+/// Which tokens may come next: `mask[t]` for every token, given each token's bytes, such
+/// that the document can still be completed within `tokens_after` more tokens.
+pub fn allowed_tokens(matcher: &mut JsonMatcher<'_>, vocab: &[Vec<u8>], tokens_after: usize, mask: &mut Vec<bool>) {
     mask.clear();
-    mask.extend(vocab.iter().map(|bytes| matcher.accepts(bytes)));
+    mask.extend(vocab.iter().map(|bytes| matcher.accepts_within(bytes, tokens_after)));
 }
 
 #[cfg(test)]
@@ -418,6 +466,21 @@ mod tests {
         let longest = format!(r#"{{"name":"{}","role":"villain","age":-123456789,"alive":false,"fears":["{}","{}"]}}"#, "é".repeat(20), "x".repeat(400), "字".repeat(400));
         assert_eq!(accepts_all(&g, &longest), (true, true));
         assert!(g.max_bytes() >= longest.len());
+    }
+
+    #[test]
+    fn a_tight_token_budget_steers_towards_the_shortest_completion() {
+        let g = profile();
+        let mut m = g.matcher();
+        let shortest = r#"{"name":"A","role":"hero","age":1,"alive":true,"fears":["x"]}"#;
+        assert_eq!(m.min_bytes_to_complete(), shortest.len());
+        assert!(m.advance(br#"{"name":"Ab"#));
+        // Room for exactly the rest: closing the name is fine, another letter is not.
+        let rest = m.min_bytes_to_complete();
+        assert!(m.accepts_within(b"\"", rest - 1));
+        assert!(!m.accepts_within(b"c", rest - 1));
+        assert!(m.accepts_within(b"c", rest));
+        assert!(!m.accepts(&[0x80]), "a stray continuation byte is not UTF-8");
     }
 
     #[test]

@@ -308,6 +308,14 @@ impl Engine {
         };
 
         let grammar = request.json_schema.as_ref().map(JsonGrammar::compile).transpose()?;
+        if let Some(g) = &grammar
+            && g.matcher().min_bytes_to_complete() > max_tokens
+        {
+            return Err(EngineError::InvalidRequest(format!(
+                "{max_tokens} tokens cannot hold the shortest JSON answer this schema allows ({} bytes); raise max_tokens",
+                g.matcher().min_bytes_to_complete()
+            )));
+        }
         let vocab_bytes = grammar.as_ref().map(|_| self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect()));
 
         // Prefill, reusing the cached prefix of the previous generation where it matches.
@@ -369,7 +377,7 @@ impl Engine {
                 } else if let (Some(m), Some(vocab)) = (s.matcher.as_mut(), vocab_bytes)
                     && !{
                         // Only tokens that keep the document valid may be sampled.
-                        allowed_tokens(m, vocab, &mut mask);
+                        allowed_tokens(m, vocab, max_tokens - s.generated.len() - 1, &mut mask);
                         mask.iter().any(|&ok| ok)
                     }
                 {
