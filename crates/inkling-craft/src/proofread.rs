@@ -8,7 +8,8 @@
 use crate::text::is_cjk;
 use harper_core::linting::{LintGroup, Linter, Suggestion};
 use harper_core::spell::FstDictionary;
-use harper_core::{Dialect, Document};
+use harper_core::Document;
+pub use harper_core::Dialect;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -138,7 +138,7 @@ pub fn read_prompt(prompt: Option<&str>, file: Option<&std::path::Path>) -> Resu
 
 /// Streams candidates in order: the first is shown live; later ones are buffered until the
 /// ones before them finish, so the terminal shows readable, labelled blocks.
-struct OrderedPrinter {
+pub(crate) struct OrderedPrinter {
     n: usize,
     current: usize,
     buffers: Vec<String>,
@@ -146,7 +146,7 @@ struct OrderedPrinter {
 }
 
 impl OrderedPrinter {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         let p = Self { n, current: 0, buffers: vec![String::new(); n], finished: vec![false; n] };
         p.header(0);
         p
@@ -158,7 +158,7 @@ impl OrderedPrinter {
         }
     }
 
-    fn event(&mut self, e: &Event<'_>) {
+    pub(crate) fn event(&mut self, e: &Event<'_>) {
         match *e {
             Event::Text { candidate, text } if candidate == self.current => {
                 print!("{text}");

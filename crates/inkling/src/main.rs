@@ -4,13 +4,14 @@ mod bench;
 mod generate;
 mod models;
 mod project;
+mod tools;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 /// inkling: a local-first writing partner. Your words stay on your machine.
 #[derive(Parser, Debug)]
-#[command(name = "inkling", version, about)]
+#[command(name = "inkling", version, about, after_help = "Writing tools: inkling <tool> [TEXT] (continue, brainstorm, outline, character, place, draft, describe,\nexpand, tighten, rewrite, poem, summarize, business, first-lines, titles, check, and your own);\n`inkling tools` lists them with their options, `inkling <tool> --help` shows one.")]
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
@@ -47,6 +48,13 @@ enum Command {
     Project(project::ProjectArgs),
     /// Measure prompt and decode speed, time to first token and peak memory.
     Bench(bench::BenchArgs),
+    /// List the writing tools and their options.
+    Tools(tools::ToolsArgs),
+    /// Grammar, spelling, punctuation and style findings by rule, with fixes to apply.
+    Proofread(tools::ProofreadArgs),
+    /// A writing tool: `inkling brainstorm "a lighthouse keeper" -n 3` (see `inkling tools`).
+    #[command(external_subcommand)]
+    Tool(Vec<String>),
 }
 
 fn main() {
@@ -69,5 +77,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Model(c) => models::run(&cli.model, c),
         Command::Bench(a) => bench::bench(&cli.model, a),
         Command::Project(a) => project::run(a),
+        Command::Tools(a) => tools::list(a),
+        Command::Proofread(a) => tools::proofread_cmd(&cli.model, a),
+        Command::Tool(argv) => tools::run_tool(&cli.model, argv),
     }
 }

@@ -1,0 +1,323 @@
+//! The writing tools on the command line: `inkling tools` lists them, `inkling <tool> ...`
+//! runs one (each recipe option becomes a `--flag`), `inkling proofread` lints by rule.
+
+use crate::generate::{OrderedPrinter, read_prompt};
+use crate::{ModelArgs, models};
+use anyhow::{Context, Result, bail};
+use clap::{Arg, ArgAction, Args, CommandFactory, FromArgMatches};
+use inkling_craft::context::Frame;
+use inkling_craft::proofread::{apply_all, proofread};
+use inkling_craft::recipe::{OutputKind, Recipe};
+use inkling_craft::run::{finish, prepare};
+use inkling_craft::{LoreEntry, StoryContext, ToolOutput, ToolRequest, Toolbox};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The flags every tool shares (recipe options are added per tool).
+#[derive(Args, Debug)]
+pub struct ToolArgs {
+    /// The text to work on ("-" or nothing reads stdin).
+    text: Option<String>,
+    /// Read the text from a file.
+    #[arg(long, short = 'f', conflicts_with = "text")]
+    file: Option<PathBuf>,
+    /// Number of candidates.
+    #[arg(short = 'n', long = "candidates", default_value_t = 1)]
+    n: usize,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Room for the answer, in tokens (default: what the tool needs).
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Show text as it is written.
+    #[arg(long)]
+    stream: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+    /// Print the exact prompt and the tokens each part took (to stderr) before generating.
+    #[arg(long)]
+    show_prompt: bool,
+    /// Frame the prompt as chat messages or as plain text (default: chat when the model has a template).
+    #[arg(long, value_parser = ["chat", "text"])]
+    frame: Option<String>,
+    /// Always in the prompt: premise, tone, what matters now.
+    #[arg(long)]
+    memory: Option<String>,
+    /// A steer inserted a few paragraphs before the cursor.
+    #[arg(long)]
+    note: Option<String>,
+    /// Paragraphs before the cursor at which the note goes.
+    #[arg(long, default_value_t = 3)]
+    note_depth: usize,
+    /// Story-bible entries (a JSON list of {kind, name, keys, body, always}).
+    #[arg(long)]
+    bible: Option<PathBuf>,
+    /// The story before the passage (for describe, expand, rewrite, ... on a selection).
+    #[arg(long)]
+    before: Option<PathBuf>,
+    /// Use this project's story bible, memory and author's note.
+    #[arg(long)]
+    project: Option<String>,
+    /// The project database (default: $INKLING_HOME/inkling.db).
+    #[arg(long, env = "INKLING_DB")]
+    db: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ToolsArgs {
+    /// Print one tool's recipe (to copy into your recipes folder and change).
+    #[arg(long)]
+    show: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn toolbox() -> Result<Toolbox> {
+    Ok(Toolbox::load(inkling_craft::toolbox::recipes_dir().as_deref())?)
+}
+
+/// `inkling tools`
+pub fn list(args: ToolsArgs) -> Result<()> {
+    let tb = toolbox()?;
+    if let Some(name) = &args.show {
+        print!("{}", tb.get(name)?.toml);
+        return Ok(());
+    }
+    if args.json {
+        let v: Vec<_> = tb
+            .recipes()
+            .map(|r| serde_json::json!({"name": r.name, "description": r.description, "input": r.input, "source": r.source, "options": r.options.iter().map(|(k, o)| (k.clone(), serde_json::json!({"help": o.help, "default": o.default, "values": o.values.keys().collect::<Vec<_>>(), "free": o.free}))).collect::<BTreeMap<_, _>>()}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for r in tb.recipes() {
+        println!("{:<12} {}", r.name, r.description);
+        for (k, o) in &r.options {
+            let values = o.values.keys().cloned().collect::<Vec<_>>().join("|");
+            let free = if o.free { "|\"any instruction\"" } else { "" };
+            println!("{:<12}   --{k} {values}{free}{}", "", o.default.as_ref().map(|d| format!(" (default {d})")).unwrap_or_default());
+        }
+    }
+    println!("\nproofread    Grammar, spelling, punctuation and style by rule (harper), with fixes.");
+    if let Some(dir) = inkling_craft::toolbox::recipes_dir() {
+        println!("\nYour own recipes (*.toml) in {} add tools or replace these; `inkling tools --show NAME` prints one to start from.", dir.display());
+    }
+    Ok(())
+}
+
+/// The clap command for one tool: the shared flags plus one flag per recipe option.
+fn command_for(recipe: &Recipe) -> clap::Command {
+    let mut cmd = ToolArgs::augment_args(clap::Command::new(recipe.name.clone()).about(recipe.description.clone()));
+    for (key, o) in &recipe.options {
+        let mut help = o.help.clone();
+        if !o.values.is_empty() {
+            help = format!("{help}: {}{}", o.values.keys().cloned().collect::<Vec<_>>().join(", "), if o.free { ", or any instruction" } else { "" });
+        }
+        let mut arg = Arg::new(key.clone()).long(key.clone()).help(help).action(ArgAction::Set);
+        if let Some(d) = &o.default {
+            arg = arg.default_value(d.clone());
+        }
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+/// `inkling <tool> ...`: `argv` starts with the tool's name.
+pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
+    let tb = toolbox()?;
+    let name = argv.first().cloned().unwrap_or_default();
+    let recipe = match tb.get(&name) {
+        Ok(r) => r,
+        Err(e) => {
+            // Not a tool: let clap say what the top-level commands are.
+            let mut top = crate::Cli::command();
+            eprintln!("error: {e}\n");
+            let _ = top.print_help();
+            std::process::exit(2);
+        }
+    };
+    let matches = command_for(recipe).try_get_matches_from(&argv).unwrap_or_else(|e| e.exit());
+    let args = ToolArgs::from_arg_matches(&matches)?;
+    let options: BTreeMap<String, String> = recipe.options.keys().filter_map(|k| matches.get_one::<String>(k).map(|v| (k.clone(), v.clone()))).collect();
+    let text = if recipe.needs_text || args.text.is_some() || args.file.is_some() { read_prompt(args.text.as_deref(), args.file.as_deref())? } else { String::new() };
+    let context = story_context(&args)?;
+    let request = ToolRequest {
+        tool: name,
+        text,
+        options,
+        context,
+        n: args.n,
+        seed: args.seed,
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        frame: args.frame.as_deref().map(|f| if f == "chat" { Frame::Chat } else { Frame::Text }),
+    };
+    let model = ModelArgs { model: args.model.model.clone().or(top_model.model.clone()), threads: args.model.threads.or(top_model.threads), ctx: args.model.ctx.or(top_model.ctx) };
+    let engine = models::load(&model)?;
+    let prepared = prepare(recipe, &engine, &request)?;
+    if args.show_prompt {
+        eprintln!("── prompt ({} of {} tokens; {} kept for the answer) ──", prepared.assembled.prompt_tokens, prepared.assembled.budget, prepared.request.max_tokens);
+        for p in &prepared.assembled.parts {
+            eprintln!("  {:<28} {:>6} tokens  {}", p.name, p.tokens, p.fate);
+        }
+        eprintln!("── the model reads ──\n{}\n── end of prompt ──", prepared.assembled.rendered);
+    }
+    let generation = if args.stream && !args.json {
+        let mut printer = OrderedPrinter::new(request.n);
+        engine.generate(&prepared.request, |e| {
+            printer.event(&e);
+            true
+        })?
+    } else {
+        engine.generate(&prepared.request, |_| true)?
+    };
+    let out = finish(recipe, &request, prepared, generation)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_output(recipe, &out, args.stream);
+    }
+    Ok(())
+}
+
+fn story_context(args: &ToolArgs) -> Result<StoryContext> {
+    let mut ctx = StoryContext { note_depth: args.note_depth, ..StoryContext::default() };
+    if let Some(name) = &args.project {
+        let db = args.db.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"));
+        let store = inkling_store::Store::open(&db)?;
+        let project = store.project(name)?;
+        ctx.memory = project.memory.clone();
+        ctx.author_note = project.authors_note.clone();
+        ctx.note_depth = usize::try_from(project.authors_note_depth).unwrap_or(3);
+        ctx.lore = store.bible(&project)?.into_iter().map(|e| LoreEntry { always: e.kind == "style", kind: e.kind, name: e.name, keys: e.keys, body: e.body }).collect();
+    }
+    if let Some(m) = &args.memory {
+        ctx.memory = m.clone();
+    }
+    if let Some(n) = &args.note {
+        ctx.author_note = n.clone();
+    }
+    if let Some(path) = &args.bible {
+        let src = inkling_store::import::read_text(path)?;
+        let entries: Vec<LoreEntry> = serde_json::from_str(&src).with_context(|| format!("{} is not a JSON list of bible entries ({{\"name\", \"body\", \"keys\", \"kind\"}})", path.display()))?;
+        ctx.lore.extend(entries);
+    }
+    if let Some(path) = &args.before {
+        ctx.before = inkling_store::import::read_text(path)?;
+    }
+    Ok(ctx)
+}
+
+fn print_output(recipe: &Recipe, out: &ToolOutput, streamed: bool) {
+    let many = out.candidates.len() > 1;
+    if streamed {
+        // The raw text is on screen; add what reading it back found.
+        println!();
+    }
+    for c in &out.candidates {
+        if streamed && recipe.output.kind == OutputKind::Text && c.diff.is_none() {
+            continue;
+        }
+        if many || streamed {
+            println!("── {} {} ──", if streamed { "result" } else { "candidate" }, c.index + 1);
+        }
+        match (&c.json, recipe.output.kind) {
+            (Some(v), _) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+            _ if !streamed || recipe.output.kind == OutputKind::List => println!("{}", c.text),
+            _ => {}
+        }
+        if let Some(d) = &c.diff {
+            println!("── changes ──\n{}", inkling_craft::diff::render_inline(d));
+        }
+        if c.meets_length == Some(false) {
+            println!("(note: this answer is not {} than your text)", if recipe.output.length == Some(inkling_craft::recipe::LengthGoal::Shorter) { "shorter" } else { "longer" });
+        }
+    }
+    if out.candidates.is_empty() {
+        println!("(the model gave no usable answer; try again or raise --max-tokens)");
+    }
+    if out.duplicates_dropped > 0 {
+        eprintln!("({} duplicate candidate(s) dropped)", out.duplicates_dropped);
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ProofreadArgs {
+    /// The text to check ("-" or nothing reads stdin).
+    text: Option<String>,
+    #[arg(long, short = 'f', conflicts_with = "text")]
+    file: Option<PathBuf>,
+    /// Print the text with every first suggestion applied.
+    #[arg(long)]
+    apply: bool,
+    /// Also ask the model about logic, continuity and clarity (the `check` tool).
+    #[arg(long)]
+    model_pass: bool,
+    /// american, british, canadian, australian or indian spelling.
+    #[arg(long, default_value = "american")]
+    dialect: String,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// `inkling proofread`
+pub fn proofread_cmd(top_model: &ModelArgs, args: ProofreadArgs) -> Result<()> {
+    use inkling_craft::proofread::Dialect;
+    let text = read_prompt(args.text.as_deref(), args.file.as_deref())?;
+    if text.trim().is_empty() {
+        bail!("proofread needs some text, but the text is empty");
+    }
+    let dialect = match args.dialect.to_lowercase().as_str() {
+        "american" | "us" => Dialect::American,
+        "british" | "uk" => Dialect::British,
+        "canadian" => Dialect::Canadian,
+        "australian" => Dialect::Australian,
+        "indian" => Dialect::Indian,
+        other => bail!("unknown dialect `{other}`; choose american, british, canadian, australian or indian"),
+    };
+    let findings = proofread(&text, dialect);
+    let notes = if args.model_pass {
+        let model = ModelArgs { model: args.model.model.clone().or(top_model.model.clone()), threads: args.model.threads.or(top_model.threads), ctx: args.model.ctx.or(top_model.ctx) };
+        let engine = models::load(&model)?;
+        let out = inkling_craft::run(&toolbox()?, &engine, &ToolRequest { tool: "check".into(), text: text.clone(), n: 1, seed: Some(1), ..ToolRequest::default() }, &mut |_| true)?;
+        out.candidates.into_iter().next().map(|c| c.items).unwrap_or_default().into_iter().filter(|i| !i.trim().eq_ignore_ascii_case("none") && !i.trim().eq_ignore_ascii_case("none.")).collect()
+    } else {
+        Vec::new()
+    };
+    if args.apply {
+        let (fixed, n) = apply_all(&text, &findings);
+        print!("{fixed}");
+        eprintln!("({n} of {} findings applied)", findings.len());
+        return Ok(());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"findings": findings, "model_notes": notes}))?);
+        return Ok(());
+    }
+    if findings.is_empty() {
+        println!("No problems found by rule.");
+    }
+    for f in &findings {
+        let (line, col) = line_col(&text, f.byte_start);
+        let fixes = if f.replacements.is_empty() { String::new() } else { format!(" → {}", f.replacements.iter().map(|r| if r.is_empty() { "(delete)".to_string() } else { format!("\"{r}\"") }).collect::<Vec<_>>().join(" / ")) };
+        println!("{line}:{col} {} \"{}\"{fixes}\n    {}", f.kind, f.original, f.message);
+    }
+    for n in &notes {
+        println!("model: {n}");
+    }
+    Ok(())
+}
+
+fn line_col(text: &str, byte: usize) -> (usize, usize) {
+    let before = &text[..byte.min(text.len())];
+    (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+}
+
