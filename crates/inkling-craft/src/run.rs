@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What the writer asks of a tool.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ToolRequest {
     pub tool: String,
     /// The writer's text: the story so far (continue), a selection, a premise, keywords.
@@ -35,6 +35,12 @@ pub struct ToolRequest {
 
 fn one() -> usize {
     1
+}
+
+impl Default for ToolRequest {
+    fn default() -> Self {
+        Self { tool: String::new(), text: String::new(), options: BTreeMap::new(), context: StoryContext::default(), n: 1, seed: None, max_tokens: None, temperature: None, frame: None }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
