@@ -41,6 +41,22 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// A model served at `base_url` under the name `model`.
+    pub fn remote(base_url: &str, model: &str) -> Self {
+        Self {
+            name: model.to_string(),
+            architecture: "remote".into(),
+            parameters: 0,
+            quantization: String::new(),
+            context_length: 0,
+            file: PathBuf::from(base_url),
+            file_size: 0,
+            license: None,
+            // The server applies the model's template: chat prompts are always available.
+            chat_template: true,
+        }
+    }
+
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
         let cfg = ModelConfig::from_gguf(file)?;
         let parameters = file.tensors.values().map(|t| t.dims.iter().product::<usize>() as u64).sum();

@@ -51,6 +51,13 @@ pub enum EngineError {
 
     #[error("model fetch failed: {0}")]
     Fetch(String),
+
+    #[error("remote model: {0}")]
+    Remote(String),
+
+    /// A remote stream broke after text arrived; `partial` holds every candidate's text so far.
+    #[error("remote model: {reason} (the text received so far is kept)")]
+    Interrupted { reason: String, partial: Box<crate::engine::Generation> },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -25,12 +25,14 @@ pub mod kv_cache;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod remote;
 pub mod sampling;
 pub mod stream;
 pub mod testing;
 pub mod tokenizer;
 
 pub use backend::Backend;
+pub use remote::{RemoteBackend, RemoteConfig};
 pub use chat::{ChatMessage, ChatTemplate};
 pub use engine::{Candidate, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings};
 pub use error::{EngineError, Result};

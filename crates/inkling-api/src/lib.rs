@@ -1,0 +1,211 @@
+//! The OpenAI-compatible wire protocol as serde types: what inkling's remote backend sends to
+//! vLLM, llama.cpp's server, Ollama or a hosted API, and (later) what `inkling serve` accepts.
+//! No IO here.
+//!
+//! Fields beyond OpenAI's (`top_k`, `min_p`, `repetition_penalty`, `min_tokens`,
+//! `continue_final_message`) are the names vLLM and llama.cpp's server read; servers that do not
+//! know them ignore them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Sampling {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// `POST /v1/completions`
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CompletionRequest {
+    pub model: String,
+    pub prompt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub stop: Vec<String>,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(flatten)]
+    pub sampling: Sampling,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+/// `POST /v1/chat/completions`
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<Message>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub stop: Vec<String>,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(flatten)]
+    pub sampling: Sampling,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// vLLM: continue the last (assistant) message instead of starting a new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continue_final_message: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_generation_prompt: Option<bool>,
+}
+
+/// `{"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ResponseFormat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<JsonSchemaFormat>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JsonSchemaFormat {
+    pub name: String,
+    pub schema: serde_json::Value,
+    #[serde(default)]
+    pub strict: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: usize,
+    #[serde(default)]
+    pub completion_tokens: usize,
+    #[serde(default)]
+    pub total_tokens: usize,
+}
+
+/// A choice of a completion or chat completion, streamed or whole: `text` for completions,
+/// `message` (whole) or `delta` (streamed) for chat.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Choice {
+    #[serde(default)]
+    pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Delta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+impl Choice {
+    /// The text this choice carries, whichever field it came in.
+    pub fn content(&self) -> &str {
+        self.text.as_deref().or_else(|| self.delta.as_ref().and_then(|d| d.content.as_deref())).or_else(|| self.message.as_ref().and_then(|d| d.content.as_deref())).unwrap_or("")
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Delta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// A whole response or one streamed chunk.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CompletionResponse {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub object: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// `GET /v1/models`
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ModelList {
+    #[serde(default)]
+    pub data: Vec<ModelCard>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ModelCard {
+    pub id: String,
+    #[serde(default)]
+    pub owned_by: Option<String>,
+    /// vLLM reports the served context length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<usize>,
+}
+
+/// `{"error": {"message", "type", "code"}}`
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub message: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub code: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_serialize_with_extra_sampler_fields_flat() {
+        let r = CompletionRequest { model: "m".into(), prompt: "p".into(), n: Some(3), stream: true, sampling: Sampling { top_k: Some(40), min_p: Some(0.05), seed: Some(1), ..Sampling::default() }, ..CompletionRequest::default() };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["top_k"], 40);
+        assert_eq!(v["seed"], 1);
+        assert!(v.get("temperature").is_none() && v.get("stop").is_none());
+    }
+
+    #[test]
+    fn chunks_from_both_endpoints_read_back() {
+        let chat: CompletionResponse = serde_json::from_str(r#"{"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":1,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap();
+        assert_eq!(chat.choices[0].content(), "Hi");
+        assert_eq!(chat.choices[0].index, 1);
+        let text: CompletionResponse = serde_json::from_str(r#"{"choices":[{"index":0,"text":" there","finish_reason":"stop"}]}"#).unwrap();
+        assert_eq!(text.choices[0].content(), " there");
+        assert_eq!(text.choices[0].finish_reason.as_deref(), Some("stop"));
+    }
+}
