@@ -88,6 +88,9 @@ pub struct ResponseFormat {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<JsonSchemaFormat>,
+    /// llama-cpp-python's form: `{"type": "json_object", "schema": ...}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

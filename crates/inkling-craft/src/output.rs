@@ -100,6 +100,7 @@ fn strip_marker(line: &str) -> Option<&str> {
 
 /// Trims wrapping quotes and markdown bold from a list item.
 fn clean_item(item: &str) -> String {
+    let item = item.replace("**", "");
     let mut s = item.trim();
     for (a, b) in [("**", "**"), ("\"", "\""), ("“", "”")] {
         if s.len() > a.len() + b.len() && s.starts_with(a) && s.ends_with(b) {
@@ -150,6 +151,7 @@ mod tests {
         assert_eq!(parse_list("一、风起\n二、雨落"), ["风起", "雨落"]);
         assert_eq!(parse_list("Alpha\n\nBeta"), ["Alpha", "Beta"]);
         assert_eq!(parse_list("1. \"Quoted title\""), ["Quoted title"]);
+        assert_eq!(parse_list("1. **The Lost City** (Fantasy)"), ["The Lost City (Fantasy)"]);
         assert!(parse_list("\n\n").is_empty());
     }
 

@@ -151,7 +151,10 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
     let mut duplicates_dropped = 0;
     let mut parse_errors = Vec::new();
     for c in generation.candidates {
-        let raw = format!("{}{}", prepared.request.prefill, c.text);
+        // The answer continues the prefill, unless the server could not prefill and the
+        // model wrote it again itself.
+        let prefill = prepared.request.prefill.as_str();
+        let raw = if !prefill.trim().is_empty() && c.text.trim_start().starts_with(prefill.trim()) { c.text.clone() } else { format!("{prefill}{}", c.text) };
         let raw = strip_control(&raw);
         let cut = c.finish_reason == FinishReason::Length;
         let mut text = if recipe.continues {

@@ -85,6 +85,9 @@ pub struct RemoteBackend {
     info: ModelInfo,
     context: usize,
     tokenize: Mutex<Tokenize>,
+    /// JSON schemas go as OpenAI's `json_schema` format until a server rejects it; then as
+    /// `{"type": "json_object", "schema": ...}`, which llama-cpp-python reads.
+    schema_as_json_object: std::sync::atomic::AtomicBool,
 }
 
 /// A request that failed; `retry` says whether trying again may help, `after` how long the
@@ -105,7 +108,7 @@ impl RemoteBackend {
             .timeout(config.read_timeout)
             .build()
             .map_err(|e| EngineError::Remote(format!("cannot set up the HTTP client: {e}")))?;
-        let mut backend = Self { info: ModelInfo::remote(&config.base_url, ""), context: config.context.unwrap_or(4096), config, client, tokenize: Mutex::new(Tokenize::Unknown) };
+        let mut backend = Self { info: ModelInfo::remote(&config.base_url, ""), context: config.context.unwrap_or(4096), config, client, tokenize: Mutex::new(Tokenize::Unknown), schema_as_json_object: std::sync::atomic::AtomicBool::new(false) };
         let models = backend.models()?;
         let card = match &backend.config.model {
             Some(m) => models.iter().find(|c| &c.id == m).cloned().unwrap_or(api::ModelCard { id: m.clone(), ..api::ModelCard::default() }),
@@ -202,16 +205,27 @@ impl RemoteBackend {
     /// One streamed request for `n` choices; events go to `on_event` with indices offset by
     /// `first`. Returns the candidates (text so far, finish reason) and whether it was cancelled.
     fn stream_once(&self, request: &GenerateRequest, n: usize, seed: Option<u64>, first: usize, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Vec<Candidate>> {
-        let (url, body) = self.body(request, n, seed);
+        let (url, mut body) = self.body(request, n, seed);
         let mut texts = vec![String::new(); n];
         let mut reasons: Vec<Option<FinishReason>> = vec![None; n];
         let mut counts = vec![0usize; n];
         // Which choices the server sent at all (servers without `n` send only the first).
         let mut seen = vec![false; n];
-        let resp = self.with_retries(|| {
-            let resp = self.authorized(self.client.post(&url).json(&body)).send().map_err(|e| transport_failure(&url, &e))?;
-            check_status(&url, resp)
-        })?;
+        let send = |body: &serde_json::Value| {
+            self.with_retries(|| {
+                let resp = self.authorized(self.client.post(&url).json(body)).send().map_err(|e| transport_failure(&url, &e))?;
+                check_status(&url, resp)
+            })
+        };
+        let resp = match send(&body) {
+            Err(EngineError::Remote(msg)) if request.json_schema.is_some() && msg.contains("response_format") && !self.schema_as_json_object.load(std::sync::atomic::Ordering::Relaxed) => {
+                tracing::info!("the server rejected the json_schema response format; sending the schema as json_object");
+                self.schema_as_json_object.store(true, std::sync::atomic::Ordering::Relaxed);
+                body = self.body(request, n, seed).1;
+                send(&body)?
+            }
+            other => other?,
+        };
         let reader = std::io::BufReader::new(resp);
         let mut cancelled = false;
         let mut done = false;
@@ -287,7 +301,15 @@ impl RemoteBackend {
             frequency_penalty: (s.frequency_penalty != 0.0).then_some(s.frequency_penalty),
             seed,
         };
-        let response_format = r.json_schema.as_ref().map(|schema| api::ResponseFormat { kind: "json_schema".into(), json_schema: Some(api::JsonSchemaFormat { name: "answer".into(), schema: schema.clone(), strict: true }) });
+        let as_object = self.schema_as_json_object.load(std::sync::atomic::Ordering::Relaxed);
+        let strict = r.json_schema.as_ref().map(require_every_property);
+        let response_format = strict.as_ref().map(|schema| {
+            if as_object {
+                api::ResponseFormat { kind: "json_object".into(), json_schema: None, schema: Some(schema.clone()) }
+            } else {
+                api::ResponseFormat { kind: "json_schema".into(), json_schema: Some(api::JsonSchemaFormat { name: "answer".into(), schema: schema.clone(), strict: true }), schema: None }
+            }
+        });
         let min_tokens = (r.min_tokens > 0).then_some(r.min_tokens);
         match &r.prompt {
             Prompt::Text(t) => {
@@ -316,6 +338,22 @@ impl RemoteBackend {
                 (format!("{}/chat/completions", self.config.base_url), serde_json::to_value(body).unwrap_or_default())
             }
         }
+    }
+}
+
+/// inkling's schemas mean every declared property, in order; JSON Schema means optional unless
+/// `required`. Servers get the explicit form.
+fn require_every_property(schema: &serde_json::Value) -> serde_json::Value {
+    match schema {
+        serde_json::Value::Object(map) => {
+            let mut out: serde_json::Map<String, serde_json::Value> = map.iter().map(|(k, v)| (k.clone(), require_every_property(v))).collect();
+            if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                out.insert("required".into(), props.keys().cloned().collect::<Vec<_>>().into());
+                out.insert("additionalProperties".into(), false.into());
+            }
+            serde_json::Value::Object(out)
+        }
+        other => other.clone(),
     }
 }
 
@@ -350,7 +388,10 @@ fn check_status(url: &str, resp: reqwest::blocking::Response) -> Result<reqwest:
         429 => format!("{url} is rate-limiting requests ({status}): {detail}"),
         _ => format!("{url} answered {status}: {detail}"),
     };
-    Err(Failure { message, retry: code == 429 || code == 408 || status.is_server_error(), after })
+    // A server that rejects a request's shape (some answer 500 to a validation error) will
+    // reject it again.
+    let invalid = detail.contains("validation error") || detail.contains("response_format");
+    Err(Failure { message, retry: !invalid && (code == 429 || code == 408 || status.is_server_error()), after })
 }
 
 fn interrupted(reason: &str, texts: &[String], counts: &[usize], first: usize) -> EngineError {

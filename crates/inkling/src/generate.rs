@@ -3,7 +3,7 @@
 use crate::{ModelArgs, models};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use inkling_engine::{ChatMessage, Engine, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingConfig};
+use inkling_engine::{Backend, ChatMessage, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingConfig};
 use std::io::{IsTerminal, Read, Write};
 
 /// Sampling flags shared by `generate` and `chat`.
@@ -181,7 +181,7 @@ impl OrderedPrinter {
     }
 }
 
-fn print_result(g: &Generation, engine: &Engine, json: bool) -> Result<()> {
+fn print_result(g: &Generation, engine: &dyn Backend, json: bool) -> Result<()> {
     if json {
         let v = serde_json::json!({
             "model": engine.info().name,
@@ -220,11 +220,11 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
     if text.trim().is_empty() {
         bail!("the prompt is empty: give the model some text to continue");
     }
-    let engine = models::load(model)?;
+    let engine = models::backend(model)?;
     let prompt = if args.instruct { Prompt::Chat(vec![ChatMessage::new("user", &text)]) } else { Prompt::Text(text) };
     let req = args.sampling.request(prompt, args.n);
     let g = if args.stream && args.json {
-        let out = engine.generate(&req, |e| {
+        let out = engine.generate(&req, &mut |e| {
             let line = match e {
                 Event::Text { candidate, text } => serde_json::json!({"event": "text", "candidate": candidate, "text": text}),
                 Event::Finished { candidate, reason } => serde_json::json!({"event": "finished", "candidate": candidate, "finish_reason": reason}),
@@ -232,17 +232,17 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
             println!("{line}");
             true
         })?;
-        print_result(&out, &engine, true)?;
+        print_result(&out, engine.as_ref(), true)?;
         return Ok(());
     } else if args.stream {
         let mut p = OrderedPrinter::new(args.n);
-        engine.generate(&req, |e| {
+        engine.generate(&req, &mut |e| {
             p.event(&e);
             true
         })?
     } else {
-        let g = engine.generate(&req, |_| true)?;
-        print_result(&g, &engine, args.json)?;
+        let g = engine.generate(&req, &mut |_| true)?;
+        print_result(&g, engine.as_ref(), args.json)?;
         g
     };
     if !args.json {
@@ -271,8 +271,8 @@ pub fn tokenize(model: &ModelArgs, args: TokenizeArgs) -> Result<()> {
 }
 
 pub fn chat(model: &ModelArgs, args: ChatArgs) -> Result<()> {
-    let engine = models::load(model)?;
-    if engine.chat_template().source == inkling_engine::chat::TemplateSource::Fallback {
+    let engine = models::backend(model)?;
+    if !engine.info().chat_template {
         eprintln!("note: this model has no chat template; using ChatML");
     }
     let mut messages = Vec::new();
@@ -281,7 +281,7 @@ pub fn chat(model: &ModelArgs, args: ChatArgs) -> Result<()> {
     }
     let reply = |messages: &mut Vec<ChatMessage>| -> Result<()> {
         let req = args.sampling.request(Prompt::Chat(messages.clone()), 1);
-        let g = engine.generate(&req, |e| {
+        let g = engine.generate(&req, &mut |e| {
             if let Event::Text { text, .. } = e {
                 print!("{text}");
                 let _ = std::io::stdout().flush();

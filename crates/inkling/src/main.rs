@@ -31,6 +31,34 @@ pub struct ModelArgs {
     /// Context window in tokens (default: the model's, at most 8192).
     #[arg(long, global = true)]
     ctx: Option<usize>,
+    /// Where the model runs: `local` (a GGUF on this machine) or `openai` (any
+    /// OpenAI-compatible server: vLLM, llama.cpp server, Ollama, hosted APIs).
+    #[arg(long, global = true, env = "INKLING_BACKEND", value_parser = ["local", "openai"])]
+    backend: Option<String>,
+    /// The server's API root for `--backend openai`, e.g. http://127.0.0.1:8000/v1.
+    #[arg(long, global = true, env = "INKLING_BASE_URL")]
+    base_url: Option<String>,
+    /// The served model's name (default: the first the server lists).
+    #[arg(long, global = true, env = "INKLING_REMOTE_MODEL")]
+    remote_model: Option<String>,
+    /// A file holding the API key (else $INKLING_API_KEY, else $OPENAI_API_KEY). Never printed.
+    #[arg(long, global = true)]
+    api_key_file: Option<std::path::PathBuf>,
+}
+
+impl ModelArgs {
+    /// These flags, with `fallback`'s where these are unset (flags before and after a tool name).
+    pub fn or(&self, fallback: &ModelArgs) -> ModelArgs {
+        ModelArgs {
+            model: self.model.clone().or(fallback.model.clone()),
+            threads: self.threads.or(fallback.threads),
+            ctx: self.ctx.or(fallback.ctx),
+            backend: self.backend.clone().or(fallback.backend.clone()),
+            base_url: self.base_url.clone().or(fallback.base_url.clone()),
+            remote_model: self.remote_model.clone().or(fallback.remote_model.clone()),
+            api_key_file: self.api_key_file.clone().or(fallback.api_key_file.clone()),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +92,12 @@ fn main() {
         .init();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
+        // A broken remote stream still delivered text: show it rather than lose it.
+        if let Some(inkling_engine::EngineError::Interrupted { partial, .. }) = e.downcast_ref::<inkling_engine::EngineError>() {
+            for c in partial.candidates.iter().filter(|c| !c.text.is_empty()) {
+                println!("── received before the break (candidate {}) ──\n{}", c.index + 1, c.text);
+            }
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

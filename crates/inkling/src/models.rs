@@ -6,7 +6,7 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use inkling_engine::catalog::{self, CatalogModel, FetchProgress};
 use inkling_engine::gguf::GgufFile;
-use inkling_engine::{Engine, EngineConfig, ModelInfo};
+use inkling_engine::{Backend, Engine, EngineConfig, ModelInfo, RemoteBackend, RemoteConfig};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -17,6 +17,9 @@ pub enum ModelCommand {
     List {
         #[arg(long)]
         json: bool,
+        /// List what the remote server (--base-url) serves instead.
+        #[arg(long)]
+        remote: bool,
     },
 }
 
@@ -34,6 +37,24 @@ pub fn resolve(args: &ModelArgs) -> Result<PathBuf> {
         bail!("no model file at `{spec}` and no catalog model of that name; use a .gguf path or one of: {}", names.join(", "));
     }
     Ok(path)
+}
+
+/// The backend the flags name: a remote OpenAI-compatible server or a local GGUF engine.
+pub fn backend(args: &ModelArgs) -> Result<Box<dyn Backend>> {
+    if args.backend.as_deref() == Some("openai") || (args.backend.is_none() && args.base_url.is_some()) {
+        return Ok(Box::new(remote(args)?));
+    }
+    Ok(Box::new(load(args)?))
+}
+
+pub fn remote(args: &ModelArgs) -> Result<RemoteBackend> {
+    let url = args.base_url.clone().context("--backend openai needs --base-url (or INKLING_BASE_URL), e.g. http://127.0.0.1:8000/v1")?;
+    let api_key = match &args.api_key_file {
+        Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading the API key file {}", f.display()))?.trim().to_string()),
+        None => std::env::var("INKLING_API_KEY").or_else(|_| std::env::var("OPENAI_API_KEY")).ok().filter(|k| !k.trim().is_empty()),
+    };
+    let config = RemoteConfig { api_key, model: args.remote_model.clone(), context: args.ctx, ..RemoteConfig::new(&url) };
+    Ok(RemoteBackend::connect(config)?)
 }
 
 pub fn load(args: &ModelArgs) -> Result<Engine> {
@@ -80,7 +101,18 @@ pub fn run(args: &ModelArgs, cmd: ModelCommand) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        ModelCommand::List { json } => list(args, json),
+        ModelCommand::List { json, remote: true } => {
+            let models = self::remote(args)?.models()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&models)?);
+            } else {
+                for m in models {
+                    println!("{}{}", m.id, m.max_model_len.map(|n| format!("  context {n}")).unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        ModelCommand::List { json, .. } => list(args, json),
     }
 }
 

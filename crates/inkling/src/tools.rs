@@ -158,9 +158,8 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         temperature: args.temperature,
         frame: args.frame.as_deref().map(|f| if f == "chat" { Frame::Chat } else { Frame::Text }),
     };
-    let model = ModelArgs { model: args.model.model.clone().or(top_model.model.clone()), threads: args.model.threads.or(top_model.threads), ctx: args.model.ctx.or(top_model.ctx) };
-    let engine = models::load(&model)?;
-    let prepared = prepare(recipe, &engine, &request)?;
+    let engine = models::backend(&args.model.or(top_model))?;
+    let prepared = prepare(recipe, engine.as_ref(), &request)?;
     if args.show_prompt {
         eprintln!("── prompt ({} of {} tokens; {} kept for the answer) ──", prepared.assembled.prompt_tokens, prepared.assembled.budget, prepared.request.max_tokens);
         for p in &prepared.assembled.parts {
@@ -170,12 +169,12 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
     }
     let generation = if args.stream && !args.json {
         let mut printer = OrderedPrinter::new(request.n);
-        engine.generate(&prepared.request, |e| {
+        engine.generate(&prepared.request, &mut |e| {
             printer.event(&e);
             true
         })?
     } else {
-        engine.generate(&prepared.request, |_| true)?
+        engine.generate(&prepared.request, &mut |_| true)?
     };
     let out = finish(recipe, &request, prepared, generation)?;
     if args.json {
@@ -285,9 +284,8 @@ pub fn proofread_cmd(top_model: &ModelArgs, args: ProofreadArgs) -> Result<()> {
     };
     let findings = proofread(&text, dialect);
     let notes = if args.model_pass {
-        let model = ModelArgs { model: args.model.model.clone().or(top_model.model.clone()), threads: args.model.threads.or(top_model.threads), ctx: args.model.ctx.or(top_model.ctx) };
-        let engine = models::load(&model)?;
-        let out = inkling_craft::run(&toolbox()?, &engine, &ToolRequest { tool: "check".into(), text: text.clone(), n: 1, seed: Some(1), ..ToolRequest::default() }, &mut |_| true)?;
+        let engine = models::backend(&args.model.or(top_model))?;
+        let out = inkling_craft::run(&toolbox()?, engine.as_ref(), &ToolRequest { tool: "check".into(), text: text.clone(), n: 1, seed: Some(1), ..ToolRequest::default() }, &mut |_| true)?;
         out.candidates.into_iter().next().map(|c| c.items).unwrap_or_default().into_iter().filter(|i| !i.trim().eq_ignore_ascii_case("none") && !i.trim().eq_ignore_ascii_case("none.")).collect()
     } else {
         Vec::new()
