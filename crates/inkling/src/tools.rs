@@ -61,6 +61,9 @@ pub struct ToolArgs {
     /// Use this project's story bible, memory and author's note.
     #[arg(long)]
     project: Option<String>,
+    /// Store the first profile (character, place) in the --project's story bible.
+    #[arg(long, requires = "project")]
+    save: bool,
     /// The project database (default: $INKLING_HOME/inkling.db).
     #[arg(long, env = "INKLING_DB")]
     db: Option<PathBuf>,
@@ -177,11 +180,28 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         engine.generate(&prepared.request, &mut |_| true)?
     };
     let out = finish(recipe, &request, prepared, generation)?;
+    if args.save {
+        save_profile(&args, &out)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_output(recipe, &out, args.stream);
     }
+    Ok(())
+}
+
+/// A JSON profile becomes a story-bible entry: its `name` names it and triggers it, the rest
+/// is its body.
+fn save_profile(args: &ToolArgs, out: &ToolOutput) -> Result<()> {
+    let Some(v) = out.candidates.first().and_then(|c| c.json.as_ref()) else { bail!("--save stores a JSON profile, and `{}` gave none", out.tool) };
+    let name = v.get("name").and_then(|n| n.as_str()).filter(|n| !n.trim().is_empty()).context("the profile has no name to file it under")?.trim().to_string();
+    let body = v.as_object().map(|o| o.iter().filter(|(k, _)| *k != "name").map(|(k, v)| format!("{k}: {}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect::<Vec<_>>().join("\n")).unwrap_or_default();
+    let db = args.db.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"));
+    let mut store = inkling_store::Store::open(&db)?;
+    let project = store.project(args.project.as_deref().unwrap_or_default())?;
+    store.put_bible_entry(&project, &out.tool, &name, std::slice::from_ref(&name), &body)?;
+    eprintln!("saved {} \"{name}\" to the story bible of {}", out.tool, project.name);
     Ok(())
 }
 

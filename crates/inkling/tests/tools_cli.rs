@@ -85,6 +85,17 @@ fn structured_tools_print_json_that_parses() {
     assert!(o.status.success(), "{}", err(&o));
     let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
     assert!(v["backstory"].is_string());
+
+    // Saved into a project's story bible, the profile comes back into later prompts.
+    let db = f.dir.path().join("p.db");
+    let db = db.to_str().unwrap();
+    assert!(f.run(&["project", "new", "Saga", "--db", db], None).status.success());
+    let o = f.run(&["character", "a smuggler", "--seed", "4", "--project", "Saga", "--db", db, "--save"], None);
+    assert!(o.status.success() && err(&o).contains("saved character"), "{}", err(&o));
+    let name = v["name"].as_str().unwrap().to_string();
+    let o = f.run(&["continue", "--project", "Saga", "--db", db, "--max-tokens", "4", "--json"], Some(&format!("Then {name} came in.")));
+    let p: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert!(p["prompt"]["rendered"].as_str().unwrap().contains(&format!("{name} (character): role:")), "{}", p["prompt"]["rendered"]);
 }
 
 #[test]
