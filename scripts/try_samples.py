@@ -12,7 +12,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "..", "shared", "data", "sample-prompts.jsonl")
-BIN = os.path.join(ROOT, "target", "release", "inkling")
+BIN = os.environ.get("INKLING_BIN", os.path.join(ROOT, "target", "release", "inkling"))
 
 
 def main():

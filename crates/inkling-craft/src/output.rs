@@ -35,6 +35,13 @@ pub fn strip_preamble(text: &str) -> &str {
     t
 }
 
+/// The answer talks to the writer instead of being the text ("You are right, I did remove
+/// redundant words..."): small chat models do this. Such answers rank last.
+pub fn is_chatter(text: &str) -> bool {
+    let t = text.trim_start().to_lowercase();
+    ["sure", "certainly", "of course", "here is", "here's", "i have ", "i've ", "i did ", "i can ", "you are right", "as an ai", "i'm sorry", "i am sorry", "the rewritten", "the revised", "this passage", "the passage"].iter().any(|p| t.starts_with(p))
+}
+
 /// Drops text the model repeated from the end of the prompt (a continuation that starts by
 /// restating the writer's last sentence).
 pub fn strip_echo<'a>(output: &'a str, source: &str) -> &'a str {
@@ -134,6 +141,14 @@ mod tests {
         assert_eq!(strip_control("A poem.<|im_end|>\n<|im_start|>user\nmore"), "A poem.");
         assert_eq!(strip_control("x<end_of_turn>y"), "x");
         assert_eq!(strip_control("plain"), "plain");
+    }
+
+    #[test]
+    fn chatter_is_told_from_text() {
+        assert!(is_chatter("You are right, I did remove redundant words."));
+        assert!(is_chatter("Sure! The meeting is at noon."));
+        assert!(!is_chatter("The meeting may be postponed."));
+        assert!(!is_chatter("她说：好的。"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::context::{Assembled, Frame, StoryContext, assemble};
 use crate::diff::{Span, word_diff};
 use crate::error::{CraftError, Result};
-use crate::output::{dedupe_key, parse_list, strip_control, strip_echo, strip_preamble};
+use crate::output::{dedupe_key, is_chatter, parse_list, strip_control, strip_echo, strip_preamble};
 use crate::recipe::{LengthGoal, OutputKind, Recipe, Trim};
 use crate::text::trim_to_sentence;
 use crate::toolbox::Toolbox;
@@ -211,7 +211,11 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
     if candidates.is_empty() && !parse_errors.is_empty() {
         return Err(CraftError::Unparsable { tool: recipe.name.clone(), expected: "JSON", reason: parse_errors.join("; ") });
     }
-    // Answers that meet the tool's length goal first; otherwise in the order generated.
+    // Answers that meet the tool's length goal and are text rather than talk first; otherwise
+    // in the order generated.
+    if !recipe.continues && recipe.output.kind == OutputKind::Text {
+        candidates.sort_by_key(|c| is_chatter(&c.text));
+    }
     candidates.sort_by_key(|c| c.meets_length == Some(false));
     for (i, c) in candidates.iter_mut().enumerate() {
         c.index = i;
