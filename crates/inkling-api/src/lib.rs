@@ -28,11 +28,10 @@ pub struct Sampling {
     pub seed: Option<u64>,
 }
 
-/// `POST /v1/completions`
+/// What both completion endpoints share: how much to generate, how many, when to stop, how
+/// to sample, and in what shape.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct CompletionRequest {
-    pub model: String,
-    pub prompt: String,
+pub struct GenerationParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,6 +46,15 @@ pub struct CompletionRequest {
     pub sampling: Sampling,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
+}
+
+/// `POST /v1/completions`
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CompletionRequest {
+    pub model: String,
+    pub prompt: String,
+    #[serde(flatten)]
+    pub params: GenerationParams,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -60,20 +68,8 @@ pub struct Message {
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_tokens: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub n: Option<usize>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub stop: Vec<String>,
-    #[serde(default)]
-    pub stream: bool,
     #[serde(flatten)]
-    pub sampling: Sampling,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub response_format: Option<ResponseFormat>,
+    pub params: GenerationParams,
     /// vLLM: continue the last (assistant) message instead of starting a new one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub continue_final_message: Option<bool>,
@@ -195,7 +191,8 @@ mod tests {
 
     #[test]
     fn requests_serialize_with_extra_sampler_fields_flat() {
-        let r = CompletionRequest { model: "m".into(), prompt: "p".into(), n: Some(3), stream: true, sampling: Sampling { top_k: Some(40), min_p: Some(0.05), seed: Some(1), ..Sampling::default() }, ..CompletionRequest::default() };
+        let params = GenerationParams { n: Some(3), stream: true, sampling: Sampling { top_k: Some(40), min_p: Some(0.05), seed: Some(1), ..Sampling::default() }, ..GenerationParams::default() };
+        let r = CompletionRequest { model: "m".into(), prompt: "p".into(), params };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["top_k"], 40);
         assert_eq!(v["seed"], 1);

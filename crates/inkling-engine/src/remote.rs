@@ -310,10 +310,18 @@ impl RemoteBackend {
                 api::ResponseFormat { kind: "json_schema".into(), json_schema: Some(api::JsonSchemaFormat { name: "answer".into(), schema: schema.clone(), strict: true }), schema: None }
             }
         });
-        let min_tokens = (r.min_tokens > 0).then_some(r.min_tokens);
+        let params = api::GenerationParams {
+            max_tokens: Some(r.max_tokens),
+            min_tokens: (r.min_tokens > 0).then_some(r.min_tokens),
+            n: Some(n),
+            stop: r.stop.clone(),
+            stream: true,
+            sampling,
+            response_format,
+        };
         match &r.prompt {
             Prompt::Text(t) => {
-                let body = api::CompletionRequest { model: self.model(), prompt: format!("{t}{}", r.prefill), max_tokens: Some(r.max_tokens), min_tokens, n: Some(n), stop: r.stop.clone(), stream: true, sampling, response_format };
+                let body = api::CompletionRequest { model: self.model(), prompt: format!("{t}{}", r.prefill), params };
                 (format!("{}/completions", self.config.base_url), serde_json::to_value(body).unwrap_or_default())
             }
             Prompt::Chat(m) => {
@@ -322,27 +330,13 @@ impl RemoteBackend {
                 if prefill {
                     messages.push(api::Message { role: "assistant".into(), content: r.prefill.clone() });
                 }
-                let body = api::ChatRequest {
-                    model: self.model(),
-                    messages,
-                    max_tokens: Some(r.max_tokens),
-                    min_tokens,
-                    n: Some(n),
-                    stop: r.stop.clone(),
-                    stream: true,
-                    sampling,
-                    response_format,
-                    continue_final_message: prefill.then_some(true),
-                    add_generation_prompt: prefill.then_some(false),
-                };
+                let body = api::ChatRequest { model: self.model(), messages, params, continue_final_message: prefill.then_some(true), add_generation_prompt: prefill.then_some(false) };
                 (format!("{}/chat/completions", self.config.base_url), serde_json::to_value(body).unwrap_or_default())
             }
         }
     }
 }
 
-/// inkling's schemas mean every declared property, in order; JSON Schema means optional unless
-/// `required`. Servers get the explicit form.
 fn require_every_property(schema: &serde_json::Value) -> serde_json::Value {
     match schema {
         serde_json::Value::Object(map) => {
