@@ -2,8 +2,6 @@
 //! preambles dropped, text trimmed to whole sentences, lists parsed into items, duplicate
 //! candidates removed.
 
-use crate::text::trim_to_sentence;
-
 /// Chat-template control text that must never reach the writer.
 const CONTROL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<start_of_turn>", "<end_of_turn>", "</s>", "<s>", "[INST]", "[/INST]"];
 
@@ -115,16 +113,6 @@ fn clean_item(item: &str) -> String {
         }
     }
     s.trim().to_string()
-}
-
-/// Cuts a possibly unfinished answer: after the last sentence (prose), or before the last
-/// line if the model stopped mid-line (lists).
-pub fn trim_unfinished(text: &str, list: bool) -> String {
-    if list {
-        let t = text.trim_end();
-        return t.to_string();
-    }
-    trim_to_sentence(text).to_string()
 }
 
 /// A key under which two candidates count as the same.

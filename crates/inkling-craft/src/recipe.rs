@@ -30,6 +30,7 @@
 //! option by its name (the phrase its value stands for).
 
 use crate::error::{CraftError, Result};
+use crate::text::line_col;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,14 +174,6 @@ struct PromptFile {
     text: toml::Spanned<String>,
     #[serde(default)]
     prefill: String,
-}
-
-/// 1-based line and column of byte `offset` in `src`.
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let before = &src[..offset.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 impl Recipe {

@@ -191,11 +191,9 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
                 }
             },
         }
+        // An empty or repeated answer is not a choice.
         if text.trim().is_empty() || !seen.insert(dedupe_key(&text)) {
             duplicates_dropped += usize::from(!text.trim().is_empty());
-            if !text.trim().is_empty() || candidates.is_empty() && c.index + 1 == prepared.request.n {
-                // keep nothing: an empty or repeated answer is not a choice
-            }
             continue;
         }
         let meets_length = recipe.output.length.map(|goal| {

@@ -17,6 +17,14 @@ fn is_closer(c: char) -> bool {
     matches!(c, '"' | '\'' | '”' | '’' | ')' | ']' | '」' | '』' | '》' | '）' | '*' | '_')
 }
 
+/// 1-based line and column (in characters) of byte `offset` in `text`, for messages.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
 /// Offsets just after each sentence end (terminal punctuation plus closing quotes), where the
 /// next character is whitespace, the end of text, or the sentence is CJK.
 pub fn sentence_ends(text: &str) -> Vec<usize> {

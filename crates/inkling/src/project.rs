@@ -81,7 +81,12 @@ enum ProjectCommand {
 }
 
 fn db_path(args: &ProjectArgs) -> PathBuf {
-    args.db.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"))
+    db_or_default(args.db.as_deref())
+}
+
+/// The project database: the one named, else `$INKLING_HOME/inkling.db`.
+pub fn db_or_default(db: Option<&std::path::Path>) -> PathBuf {
+    db.map(PathBuf::from).unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"))
 }
 
 fn open_or_create(store: &mut Store, name: &str) -> Result<Project> {

@@ -197,7 +197,7 @@ fn save_profile(args: &ToolArgs, out: &ToolOutput) -> Result<()> {
     let Some(v) = out.candidates.first().and_then(|c| c.json.as_ref()) else { bail!("--save stores a JSON profile, and `{}` gave none", out.tool) };
     let name = v.get("name").and_then(|n| n.as_str()).filter(|n| !n.trim().is_empty()).context("the profile has no name to file it under")?.trim().to_string();
     let body = v.as_object().map(|o| o.iter().filter(|(k, _)| *k != "name").map(|(k, v)| format!("{k}: {}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect::<Vec<_>>().join("\n")).unwrap_or_default();
-    let db = args.db.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"));
+    let db = crate::project::db_or_default(args.db.as_deref());
     let mut store = inkling_store::Store::open(&db)?;
     let project = store.project(args.project.as_deref().unwrap_or_default())?;
     store.put_bible_entry(&project, &out.tool, &name, std::slice::from_ref(&name), &body)?;
@@ -208,7 +208,7 @@ fn save_profile(args: &ToolArgs, out: &ToolOutput) -> Result<()> {
 fn story_context(args: &ToolArgs) -> Result<StoryContext> {
     let mut ctx = StoryContext { note_depth: args.note_depth, ..StoryContext::default() };
     if let Some(name) = &args.project {
-        let db = args.db.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"));
+        let db = crate::project::db_or_default(args.db.as_deref());
         let store = inkling_store::Store::open(&db)?;
         let project = store.project(name)?;
         ctx.memory = project.memory.clone();
@@ -324,7 +324,7 @@ pub fn proofread_cmd(top_model: &ModelArgs, args: ProofreadArgs) -> Result<()> {
         println!("No problems found by rule.");
     }
     for f in &findings {
-        let (line, col) = line_col(&text, f.byte_start);
+        let (line, col) = inkling_craft::text::line_col(&text, f.byte_start);
         let fixes = if f.replacements.is_empty() { String::new() } else { format!(" → {}", f.replacements.iter().map(|r| if r.is_empty() { "(delete)".to_string() } else { format!("\"{r}\"") }).collect::<Vec<_>>().join(" / ")) };
         println!("{line}:{col} {} \"{}\"{fixes}\n    {}", f.kind, f.original, f.message);
     }
@@ -333,9 +333,3 @@ pub fn proofread_cmd(top_model: &ModelArgs, args: ProofreadArgs) -> Result<()> {
     }
     Ok(())
 }
-
-fn line_col(text: &str, byte: usize) -> (usize, usize) {
-    let before = &text[..byte.min(text.len())];
-    (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
-}
-
