@@ -32,7 +32,8 @@ pub struct Sampling {
 /// to sample, and in what shape.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct GenerationParams {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `max_completion_tokens` is the newer name OpenAI's chat endpoint uses.
+    #[serde(skip_serializing_if = "Option::is_none", alias = "max_completion_tokens")]
     pub max_tokens: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_tokens: Option<usize>,
@@ -46,11 +47,28 @@ pub struct GenerationParams {
     pub sampling: Sampling,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    /// Completions: how many alternatives per token (a number). Chat: whether to report
+    /// log-probabilities at all (a bool), with `top_logprobs` alternatives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<usize>,
+}
+
+/// `{"include_usage": true}` adds a last chunk with the token counts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
 }
 
 /// `POST /v1/completions`
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct CompletionRequest {
+    /// Required by OpenAI; servers that serve one model (inkling, llama.cpp) take it as given.
+    #[serde(default)]
     pub model: String,
     pub prompt: String,
     #[serde(flatten)]
@@ -66,6 +84,7 @@ pub struct Message {
 /// `POST /v1/chat/completions`
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ChatRequest {
+    #[serde(default)]
     pub model: String,
     pub messages: Vec<Message>,
     #[serde(flatten)]
@@ -121,6 +140,9 @@ pub struct Choice {
     pub delta: Option<Delta>,
     #[serde(default)]
     pub finish_reason: Option<String>,
+    /// Completions: `{tokens, token_logprobs, top_logprobs, text_offset}`; chat: `{content: [...]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<serde_json::Value>,
 }
 
 impl Choice {
@@ -145,6 +167,9 @@ pub struct CompletionResponse {
     pub id: String,
     #[serde(default)]
     pub object: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: u64,
     #[serde(default)]
     pub model: String,
     #[serde(default)]
@@ -157,12 +182,18 @@ pub struct CompletionResponse {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ModelList {
     #[serde(default)]
+    pub object: String,
+    #[serde(default)]
     pub data: Vec<ModelCard>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ModelCard {
     pub id: String,
+    #[serde(default)]
+    pub object: String,
+    #[serde(default)]
+    pub created: u64,
     #[serde(default)]
     pub owned_by: Option<String>,
     /// vLLM reports the served context length.
@@ -207,5 +238,19 @@ mod tests {
         let text: CompletionResponse = serde_json::from_str(r#"{"choices":[{"index":0,"text":" there","finish_reason":"stop"}]}"#).unwrap();
         assert_eq!(text.choices[0].content(), " there");
         assert_eq!(text.choices[0].finish_reason.as_deref(), Some("stop"));
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn flattened_sampling_fields_are_read() {
+        let r: CompletionRequest = serde_json::from_value(serde_json::json!({"prompt": "p", "temperature": 1.5, "top_k": 3, "max_completion_tokens": 9, "n": 2})).unwrap();
+        assert_eq!(r.params.sampling.temperature, Some(1.5));
+        assert_eq!(r.params.sampling.top_k, Some(3));
+        assert_eq!(r.params.max_tokens, Some(9));
+        assert_eq!(r.params.n, Some(2));
     }
 }

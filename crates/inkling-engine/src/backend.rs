@@ -17,6 +17,11 @@ pub trait Backend: Send + Sync {
     fn count_prompt_tokens(&self, prompt: &Prompt, prefill: &str) -> Result<usize>;
     /// Generates candidates, streaming events; `on_event` returning false cancels.
     fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation>;
+    /// The bytes of a token id (for log-probability reports); empty where the backend cannot
+    /// tell (a remote server reports no token ids).
+    fn token_bytes(&self, _token: u32) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 impl Backend for Engine {
@@ -42,6 +47,10 @@ impl Backend for Engine {
 
     fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
         Engine::generate(self, request, on_event)
+    }
+
+    fn token_bytes(&self, token: u32) -> Vec<u8> {
+        self.tokenizer().token_bytes(token)
     }
 }
 

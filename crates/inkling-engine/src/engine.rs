@@ -115,11 +115,15 @@ pub struct GenerateRequest {
     /// when the document is complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<serde_json::Value>,
+    /// Report each sampled token's log-probability and this many most likely alternatives
+    /// (OpenAI's `logprobs` / `top_logprobs`); `None` skips the work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<usize>,
 }
 
 impl GenerateRequest {
     pub fn new(prompt: Prompt) -> Self {
-        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None }
+        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None, logprobs: None }
     }
 }
 
@@ -148,6 +152,36 @@ pub struct Candidate {
     pub finish_reason: FinishReason,
     pub completion_tokens: usize,
     pub tokens: Vec<u32>,
+    /// One entry per generated token when the request asked for `logprobs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<TokenLogprob>,
+}
+
+/// A sampled token's log-probability under the model (after masks that forbid tokens, before
+/// temperature and truncation, as OpenAI and vLLM report it), with the likeliest alternatives.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub logprob: f32,
+    /// Most likely first.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// Log-probability of `token` and the `k` likeliest tokens, from raw logits.
+pub fn token_logprob(logits: &[f32], token: u32, k: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    let lp = |t: u32| logits.get(t as usize).map_or(f32::NEG_INFINITY, |&l| l - log_z);
+    let mut top: Vec<u32> = Vec::new();
+    if k > 0 {
+        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+        let k = k.min(idx.len());
+        idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+        idx.truncate(k);
+        idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+        top = idx;
+    }
+    TokenLogprob { token, logprob: lp(token), top: top.into_iter().map(|t| (t, lp(t))).collect() }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -196,6 +230,8 @@ pub struct Engine {
 /// Prompt tokens computed per forward call during prefill (bounds activation memory).
 const PREFILL_CHUNK: usize = 256;
 pub const MAX_CANDIDATES: usize = 16;
+/// OpenAI's limit on `top_logprobs`.
+pub const MAX_TOP_LOGPROBS: usize = 20;
 
 impl Engine {
     pub fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
@@ -309,6 +345,9 @@ impl Engine {
             return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", request.n)));
         }
         request.sampling.validate().map_err(EngineError::InvalidRequest)?;
+        if request.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
+            return Err(EngineError::InvalidRequest(format!("at most {MAX_TOP_LOGPROBS} alternatives per token can be reported (top_logprobs)")));
+        }
         let prompt = self.prompt_tokens_with_prefill(&request.prompt, &request.prefill)?;
         if prompt.len() >= self.context {
             return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), context: self.context, trained: self.model.config.context_length });
@@ -363,6 +402,7 @@ impl Engine {
             text: TextStream,
             logits: Vec<f32>,
             generated: Vec<u32>,
+            logprobs: Vec<TokenLogprob>,
             finished: Option<FinishReason>,
             matcher: Option<JsonMatcher<'a>>,
         }
@@ -374,6 +414,7 @@ impl Engine {
                 text: TextStream::new(&request.stop),
                 logits: logits.clone(),
                 generated: Vec::new(),
+                logprobs: Vec::new(),
                 finished: None,
                 matcher: grammar.as_ref().map(JsonGrammar::matcher),
             })
@@ -415,6 +456,9 @@ impl Engine {
                         }
                     }
                     let t = s.sampler.sample(&s.logits, &s.history);
+                    if let Some(k) = request.logprobs {
+                        s.logprobs.push(token_logprob(&s.logits, t, k));
+                    }
                     if let Some(m) = s.matcher.as_mut() {
                         m.advance(&self.tokenizer.token_bytes(t));
                     }
@@ -486,6 +530,7 @@ impl Engine {
                     finish_reason: s.finished.unwrap_or(FinishReason::Length),
                     completion_tokens: s.generated.len(),
                     tokens: s.generated,
+                    logprobs: s.logprobs,
                 })
                 .collect(),
             prompt_tokens: prompt.len(),

@@ -34,7 +34,7 @@ pub mod tokenizer;
 pub use backend::Backend;
 pub use remote::{RemoteBackend, RemoteConfig};
 pub use chat::{ChatMessage, ChatTemplate};
-pub use engine::{Candidate, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings};
+pub use engine::{Candidate, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings, TokenLogprob};
 pub use error::{EngineError, Result};
 pub use sampling::{DryConfig, SamplingConfig, Stage};
 pub use tokenizer::Tokenizer;

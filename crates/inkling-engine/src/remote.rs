@@ -284,7 +284,7 @@ impl RemoteBackend {
                 on_event(Event::Finished { candidate: first + i, reason });
                 reasons[i] = Some(reason);
             }
-            out.push(Candidate { index: first + i, text, finish_reason: reasons[i].unwrap_or(FinishReason::Stop), completion_tokens: counts[i], tokens: Vec::new() });
+            out.push(Candidate { index: first + i, text, finish_reason: reasons[i].unwrap_or(FinishReason::Stop), completion_tokens: counts[i], tokens: Vec::new(), logprobs: Vec::new() });
         }
         Ok(out)
     }
@@ -318,6 +318,7 @@ impl RemoteBackend {
             stream: true,
             sampling,
             response_format,
+            ..api::GenerationParams::default()
         };
         match &r.prompt {
             Prompt::Text(t) => {
@@ -392,7 +393,7 @@ fn interrupted(reason: &str, texts: &[String], counts: &[usize], first: usize) -
     let candidates = texts
         .iter()
         .enumerate()
-        .map(|(i, t)| Candidate { index: first + i, text: t.clone(), finish_reason: FinishReason::Cancelled, completion_tokens: counts[i], tokens: Vec::new() })
+        .map(|(i, t)| Candidate { index: first + i, text: t.clone(), finish_reason: FinishReason::Cancelled, completion_tokens: counts[i], tokens: Vec::new(), logprobs: Vec::new() })
         .collect();
     EngineError::Interrupted { reason: reason.to_string(), partial: Box::new(Generation { candidates, prompt_tokens: 0, seed: 0, timings: Timings::default() }) }
 }

@@ -265,3 +265,26 @@ fn a_json_schema_constrains_every_candidate_to_parse() {
     let (_d, e) = engine(&TinyModel::default());
     assert!(matches!(e.generate(&bad, |_| true), Err(EngineError::InvalidRequest(_))));
 }
+
+#[test]
+fn logprobs_report_the_sampled_token_and_its_likeliest_rivals() {
+    let (_d, e) = engine(&TinyModel::default());
+    let req = GenerateRequest { logprobs: Some(3), ..greedy("the", 2, 6) };
+    let g = e.generate(&req, |_| true).unwrap();
+    for c in &g.candidates {
+        assert_eq!(c.logprobs.len(), c.tokens.len());
+        for (lp, &t) in c.logprobs.iter().zip(&c.tokens) {
+            assert_eq!(lp.token, t);
+            assert_eq!(lp.top.len(), 3);
+            // Greedy picks the likeliest token, and probabilities of rivals add up to at most 1.
+            assert_eq!(lp.top[0].0, t);
+            assert!((lp.top[0].1 - lp.logprob).abs() < 1e-6);
+            assert!(lp.top.windows(2).all(|w| w[0].1 >= w[1].1));
+            assert!(lp.logprob <= 0.0 && lp.top.iter().map(|(_, l)| l.exp()).sum::<f32>() <= 1.0 + 1e-5);
+        }
+    }
+    // Off by default; too many alternatives is a clear error.
+    assert!(e.generate(&greedy("the", 1, 3), |_| true).unwrap().candidates[0].logprobs.is_empty());
+    let many = GenerateRequest { logprobs: Some(21), ..greedy("the", 1, 3) };
+    assert!(matches!(e.generate(&many, |_| true), Err(EngineError::InvalidRequest(m)) if m.contains("top_logprobs")));
+}

@@ -273,7 +273,7 @@ impl Store {
         Ok(docs)
     }
 
-    fn document_by_id(&self, id: i64) -> Result<Document> {
+    pub fn document_by_id(&self, id: i64) -> Result<Document> {
         Ok(self.conn.query_row(
             "SELECT id, project_id, title, kind, position, head_revision FROM documents WHERE id = ?1",
             [id],

@@ -4,6 +4,7 @@ mod bench;
 mod generate;
 mod models;
 mod project;
+mod serve;
 mod tools;
 
 use anyhow::Result;
@@ -80,6 +81,8 @@ enum Command {
     Tools(tools::ToolsArgs),
     /// Grammar, spelling, punctuation and style findings by rule, with fixes to apply.
     Proofread(tools::ProofreadArgs),
+    /// The web editor, the writing API and an OpenAI-compatible API on one local port.
+    Serve(serve::ServeArgs),
     /// A writing tool: `inkling brainstorm "a lighthouse keeper" -n 3` (see `inkling tools`).
     #[command(external_subcommand)]
     Tool(Vec<String>),
@@ -113,6 +116,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Project(a) => project::run(a),
         Command::Tools(a) => tools::list(a),
         Command::Proofread(a) => tools::proofread_cmd(&cli.model, a),
+        Command::Serve(a) => serve::serve(&cli.model, a),
         Command::Tool(argv) => tools::run_tool(&cli.model, argv),
     }
 }

@@ -211,10 +211,7 @@ fn story_context(args: &ToolArgs) -> Result<StoryContext> {
         let db = crate::project::db_or_default(args.db.as_deref());
         let store = inkling_store::Store::open(&db)?;
         let project = store.project(name)?;
-        ctx.memory = project.memory.clone();
-        ctx.author_note = project.authors_note.clone();
-        ctx.note_depth = usize::try_from(project.authors_note_depth).unwrap_or(3);
-        ctx.lore = store.bible(&project)?.into_iter().map(|e| LoreEntry { always: e.kind == "style", kind: e.kind, name: e.name, keys: e.keys, body: e.body }).collect();
+        ctx = inkling_server::project_context(&store, &project)?;
     }
     if let Some(m) = &args.memory {
         ctx.memory = m.clone();

@@ -1,0 +1,351 @@
+//! The OpenAI-compatible endpoints: `/v1/models`, `/v1/completions`, `/v1/chat/completions`,
+//! whole or streamed (server-sent events ending in `data: [DONE]`), with `n`, `stop`, `seed`,
+//! `logprobs`, and the extra samplers vLLM and llama.cpp's server accept.
+
+use crate::body::Body;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use inkling_api::{ChatRequest, Choice, CompletionRequest, CompletionResponse, Delta, GenerationParams, ModelCard, ModelList, Usage};
+use inkling_engine::{Backend, ChatMessage, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingConfig, TokenLogprob};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new().route("/v1/models", get(models)).route("/v1/completions", post(completions)).route("/v1/chat/completions", post(chat))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn response_id(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{prefix}-{:x}{:04x}", unix_now(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn models(State(s): State<AppState>) -> Json<ModelList> {
+    let card = ModelCard { id: s.config.model_id.clone(), object: "model".into(), created: unix_now(), owned_by: Some("inkling".into()), max_model_len: Some(s.backend.context_length()) };
+    Json(ModelList { object: "list".into(), data: vec![card] })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    Completions,
+    Chat,
+}
+
+/// A request translated for the engine, and how to answer it.
+struct Plan {
+    endpoint: Endpoint,
+    request: GenerateRequest,
+    stream: bool,
+    include_usage: bool,
+}
+
+async fn completions(State(s): State<AppState>, Body(req): Body<CompletionRequest>) -> ApiResult<Response> {
+    check_model(&s, &req.model)?;
+    let logprobs = match &req.params.logprobs {
+        None => None,
+        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| ApiError::BadRequest("logprobs must be a whole number from 0 to 20".into()))? as usize),
+        Some(_) => return Err(ApiError::BadRequest("logprobs must be a number of alternatives per token (0 to 20) on /v1/completions".into())),
+    };
+    // OpenAI's default for completions is 16 tokens.
+    let plan = plan(Endpoint::Completions, Prompt::Text(req.prompt), &req.params, logprobs, 16)?;
+    answer(s, plan).await
+}
+
+async fn chat(State(s): State<AppState>, Body(req): Body<ChatRequest>) -> ApiResult<Response> {
+    check_model(&s, &req.model)?;
+    if req.messages.is_empty() {
+        return Err(ApiError::BadRequest("messages is empty; send at least one message".into()));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let role = match m.role.as_str() {
+            "developer" => "system",
+            r @ ("system" | "user" | "assistant") => r,
+            other => return Err(ApiError::BadRequest(format!("unknown message role `{other}`; use system, user or assistant"))),
+        };
+        messages.push(ChatMessage::new(role, &m.content));
+    }
+    let logprobs = match (&req.params.logprobs, req.params.top_logprobs) {
+        (Some(Value::Bool(true)), top) => Some(top.unwrap_or(0)),
+        (None | Some(Value::Bool(false)), None) => None,
+        (None | Some(Value::Bool(false)), Some(_)) => return Err(ApiError::BadRequest("top_logprobs needs logprobs: true".into())),
+        _ => return Err(ApiError::BadRequest("logprobs must be true or false on /v1/chat/completions".into())),
+    };
+    let mut prompt = Prompt::Chat(messages);
+    let mut prefill = String::new();
+    // vLLM's continue_final_message: the last assistant message is the start of the reply.
+    if req.continue_final_message == Some(true)
+        && let Prompt::Chat(m) = &mut prompt
+        && m.last().is_some_and(|l| l.role == "assistant")
+    {
+        prefill = m.pop().map(|l| l.content).unwrap_or_default();
+    }
+    let mut plan = plan(Endpoint::Chat, prompt, &req.params, logprobs, s.backend.context_length())?;
+    plan.request.prefill = prefill;
+    answer(s, plan).await
+}
+
+fn check_model(s: &AppState, name: &str) -> ApiResult<()> {
+    if s.serves(name) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("model `{name}` is not served here; this server serves `{}` (GET /v1/models)", s.config.model_id)))
+    }
+}
+
+/// OpenAI's sampling semantics: temperature 1 and nothing else unless asked.
+fn sampling(p: &GenerationParams) -> ApiResult<SamplingConfig> {
+    let mut c = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::greedy() };
+    let s = &p.sampling;
+    if let Some(t) = s.temperature {
+        c.temperature = t;
+    }
+    if let Some(v) = s.top_p {
+        c.top_p = v;
+    }
+    if let Some(k) = s.top_k {
+        // vLLM uses -1 for "off".
+        c.top_k = usize::try_from(k).unwrap_or(0);
+    }
+    if let Some(v) = s.min_p {
+        c.min_p = v;
+    }
+    if let Some(v) = s.repetition_penalty {
+        c.repeat_penalty = v;
+    }
+    if let Some(v) = s.presence_penalty {
+        c.presence_penalty = v;
+    }
+    if let Some(v) = s.frequency_penalty {
+        c.frequency_penalty = v;
+    }
+    c.validate().map_err(ApiError::BadRequest)?;
+    Ok(c)
+}
+
+fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Option<usize>, default_max: usize) -> ApiResult<Plan> {
+    if p.stream && logprobs.is_some() {
+        return Err(ApiError::BadRequest("logprobs are reported on whole (non-streamed) responses; set stream to false".into()));
+    }
+    let schema = match &p.response_format {
+        None => None,
+        Some(f) => match f.kind.as_str() {
+            "text" => None,
+            "json_schema" => Some(f.json_schema.as_ref().map(|j| j.schema.clone()).ok_or_else(|| ApiError::BadRequest("response_format json_schema needs a `json_schema.schema`".into()))?),
+            "json_object" => Some(f.schema.clone().unwrap_or_else(|| json!({"type": "object"}))),
+            other => return Err(ApiError::BadRequest(format!("response_format type `{other}` is not supported; use text, json_object or json_schema"))),
+        },
+    };
+    let request = GenerateRequest {
+        n: p.n.unwrap_or(1),
+        max_tokens: p.max_tokens.unwrap_or(default_max),
+        min_tokens: p.min_tokens.unwrap_or(0),
+        sampling: sampling(p)?,
+        stop: p.stop.clone(),
+        seed: p.sampling.seed,
+        json_schema: schema,
+        logprobs,
+        ..GenerateRequest::new(prompt)
+    };
+    if request.max_tokens == 0 {
+        return Err(ApiError::BadRequest("max_tokens must be at least 1".into()));
+    }
+    Ok(Plan { endpoint, request, stream: p.stream, include_usage: p.stream_options.as_ref().is_some_and(|o| o.include_usage) })
+}
+
+fn finish_reason(r: FinishReason) -> String {
+    match r {
+        FinishReason::Length => "length",
+        FinishReason::Stop | FinishReason::Cancelled => "stop",
+    }
+    .into()
+}
+
+async fn answer(s: AppState, plan: Plan) -> ApiResult<Response> {
+    if plan.stream { stream(s, plan) } else { whole(s, plan).await }
+}
+
+async fn whole(s: AppState, plan: Plan) -> ApiResult<Response> {
+    let request = plan.request;
+    let top = request.logprobs;
+    let rx = s.queue.submit(move |backend, client| {
+        let g = backend.generate(&request, &mut |_| !client.gone());
+        let logprobs = g.as_ref().ok().filter(|_| top.is_some()).map(|g| g.candidates.iter().map(|c| logprob_report(backend, plan.endpoint, &c.logprobs)).collect::<Vec<_>>());
+        (g, logprobs)
+    })?;
+    let (g, logprobs) = rx.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))?;
+    let g = g?;
+    s.queue.metrics().record(&g);
+    let mut logprobs = logprobs.unwrap_or_default().into_iter();
+    let choices = g
+        .candidates
+        .iter()
+        .map(|c| {
+            let mut choice = Choice { index: c.index, finish_reason: Some(finish_reason(c.finish_reason)), logprobs: logprobs.next(), ..Choice::default() };
+            match plan.endpoint {
+                Endpoint::Completions => choice.text = Some(c.text.clone()),
+                Endpoint::Chat => choice.message = Some(Delta { role: Some("assistant".into()), content: Some(c.text.clone()) }),
+            }
+            choice
+        })
+        .collect();
+    let (object, prefix) = match plan.endpoint {
+        Endpoint::Completions => ("text_completion", "cmpl"),
+        Endpoint::Chat => ("chat.completion", "chatcmpl"),
+    };
+    Ok(Json(CompletionResponse { id: response_id(prefix), object: object.into(), created: unix_now(), model: s.config.model_id.clone(), choices, usage: Some(usage(&g)) }).into_response())
+}
+
+fn usage(g: &Generation) -> Usage {
+    let completion_tokens = g.candidates.iter().map(|c| c.completion_tokens).sum();
+    Usage { prompt_tokens: g.prompt_tokens, completion_tokens, total_tokens: g.prompt_tokens + completion_tokens }
+}
+
+/// OpenAI's two log-probability shapes, from the engine's per-token reports.
+fn logprob_report(backend: &dyn Backend, endpoint: Endpoint, lps: &[TokenLogprob]) -> Value {
+    let text = |t: u32| String::from_utf8_lossy(&backend.token_bytes(t)).into_owned();
+    match endpoint {
+        Endpoint::Completions => {
+            let mut offset = 0;
+            let mut text_offset = Vec::new();
+            for lp in lps {
+                text_offset.push(offset);
+                offset += text(lp.token).len();
+            }
+            json!({
+                "tokens": lps.iter().map(|lp| text(lp.token)).collect::<Vec<_>>(),
+                "token_logprobs": lps.iter().map(|lp| lp.logprob).collect::<Vec<_>>(),
+                "top_logprobs": lps.iter().map(|lp| lp.top.iter().map(|&(t, l)| (text(t), json!(l))).collect::<serde_json::Map<_, _>>()).collect::<Vec<_>>(),
+                "text_offset": text_offset,
+            })
+        }
+        Endpoint::Chat => {
+            let entry = |t: u32, l: f32| json!({"token": text(t), "logprob": l, "bytes": backend.token_bytes(t)});
+            json!({"content": lps.iter().map(|lp| {
+                let mut e = entry(lp.token, lp.logprob);
+                e["top_logprobs"] = lps_top(&lp.top, &entry);
+                e
+            }).collect::<Vec<_>>()})
+        }
+    }
+}
+
+fn lps_top(top: &[(u32, f32)], entry: &dyn Fn(u32, f32) -> Value) -> Value {
+    Value::Array(top.iter().map(|&(t, l)| entry(t, l)).collect())
+}
+
+/// What the model worker sends a streaming response.
+enum Piece {
+    Text(usize, String),
+    Finished(usize, FinishReason),
+}
+
+struct StreamState {
+    pieces: mpsc::UnboundedReceiver<Piece>,
+    done: Option<oneshot::Receiver<Result<Generation, inkling_engine::EngineError>>>,
+    /// Chat candidates whose first chunk (which carries the role) has gone out.
+    started: std::collections::HashSet<usize>,
+    ended: bool,
+    endpoint: Endpoint,
+    include_usage: bool,
+    id: String,
+    created: u64,
+    state: AppState,
+}
+
+impl StreamState {
+    fn chunk(&self, choices: Vec<Choice>, usage: Option<Usage>) -> SseEvent {
+        let object = if self.endpoint == Endpoint::Chat { "chat.completion.chunk" } else { "text_completion" };
+        let body = CompletionResponse { id: self.id.clone(), object: object.into(), created: self.created, model: self.state.config.model_id.clone(), choices, usage };
+        SseEvent::default().data(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
+    let (tx, pieces) = mpsc::unbounded_channel::<Piece>();
+    let request = plan.request;
+    let done: oneshot::Receiver<Result<Generation, inkling_engine::EngineError>> = s.queue.submit(move |backend, client| {
+        backend.generate(&request, &mut |e| {
+            let piece = match e {
+                Event::Text { candidate, text } => Piece::Text(candidate, text.to_string()),
+                Event::Finished { candidate, reason } => Piece::Finished(candidate, reason),
+            };
+            // A closed channel means the client has gone: stop generating for it.
+            tx.send(piece).is_ok() && !client.gone()
+        })
+    })?;
+    let st = StreamState {
+        pieces,
+        done: Some(done),
+        started: Default::default(),
+        ended: false,
+        endpoint: plan.endpoint,
+        include_usage: plan.include_usage,
+        id: response_id(if plan.endpoint == Endpoint::Chat { "chatcmpl" } else { "cmpl" }),
+        created: unix_now(),
+        state: s,
+    };
+    // Each step turns one message from the worker (or the ending) into events.
+    let events = futures_util::stream::unfold(st, |mut st| async move {
+        if st.ended {
+            return None;
+        }
+        let mut out: Vec<SseEvent> = Vec::new();
+        match st.pieces.recv().await {
+            Some(Piece::Text(i, text)) => {
+                let mut choice = Choice { index: i, ..Choice::default() };
+                match st.endpoint {
+                    Endpoint::Completions => choice.text = Some(text),
+                    Endpoint::Chat => {
+                        let role = st.started.insert(i).then(|| "assistant".to_string());
+                        choice.delta = Some(Delta { role, content: Some(text) });
+                    }
+                }
+                out.push(st.chunk(vec![choice], None));
+            }
+            Some(Piece::Finished(i, reason)) => {
+                let mut choice = Choice { index: i, finish_reason: Some(finish_reason(reason)), ..Choice::default() };
+                match st.endpoint {
+                    Endpoint::Completions => choice.text = Some(String::new()),
+                    Endpoint::Chat => choice.delta = Some(Delta::default()),
+                }
+                out.push(st.chunk(vec![choice], None));
+            }
+            None => {
+                // The worker is done: report a failure in OpenAI's shape, or the usage.
+                if let Some(rx) = st.done.take() {
+                    let error = match rx.await {
+                        Ok(Ok(g)) => {
+                            st.state.queue.metrics().record(&g);
+                            if st.include_usage {
+                                out.push(st.chunk(Vec::new(), Some(usage(&g))));
+                            }
+                            None
+                        }
+                        Ok(Err(e)) => Some(ApiError::from(e)),
+                        Err(_) => Some(ApiError::Internal("the model worker dropped a request".into())),
+                    };
+                    if let Some(e) = error {
+                        out.push(SseEvent::default().data(serde_json::to_string(&e.body()).unwrap_or_default()));
+                    }
+                }
+                out.push(SseEvent::default().data("[DONE]"));
+                st.ended = true;
+            }
+        }
+        Some((futures_util::stream::iter(out.into_iter().map(Ok::<_, Infallible>)), st))
+    })
+    .flatten();
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}

@@ -1,0 +1,79 @@
+//! The API description (OpenAPI 3.1), written out here rather than derived: the wire types
+//! live in four crates and the schemas below name their fields. A test requests every path
+//! listed here and fails if the router does not know it.
+
+use serde_json::{Map, Value, json};
+
+/// (method, path, tag, summary, request body fields)
+pub const ENDPOINTS: &[(&str, &str, &str, &str, &str)] = &[
+    ("get", "/v1/models", "openai", "The served model, with its context length (max_model_len).", ""),
+    ("post", "/v1/completions", "openai", "Continue a text prompt. OpenAI's fields plus top_k, min_p, repetition_penalty, min_tokens; stream for server-sent events.", "model, prompt, max_tokens, n, stop, stream, stream_options, temperature, top_p, seed, logprobs, top_k, min_p, repetition_penalty, presence_penalty, frequency_penalty, min_tokens, response_format"),
+    ("post", "/v1/chat/completions", "openai", "Answer chat messages through the model's chat template.", "model, messages[{role, content}], max_tokens | max_completion_tokens, n, stop, stream, stream_options, temperature, top_p, seed, logprobs, top_logprobs, top_k, min_p, repetition_penalty, response_format, continue_final_message"),
+    ("get", "/api/tools", "tools", "Every writing tool with its options and their values.", ""),
+    ("post", "/api/tools/{name}", "tools", "Run a tool. With stream: events {type: text|finished|result|error}. With project: the project's memory, note and bible apply and each candidate is filed in the generation tree.", "text, options{}, n, seed, max_tokens, temperature, stream, project, document, parent, before, memory, note"),
+    ("post", "/api/proofread", "tools", "Spelling and grammar findings by rule, with char, byte and UTF-16 spans and replacements.", "text, dialect"),
+    ("get", "/api/projects", "projects", "All projects.", ""),
+    ("post", "/api/projects", "projects", "Create a project.", "name"),
+    ("get", "/api/projects/{project}", "projects", "A project, its documents and the AI-assisted share of each.", ""),
+    ("put", "/api/projects/{project}/context", "projects", "Set the project's memory and author's note.", "memory, authors_note, depth"),
+    ("post", "/api/projects/{project}/documents", "documents", "Add a document.", "title, text"),
+    ("get", "/api/projects/{project}/documents/{doc}", "documents", "A document at its current revision.", ""),
+    ("post", "/api/projects/{project}/documents/{doc}/revisions", "documents", "Save the document's text as a new revision (no-op when unchanged).", "text, origin (typed|pasted)"),
+    ("get", "/api/projects/{project}/documents/{doc}/revisions", "documents", "Every revision of the document, every branch.", ""),
+    ("get", "/api/projects/{project}/documents/{doc}/revisions/{rev}", "documents", "One revision with its text and authorship share.", ""),
+    ("post", "/api/projects/{project}/documents/{doc}/undo", "documents", "Step back one revision (typing and accepted suggestions alike).", ""),
+    ("post", "/api/projects/{project}/documents/{doc}/redo", "documents", "Step forward again.", ""),
+    ("post", "/api/projects/{project}/documents/{doc}/restore", "documents", "Bring back an earlier revision's text as a new revision.", "revision"),
+    ("post", "/api/projects/{project}/documents/{doc}/accept", "documents", "Accept a generation: the document becomes text, recorded as model-written where it changed.", "generation, text"),
+    ("get", "/api/projects/{project}/generations", "generations", "The generation tree: alternatives under ?parent=ID, for ?document=ID.", ""),
+    ("post", "/api/projects/{project}/generations/{id}/status", "generations", "Record what the writer did with a generation.", "status (accepted|edited|rejected), detail"),
+    ("get", "/api/projects/{project}/bible", "bible", "The story bible.", ""),
+    ("post", "/api/projects/{project}/bible", "bible", "Add or update an entry (kind + name identify it).", "kind, name, keys[], body"),
+    ("delete", "/api/projects/{project}/bible/{id}", "bible", "Remove an entry.", ""),
+    ("get", "/api/projects/{project}/export", "projects", "Download the manuscript: ?format=md|txt|epub|docx&name=FILE (a plain file name).", ""),
+    ("get", "/api/projects/{project}/report", "projects", "The authorship report: writer, model and model-edited characters per document.", ""),
+    ("get", "/health", "server", "Liveness, the model, the queue.", ""),
+    ("get", "/metrics", "server", "Prometheus metrics: queue depth, requests, rejections, cancellations, tokens, tokens per second.", ""),
+];
+
+pub fn spec() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for (method, path, tag, summary, body) in ENDPOINTS {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": if ["doc", "rev", "id"].contains(&name) { "integer" } else { "string" }}}))
+            .collect();
+        let mut op = json!({
+            "tags": [tag],
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK (JSON; text/event-stream when streaming)"},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "413": {"$ref": "#/components/responses/Error"},
+                "429": {"$ref": "#/components/responses/Error"},
+            },
+        });
+        if !body.is_empty() {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "description": format!("Fields: {body}")}}}});
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "inkling", "version": env!("CARGO_PKG_VERSION"), "description": "A local writing partner: OpenAI-compatible completions, the writing tools, and projects that keep every revision."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Required when the server was started with an API key."}},
+            "responses": {"Error": {"description": "OpenAI's error shape", "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {"error": {"type": "object", "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "code": {"type": "integer"}}}}
+            }}}}},
+        },
+        "security": [{"bearer": []}],
+    })
+}

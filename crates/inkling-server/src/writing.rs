@@ -1,0 +1,280 @@
+//! The writing tools over HTTP: `GET /api/tools` lists them, `POST /api/tools/{name}` runs one
+//! (streamed as server-sent events or whole), `POST /api/proofread` lints by rule. A run
+//! inside a project reads the project's memory, author's note and story bible, and files every
+//! candidate in the project's generation tree so the writer can accept, reject or come back.
+
+use crate::body::Body;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use inkling_craft::proofread::{Dialect, Finding, proofread};
+use inkling_craft::run::{finish, prepare};
+use inkling_craft::{LoreEntry, StoryContext, ToolOutput, ToolRequest};
+use inkling_engine::Event;
+use inkling_store::generations::NewGeneration;
+use inkling_store::{Project, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use tokio::sync::mpsc;
+
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new().route("/api/tools", get(list)).route("/api/tools/{name}", post(run_tool)).route("/api/proofread", post(proofread_text))
+}
+
+/// The story context a project gives every tool: memory, author's note and its depth, and
+/// the story bible ("style" entries always apply; the rest when their keys appear).
+pub fn project_context(store: &Store, project: &Project) -> inkling_store::Result<StoryContext> {
+    Ok(StoryContext {
+        memory: project.memory.clone(),
+        author_note: project.authors_note.clone(),
+        note_depth: usize::try_from(project.authors_note_depth).unwrap_or(3),
+        lore: store.bible(project)?.into_iter().map(|e| LoreEntry { always: e.kind == "style", kind: e.kind, name: e.name, keys: e.keys, body: e.body }).collect(),
+        before: String::new(),
+    })
+}
+
+#[derive(Serialize)]
+struct ToolInfo {
+    name: String,
+    description: String,
+    input: String,
+    needs_text: bool,
+    continues: bool,
+    output: &'static str,
+    diff: bool,
+    options: BTreeMap<String, OptionInfo>,
+}
+
+#[derive(Serialize)]
+struct OptionInfo {
+    help: String,
+    default: Option<String>,
+    values: Vec<String>,
+    /// Any instruction is accepted besides the named values.
+    free: bool,
+}
+
+async fn list(State(s): State<AppState>) -> Json<Vec<ToolInfo>> {
+    use inkling_craft::recipe::OutputKind;
+    Json(
+        s.toolbox
+            .recipes()
+            .map(|r| ToolInfo {
+                name: r.name.clone(),
+                description: r.description.clone(),
+                input: r.input.clone(),
+                needs_text: r.needs_text,
+                continues: r.continues,
+                output: match r.output.kind {
+                    OutputKind::Text => "text",
+                    OutputKind::List => "list",
+                    OutputKind::Json => "json",
+                },
+                diff: r.output.diff,
+                options: r.options.iter().map(|(k, o)| (k.clone(), OptionInfo { help: o.help.clone(), default: o.default.clone(), values: o.values.keys().cloned().collect(), free: o.free })).collect(),
+            })
+            .collect(),
+    )
+}
+
+/// `POST /api/tools/{name}`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RunBody {
+    text: String,
+    options: BTreeMap<String, String>,
+    n: Option<usize>,
+    seed: Option<u64>,
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    stream: bool,
+    /// Run inside this project: its memory, note and bible apply and candidates are recorded.
+    project: Option<String>,
+    /// The document the text comes from (recorded with each candidate).
+    document: Option<i64>,
+    /// Regenerating: the generation these are alternatives to continue from.
+    parent: Option<i64>,
+    /// The story before a selection.
+    before: String,
+    /// Override the project's memory and author's note.
+    memory: Option<String>,
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RunResult {
+    #[serde(flatten)]
+    output: ToolOutput,
+    /// The generation-tree id of each candidate, in order, when run inside a project.
+    generations: Vec<i64>,
+}
+
+async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body): Body<RunBody>) -> ApiResult<Response> {
+    s.toolbox.get(&name)?;
+    let project_name = body.project.clone();
+    let mut context = match &project_name {
+        Some(p) => {
+            let p = p.clone();
+            s.store(move |st| {
+                let project = st.project(&p)?;
+                Ok(project_context(st, &project)?)
+            })
+            .await?
+        }
+        None => StoryContext::default(),
+    };
+    context.before = body.before.clone();
+    if let Some(m) = &body.memory {
+        context.memory = m.clone();
+    }
+    if let Some(n) = &body.note {
+        context.author_note = n.clone();
+    }
+    let request = ToolRequest {
+        tool: name,
+        text: body.text.clone(),
+        options: body.options.clone(),
+        context,
+        n: body.n.unwrap_or(1),
+        seed: body.seed,
+        max_tokens: body.max_tokens,
+        temperature: body.temperature,
+        frame: None,
+    };
+    let (tx, pieces) = mpsc::unbounded_channel::<Value>();
+    let streaming = body.stream;
+    let toolbox = s.toolbox.clone();
+    let queue = s.queue.clone();
+    let done = s.queue.submit(move |backend, client| -> inkling_craft::Result<ToolOutput> {
+        let recipe = toolbox.get(&request.tool)?;
+        let prepared = prepare(recipe, backend, &request)?;
+        let generation = backend.generate(&prepared.request, &mut |e| {
+            let v = match e {
+                Event::Text { candidate, text } => json!({"type": "text", "candidate": candidate, "text": text}),
+                Event::Finished { candidate, reason } => json!({"type": "finished", "candidate": candidate, "reason": reason}),
+            };
+            // Whole answers need no events; the result channel still tells when the client left.
+            (!streaming || tx.send(v).is_ok()) && !client.gone()
+        })?;
+        queue.metrics().record(&generation);
+        finish(recipe, &request, prepared, generation)
+    })?;
+    let record = Record {
+        project: project_name,
+        document: body.document,
+        parent: body.parent,
+        request: json!({"text": body.text, "options": body.options, "n": body.n, "max_tokens": body.max_tokens, "temperature": body.temperature, "before": body.before}),
+        temperature: body.temperature,
+    };
+    if !streaming {
+        let output = done.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))??;
+        return Ok(Json(record.file(&s, output).await?).into_response());
+    }
+    let st = ToolStream { pieces, done: Some(done), record: Some(record), state: s };
+    let events = futures_util::stream::unfold(st, |mut st| async move {
+        let record = st.record.take()?;
+        if let Some(v) = st.pieces.recv().await {
+            st.record = Some(record);
+            return Some((SseEvent::default().data(v.to_string()), st));
+        }
+        // The worker is done: the cleaned candidates (filed in the project), or the error.
+        let out = match st.done.take()?.await {
+            Ok(Ok(output)) => match record.file(&st.state, output).await {
+                Ok(r) => json!({"type": "result", "result": r}),
+                Err(e) => json!({"type": "error", "error": e.body().error}),
+            },
+            Ok(Err(e)) => json!({"type": "error", "error": ApiError::from(e).body().error}),
+            Err(_) => json!({"type": "error", "error": ApiError::Internal("the model worker dropped a request".into()).body().error}),
+        };
+        Some((SseEvent::default().data(out.to_string()), st))
+    })
+    .map(Ok::<_, Infallible>);
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+struct ToolStream {
+    pieces: mpsc::UnboundedReceiver<Value>,
+    done: Option<tokio::sync::oneshot::Receiver<inkling_craft::Result<ToolOutput>>>,
+    /// Taken when the result has been sent: the stream ends at the next step.
+    record: Option<Record>,
+    state: AppState,
+}
+
+/// Where a tool's candidates go in the project's generation tree.
+struct Record {
+    project: Option<String>,
+    document: Option<i64>,
+    parent: Option<i64>,
+    request: Value,
+    temperature: Option<f32>,
+}
+
+impl Record {
+    async fn file(self, s: &AppState, output: ToolOutput) -> ApiResult<RunResult> {
+        let Some(project) = self.project else { return Ok(RunResult { output, generations: Vec::new() }) };
+        let model = s.config.model_id.clone();
+        s.store(move |st| {
+            let project = st.project(&project)?;
+            let mut ids = Vec::new();
+            for c in &output.candidates {
+                let g = NewGeneration {
+                    document_id: self.document,
+                    parent_id: self.parent,
+                    recipe: output.tool.clone(),
+                    model: model.clone(),
+                    request: self.request.clone(),
+                    sampling: json!({"temperature": self.temperature}),
+                    seed: output.seed,
+                    text: c.text.clone(),
+                    timings: serde_json::to_value(&output.timings).unwrap_or_default(),
+                };
+                ids.push(st.record_generation(&project, &g)?.id);
+            }
+            Ok(RunResult { output, generations: ids })
+        })
+        .await
+    }
+}
+
+#[derive(Deserialize)]
+struct ProofreadBody {
+    text: String,
+    #[serde(default)]
+    dialect: Option<String>,
+}
+
+/// A finding with its span also in UTF-16 code units, which is what the browser's strings
+/// count.
+#[derive(Serialize)]
+struct BrowserFinding {
+    #[serde(flatten)]
+    finding: Finding,
+    utf16_start: usize,
+    utf16_end: usize,
+}
+
+async fn proofread_text(Body(body): Body<ProofreadBody>) -> ApiResult<Json<Value>> {
+    let dialect = match body.dialect.as_deref().unwrap_or("american") {
+        "american" | "us" => Dialect::American,
+        "british" | "uk" => Dialect::British,
+        "australian" | "au" => Dialect::Australian,
+        "canadian" | "ca" => Dialect::Canadian,
+        other => return Err(ApiError::BadRequest(format!("unknown dialect `{other}`; use american, british, australian or canadian"))),
+    };
+    let text = body.text;
+    let findings = tokio::task::spawn_blocking(move || {
+        let findings = proofread(&text, dialect);
+        let utf16 = |byte: usize| text.get(..byte).map_or(0, |t| t.encode_utf16().count());
+        findings.into_iter().map(|f| BrowserFinding { utf16_start: utf16(f.byte_start), utf16_end: utf16(f.byte_end), finding: f }).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("proofreading failed: {e}")))?;
+    Ok(Json(json!({ "findings": findings })))
+}

@@ -1,0 +1,415 @@
+//! The whole HTTP surface on a tiny random-weight model, through `app()` in process:
+//! OpenAI-compatible endpoints, the writing API, projects, the queue and the security rules.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use inkling_craft::Toolbox;
+use inkling_engine::testing::TinyModel;
+use inkling_engine::{Engine, EngineConfig};
+use inkling_server::{AppState, ServerConfig, app};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Desk {
+    _dir: tempfile::TempDir,
+    app: Router,
+    state: AppState,
+}
+
+fn desk(config: ServerConfig) -> Desk {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    TinyModel { context: 1024, ..TinyModel::default() }.write(&path).unwrap();
+    let engine = Engine::load(&path, &EngineConfig { threads: Some(2), context: None }).unwrap();
+    let config = ServerConfig { db: dir.path().join("inkling.db"), model_id: "tiny".into(), ..config };
+    let state = AppState::new(Arc::new(engine), Toolbox::builtin().unwrap(), config).unwrap();
+    Desk { _dir: dir, app: app(state.clone()), state }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `data:` payloads of a server-sent event stream.
+    fn events(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.body).split("\n\n").filter_map(|b| b.lines().find_map(|l| l.strip_prefix("data: ")).map(String::from)).collect()
+    }
+
+    fn error(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+async fn call_with(app: &Router, method: &str, path: &str, body: Option<Value>, key: Option<&str>) -> Reply {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(k) = key {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+    }
+    let req = match body {
+        Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())).unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Reply { status, headers, body }
+}
+
+async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> Reply {
+    call_with(app, method, path, body, None).await
+}
+
+#[tokio::test]
+async fn openai_completions_whole_streamed_with_candidates_stop_seed_and_logprobs() {
+    let d = desk(ServerConfig::default());
+    let models = call(&d.app, "GET", "/v1/models", None).await;
+    assert_eq!(models.status, StatusCode::OK);
+    assert_eq!(models.json()["data"][0]["id"], "tiny");
+    assert_eq!(models.json()["data"][0]["max_model_len"], 1024);
+
+    let ask = json!({"model": "tiny", "prompt": "the cat", "max_tokens": 12, "n": 3, "seed": 7, "temperature": 3.0});
+    let a = call(&d.app, "POST", "/v1/completions", Some(ask.clone())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+    let a = a.json();
+    assert_eq!(a["object"], "text_completion");
+    assert_eq!(a["choices"].as_array().unwrap().len(), 3);
+    assert!(a["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    // Same seed, same text; the candidates differ from each other.
+    let b = call(&d.app, "POST", "/v1/completions", Some(ask.clone())).await.json();
+    assert_eq!(a["choices"], b["choices"]);
+    // (The tiny model's random weights are too peaked for its candidates to differ; the
+    // engine's and the real-model tests check that they do.)
+    let texts: Vec<&str> = a["choices"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap()).collect();
+    assert_eq!(a["choices"].as_array().unwrap().iter().map(|c| c["index"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+
+    // A stop string ends the text just before it.
+    let first = texts[0];
+    let word: String = first.chars().skip(3).take(2).collect();
+    let stop = call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "the cat", "max_tokens": 12, "seed": 7, "temperature": 3.0, "stop": word}))).await.json();
+    let cut = stop["choices"][0]["text"].as_str().unwrap();
+    assert_eq!(cut, &first[..first.find(&word).unwrap()], "{first:?} stopped at {word:?}");
+    assert_eq!(stop["choices"][0]["finish_reason"], "stop");
+
+    // Streamed: chunks that add up to the same text, usage on request, then [DONE].
+    let s = call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "the cat", "max_tokens": 12, "n": 3, "seed": 7, "temperature": 3.0, "stream": true, "stream_options": {"include_usage": true}}))).await;
+    assert_eq!(s.status, StatusCode::OK);
+    assert!(s.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/event-stream"));
+    let events = s.events();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let mut streamed = vec![String::new(); 3];
+    let mut usage = None;
+    for e in &events[..events.len() - 1] {
+        let v: Value = serde_json::from_str(e).unwrap();
+        for c in v["choices"].as_array().unwrap() {
+            streamed[c["index"].as_u64().unwrap() as usize].push_str(c["text"].as_str().unwrap_or(""));
+        }
+        if !v["usage"].is_null() {
+            usage = Some(v["usage"].clone());
+        }
+    }
+    assert_eq!(streamed, texts);
+    assert_eq!(usage.unwrap()["completion_tokens"], a["usage"]["completion_tokens"]);
+
+    // Log-probabilities: one per token, the greedy token first among its rivals.
+    let lp = call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "the cat", "max_tokens": 5, "temperature": 0, "logprobs": 2}))).await.json();
+    let l = &lp["choices"][0]["logprobs"];
+    assert_eq!(l["tokens"].as_array().unwrap().len(), 5);
+    assert_eq!(l["tokens"].as_array().unwrap().concat_text(), lp["choices"][0]["text"].as_str().unwrap());
+    assert!(l["token_logprobs"].as_array().unwrap().iter().all(|x| x.as_f64().unwrap() <= 0.0));
+    assert_eq!(l["top_logprobs"][0].as_object().unwrap().len(), 2);
+}
+
+trait ConcatText {
+    fn concat_text(&self) -> String;
+}
+
+impl ConcatText for Vec<Value> {
+    fn concat_text(&self) -> String {
+        self.iter().filter_map(Value::as_str).collect()
+    }
+}
+
+#[tokio::test]
+async fn chat_completions_whole_and_streamed() {
+    let d = desk(ServerConfig::default());
+    let ask = json!({"model": "tiny", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Name a colour."}]}], "max_tokens": 8, "seed": 3, "n": 2});
+    let whole = call(&d.app, "POST", "/v1/chat/completions", Some(ask.clone())).await;
+    assert_eq!(whole.status, StatusCode::OK, "{}", String::from_utf8_lossy(&whole.body));
+    let whole = whole.json();
+    assert_eq!(whole["object"], "chat.completion");
+    assert_eq!(whole["choices"][0]["message"]["role"], "assistant");
+    let mut stream_ask = ask.clone();
+    stream_ask["stream"] = json!(true);
+    let s = call(&d.app, "POST", "/v1/chat/completions", Some(stream_ask)).await;
+    let mut text = vec![String::new(); 2];
+    let mut roles = 0;
+    for e in s.events().iter().filter(|e| *e != "[DONE]") {
+        let v: Value = serde_json::from_str(e).unwrap();
+        assert_eq!(v["object"], "chat.completion.chunk");
+        for c in v["choices"].as_array().unwrap() {
+            roles += usize::from(c["delta"]["role"] == "assistant");
+            text[c["index"].as_u64().unwrap() as usize].push_str(c["delta"]["content"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(roles, 2, "each candidate's first chunk names the role");
+    assert_eq!(text[0], whole["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(text[1], whole["choices"][1]["message"]["content"].as_str().unwrap());
+    let lp = call(&d.app, "POST", "/v1/chat/completions", Some(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "logprobs": true, "top_logprobs": 2}))).await.json();
+    let content = lp["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(content.len(), 3);
+    assert_eq!(content[0]["top_logprobs"].as_array().unwrap().len(), 2);
+    assert!(content[0]["bytes"].is_array());
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_errors_with_the_right_status() {
+    let d = desk(ServerConfig::default());
+    let cases = [
+        (json!({"model": "gpt-4", "prompt": "x"}), StatusCode::NOT_FOUND, "not served here"),
+        (json!({"prompt": "x", "n": 0}), StatusCode::BAD_REQUEST, "n must be"),
+        (json!({"prompt": "x", "temperature": -1}), StatusCode::BAD_REQUEST, "temperature"),
+        (json!({"prompt": "x", "max_tokens": 0}), StatusCode::BAD_REQUEST, "max_tokens"),
+        (json!({"prompt": "x", "stream": true, "logprobs": 1}), StatusCode::BAD_REQUEST, "stream"),
+        (json!({"prompt": ["a", "b"]}), StatusCode::BAD_REQUEST, "one prompt"),
+        (json!({"prompt": 5}), StatusCode::BAD_REQUEST, "invalid request"),
+        (json!({"prompt": ""}), StatusCode::BAD_REQUEST, "empty"),
+    ];
+    for (body, status, words) in cases {
+        let r = call(&d.app, "POST", "/v1/completions", Some(body.clone())).await;
+        assert_eq!(r.status, status, "{body}: {}", String::from_utf8_lossy(&r.body));
+        assert!(r.error().contains(words), "{body}: {}", r.error());
+        assert!(r.json()["error"]["type"].is_string());
+    }
+    let r = call(&d.app, "POST", "/v1/chat/completions", Some(json!({"messages": [{"role": "wizard", "content": "x"}]}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let raw = d.app.clone().oneshot(Request::post("/v1/completions").header(header::CONTENT_TYPE, "application/json").body(Body::from("{not json")).unwrap()).await.unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let r = call(&d.app, "GET", "/v2/nothing", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.error().contains("/docs"));
+}
+
+#[tokio::test]
+async fn security_keys_body_limits_and_export_names() {
+    use std::net::SocketAddr;
+    let open: SocketAddr = "0.0.0.0:8077".parse().unwrap();
+    assert!(inkling_server::check_bind(&open, None).unwrap_err().contains("API key"));
+    assert!(inkling_server::check_bind(&open, Some("  ")).is_err());
+    assert!(inkling_server::check_bind(&open, Some("k")).is_ok());
+    assert!(inkling_server::check_bind(&"127.0.0.1:0".parse().unwrap(), None).is_ok());
+    assert!(inkling_server::check_bind(&"[::1]:0".parse().unwrap(), None).is_ok());
+
+    let d = desk(ServerConfig { api_key: Some("s3cret".into()), max_body_bytes: 2048, ..ServerConfig::default() });
+    let none = call(&d.app, "GET", "/v1/models", None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json()["error"]["type"], "authentication_error");
+    assert_eq!(call_with(&d.app, "GET", "/api/projects", None, Some("wrong")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(call_with(&d.app, "GET", "/v1/models", None, Some("s3cret")).await.status, StatusCode::OK);
+    // The page itself and the health check load without the key.
+    assert_eq!(call(&d.app, "GET", "/", None).await.status, StatusCode::OK);
+    assert_eq!(call(&d.app, "GET", "/health", None).await.status, StatusCode::OK);
+
+    let big = json!({"prompt": "x".repeat(4096)});
+    let r = call_with(&d.app, "POST", "/v1/completions", Some(big), Some("s3cret")).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.error().contains("max-body"));
+
+    let key = Some("s3cret");
+    assert_eq!(call_with(&d.app, "POST", "/api/projects", Some(json!({"name": "Book"})), key).await.status, StatusCode::CREATED);
+    call_with(&d.app, "POST", "/api/projects/Book/documents", Some(json!({"title": "One", "text": "It began."})), key).await;
+    for name in ["../escape.md", "..%2Fescape.md", "/etc/passwd", "a/b.md", ".hidden"] {
+        let r = call_with(&d.app, "GET", &format!("/api/projects/Book/export?format=md&name={name}"), None, key).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{name}");
+    }
+    let ok = call_with(&d.app, "GET", "/api/projects/Book/export?format=md&name=book.md", None, key).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&ok.body).contains("It began."));
+    assert!(ok.headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("book.md"));
+}
+
+#[tokio::test]
+async fn a_writers_session_save_undo_run_accept_report() {
+    let d = desk(ServerConfig::default());
+    let app = &d.app;
+    assert_eq!(call(app, "POST", "/api/projects", Some(json!({"name": "灯塔"}))).await.status, StatusCode::CREATED);
+    assert_eq!(call(app, "POST", "/api/projects", Some(json!({"name": "灯塔"}))).await.status, StatusCode::CONFLICT);
+    let p = "/api/projects/%E7%81%AF%E5%A1%94";
+    let doc = call(app, "POST", &format!("{p}/documents"), Some(json!({"title": "Chapter 1"}))).await.json();
+    let id = doc["document"]["id"].as_i64().unwrap();
+    let dp = format!("{p}/documents/{id}");
+    // Typing lands in revisions; the same text twice is one revision.
+    for text in ["The lamp", "The lamp went out.", "The lamp went out.", "The lamp went out. 她笑了。"] {
+        assert_eq!(call(app, "POST", &format!("{dp}/revisions"), Some(json!({"text": text}))).await.status, StatusCode::OK);
+    }
+    let history = call(app, "GET", &format!("{dp}/revisions"), None).await.json();
+    assert_eq!(history["revisions"].as_array().unwrap().len(), 4, "{history}");
+
+    // A tool run inside the project files its candidates in the generation tree.
+    let run = call(app, "POST", "/api/tools/continue", Some(json!({"text": "The lamp went out. 她笑了。", "n": 2, "seed": 1, "max_tokens": 12, "project": "灯塔", "document": id}))).await;
+    assert_eq!(run.status, StatusCode::OK, "{}", String::from_utf8_lossy(&run.body));
+    let run = run.json();
+    let gens = run["generations"].as_array().unwrap();
+    assert_eq!(gens.len(), run["candidates"].as_array().unwrap().len());
+    assert!(!gens.is_empty());
+    let first_gen = gens[0].as_i64().unwrap();
+    let suggestion = run["candidates"][0]["text"].as_str().unwrap();
+    let accepted_text = format!("The lamp went out. 她笑了。{suggestion}");
+    let acc = call(app, "POST", &format!("{dp}/accept"), Some(json!({"generation": first_gen, "text": accepted_text}))).await.json();
+    assert_eq!(acc["text"], accepted_text.as_str());
+    assert!(acc["share"]["model"].as_u64().unwrap() > 0);
+    let tree = call(app, "GET", &format!("{p}/generations?document={id}"), None).await.json();
+    assert_eq!(tree["generations"][0]["status"], "accepted");
+    if gens.len() > 1 {
+        let st = call(app, "POST", &format!("{p}/generations/{}/status", gens[1]), Some(json!({"status": "rejected"}))).await;
+        assert_eq!(st.status, StatusCode::NO_CONTENT);
+    }
+
+    // Undo takes back the accepted suggestion alone, then the typing; redo returns.
+    let u = call(app, "POST", &format!("{dp}/undo"), None).await.json();
+    assert_eq!(u["text"], "The lamp went out. 她笑了。");
+    let u = call(app, "POST", &format!("{dp}/undo"), None).await.json();
+    assert_eq!(u["text"], "The lamp went out.");
+    let r = call(app, "POST", &format!("{dp}/redo"), None).await.json();
+    assert_eq!(r["text"], "The lamp went out. 她笑了。");
+    let shown = call(app, "GET", &dp, None).await.json();
+    assert_eq!(shown["revision"]["text"], "The lamp went out. 她笑了。");
+    for _ in 0..3 {
+        call(app, "POST", &format!("{dp}/undo"), None).await;
+    }
+    let nothing = call(app, "POST", &format!("{dp}/undo"), None).await;
+    assert_eq!(nothing.status, StatusCode::CONFLICT);
+    assert!(nothing.error().contains("nothing to undo"), "{}", nothing.error());
+
+    // The report and the bible.
+    let report = call(app, "GET", &format!("{p}/report"), None).await.json();
+    assert_eq!(report["documents"][0]["title"], "Chapter 1");
+    let e = call(app, "POST", &format!("{p}/bible"), Some(json!({"kind": "character", "name": "Mara", "keys": ["the keeper"], "body": "Keeper of the light."}))).await.json();
+    let bible = call(app, "GET", &format!("{p}/bible"), None).await.json();
+    assert_eq!(bible["entries"][0]["keys"], json!(["Mara", "the keeper"]));
+    assert_eq!(call(app, "DELETE", &format!("{p}/bible/{}", e["id"]), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(app, "DELETE", &format!("{p}/bible/{}", e["id"]), None).await.status, StatusCode::NOT_FOUND);
+
+    // Another project's document is not reachable through this one.
+    call(app, "POST", "/api/projects", Some(json!({"name": "Other"}))).await;
+    assert_eq!(call(app, "GET", &format!("/api/projects/Other/documents/{id}"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(call(app, "GET", "/api/projects/Nope", None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tools_stream_their_text_then_the_cleaned_result() {
+    let d = desk(ServerConfig::default());
+    let tools = call(&d.app, "GET", "/api/tools", None).await.json();
+    let rewrite = tools.as_array().unwrap().iter().find(|t| t["name"] == "rewrite").unwrap();
+    assert!(rewrite["options"]["style"]["values"].as_array().unwrap().iter().any(|v| v == "casual"));
+    assert_eq!(rewrite["diff"], true);
+
+    let s = call(&d.app, "POST", "/api/tools/brainstorm", Some(json!({"text": "a lighthouse", "n": 2, "seed": 4, "max_tokens": 24, "stream": true}))).await;
+    assert_eq!(s.status, StatusCode::OK);
+    let events: Vec<Value> = s.events().iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert!(events.iter().any(|e| e["type"] == "text"));
+    assert_eq!(events.iter().filter(|e| e["type"] == "finished").count(), 2);
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "result", "{last}");
+    assert_eq!(last["result"]["tool"], "brainstorm");
+
+    let bad = call(&d.app, "POST", "/api/tools/rewrite", Some(json!({"text": "Hi.", "options": {"mood": "x"}}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.error().contains("mood"));
+    assert_eq!(call(&d.app, "POST", "/api/tools/nonsense", Some(json!({"text": "x"}))).await.status, StatusCode::NOT_FOUND);
+    let empty = call(&d.app, "POST", "/api/tools/tighten", Some(json!({"text": "  "}))).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn proofreading_reports_spans_the_browser_can_use() {
+    let d = desk(ServerConfig::default());
+    // An emoji is one char but two UTF-16 units: the browser's offsets differ from Rust's.
+    let text = "🙂 We went to the libary.";
+    let r = call(&d.app, "POST", "/api/proofread", Some(json!({"text": text}))).await.json();
+    let f = r["findings"].as_array().unwrap().iter().find(|f| f["original"] == "libary").expect("libary flagged");
+    let utf16: Vec<u16> = text.encode_utf16().collect();
+    let (a, b) = (f["utf16_start"].as_u64().unwrap() as usize, f["utf16_end"].as_u64().unwrap() as usize);
+    assert_eq!(String::from_utf16(&utf16[a..b]).unwrap(), "libary");
+    assert_eq!(f["start"].as_u64().unwrap() as usize + 1, a);
+    assert!(f["replacements"].as_array().unwrap().iter().any(|x| x == "library"));
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let d = desk(ServerConfig { max_queue: 1, ..ServerConfig::default() });
+    // Hold the model with one job and fill the line with another.
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let busy = d.state.queue.submit(move |_, _| hold.recv().ok()).unwrap();
+    while d.state.queue.metrics().running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let waiting = d.state.queue.submit(|_, _| ()).unwrap();
+    let r = call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "x", "max_tokens": 2}))).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers[header::RETRY_AFTER].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+    release.send(()).unwrap();
+    busy.await.unwrap();
+    waiting.await.unwrap();
+    assert_eq!(call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "x", "max_tokens": 2}))).await.status, StatusCode::OK);
+    let metrics = String::from_utf8(call(&d.app, "GET", "/metrics", None).await.body).unwrap();
+    assert!(metrics.contains("inkling_requests_rejected_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_its_generation() {
+    let d = desk(ServerConfig::default());
+    let req = Request::post("/v1/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"prompt": "the", "max_tokens": 900, "stream": true, "seed": 1}).to_string()))
+        .unwrap();
+    let res = d.app.clone().oneshot(req).await.unwrap();
+    let mut body = res.into_body();
+    // Read one chunk, then hang up.
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    drop(body);
+    let m = d.state.queue.metrics();
+    let t0 = std::time::Instant::now();
+    while m.cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(t0.elapsed().as_secs() < 30, "the generation was not cancelled");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // It stopped early: far fewer than 900 tokens were generated before it noticed.
+    while m.running.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(m.completion_tokens.load(std::sync::atomic::Ordering::SeqCst) < 900);
+}
+
+#[tokio::test]
+async fn every_documented_endpoint_is_routed() {
+    let d = desk(ServerConfig::default());
+    let spec = call(&d.app, "GET", "/openapi.json", None).await.json();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut n = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path.replace("{project}", "none").replace("{doc}", "1").replace("{rev}", "1").replace("{id}", "1").replace("{name}", "continue");
+            let body = (method != "get" && method != "delete").then(|| json!({}));
+            let r = call(&d.app, &method.to_uppercase(), &concrete, body).await;
+            assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(!(r.status == StatusCode::NOT_FOUND && r.error().contains("no such endpoint")), "{method} {path} is documented but not routed");
+            n += 1;
+        }
+    }
+    assert_eq!(n, inkling_server::openapi::ENDPOINTS.len());
+    assert!(String::from_utf8(call(&d.app, "GET", "/docs", None).await.body).unwrap().contains("openapi.json"));
+}
+

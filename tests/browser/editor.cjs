@@ -1,0 +1,117 @@
+// The editor end to end in headless Chromium, driven by playwright-core:
+//
+//   NODE_PATH=DIR/node_modules node tests/browser/editor.cjs http://127.0.0.1:PORT/ SCREENSHOT.png
+//
+// A writer creates a project, types, runs `continue`, accepts a candidate, undoes it,
+// reloads and finds the text intact, types Chinese through an IME composition, proofreads and
+// applies a fix. Exits non-zero with the step that failed.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const [url, screenshot] = process.argv.slice(2);
+const chromiumPath = process.env.INKLING_CHROMIUM || '/usr/bin/chromium';
+
+function check(cond, what) {
+  if (!cond) throw new Error(`FAILED: ${what}`);
+  console.log(`ok   ${what}`);
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const text = page.locator('#text');
+  const saved = () => page.waitForFunction(() => document.getElementById('save-status').textContent === 'Saved', null, { timeout: 15000 });
+  try {
+    await page.goto(url);
+    await page.waitForFunction(() => document.querySelectorAll('#tool option').length > 10);
+    check(true, 'the editor loads with its tools');
+
+    await page.fill('#project-name', 'Lighthouse');
+    await page.click('#create-project');
+    await page.waitForFunction(() => document.getElementById('project').value === 'Lighthouse');
+    await page.fill('#doc-title', 'Chapter 1');
+    await page.click('#create-doc');
+    await page.waitForFunction(() => !document.getElementById('text').disabled);
+    check(true, 'a project and a document are created');
+
+    const typed = 'The lamp went out at midnight. Mara climbed the stairs';
+    await text.click();
+    await page.keyboard.type(typed, { delay: 5 });
+    await saved();
+    check((await text.inputValue()) === typed, 'typing is saved');
+
+    await page.selectOption('#tool', 'continue');
+    await page.fill('#n', '2');
+    await text.evaluate((t) => t.setSelectionRange(t.value.length, t.value.length));
+    await page.click('#run');
+    await page.waitForSelector('.candidate .accept', { timeout: 180000 });
+    const cards = await page.locator('.candidate').count();
+    check(cards >= 1, `continue streams candidates side by side (${cards})`);
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+
+    await page.locator('.candidate .accept').first().click();
+    await page.waitForFunction((t) => document.getElementById('text').value.length > t.length, typed);
+    const withSuggestion = await text.inputValue();
+    check(withSuggestion.startsWith(typed), 'the accepted candidate is inserted after the typed text');
+    await page.waitForFunction(() => /AI-assisted [1-9]/.test(document.getElementById('share').textContent));
+    check(true, `the AI-assisted share shows (${await page.textContent('#share')})`);
+
+    await page.click('#undo');
+    await page.waitForFunction((t) => document.getElementById('text').value === t, typed);
+    check(true, 'undo takes the suggestion back');
+    await page.click('#redo');
+    await page.waitForFunction((t) => document.getElementById('text').value === t, withSuggestion);
+    check(true, 'redo brings it back');
+    await page.click('#undo');
+    await page.waitForFunction((t) => document.getElementById('text').value === t, typed);
+
+    await page.reload();
+    await page.waitForFunction((t) => document.getElementById('text').value === t, typed, { timeout: 15000 });
+    check(true, 'after a reload the text is intact');
+
+    // Chinese through an input method: composition first, then the committed text.
+    await text.click();
+    await text.evaluate((t) => t.setSelectionRange(t.value.length, t.value.length));
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Input.imeSetComposition', { text: 'ta', selectionStart: 2, selectionEnd: 2 });
+    await cdp.send('Input.imeSetComposition', { text: 'taxiao', selectionStart: 6, selectionEnd: 6 });
+    await cdp.send('Input.insertText', { text: '。她笑了' });
+    await saved();
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('text').value.endsWith('。她笑了'), null, { timeout: 15000 });
+    const afterIme = await text.inputValue();
+    check(!afterIme.includes('taxiao'), 'IME input is saved as the committed Chinese text, never the composition');
+
+    await text.click();
+    await text.evaluate((t) => t.setSelectionRange(t.value.length, t.value.length));
+    await page.keyboard.type(' We went to the libary.', { delay: 5 });
+    await saved();
+    await page.click('#proofread');
+    const fix = page.locator('.findings .fix', { hasText: 'library' }).first();
+    await fix.waitFor({ timeout: 30000 });
+    check((await page.locator('#marks mark').count()) >= 1, 'proofread underlines its findings');
+    await fix.click();
+    await page.waitForFunction(() => document.getElementById('text').value.includes('the library.'));
+    await saved();
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('text').value.includes('the library.'), null, { timeout: 15000 });
+    check(true, 'a one-click fix is applied and saved');
+
+    check(errors.length === 0, `no script errors on the page ${errors.join('; ')}`);
+  } finally {
+    if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-final.png'), fullPage: true }).catch(() => {});
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e.message || e);
+  process.exit(1);
+});

@@ -1,0 +1,480 @@
+// inkling's editor: one page over the writing API. No framework, no build step.
+//
+// What it guarantees the writer:
+// - every keystroke reaches a revision: a save runs 400 ms after typing pauses and at least
+//   once a second while typing goes on (so a killed server loses at most the last second),
+//   never in the middle of an IME composition, and once more when the page is hidden;
+// - saves go out one at a time, in order;
+// - a suggestion is accepted as its own revision, after the writer's typing is saved, so undo
+//   steps back over it alone.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...kids) => {
+  const e = Object.assign(document.createElement(tag), props);
+  for (const k of kids) e.append(k);
+  return e;
+};
+
+const state = {
+  project: null,        // name
+  doc: null,            // id
+  saved: '',            // text of the last revision the server has
+  composing: false,
+  saveTimer: null,
+  lastSave: 0,
+  saving: Promise.resolve(),
+  tools: [],
+  run: null,            // {controller, body, tool, range}
+  findings: [],
+};
+
+// ---- the API ----
+
+function authHeaders() {
+  const key = localStorage.getItem('inkling-key');
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(path, { method = 'GET', body, signal, keepalive } = {}) {
+  const headers = { ...authHeaders() };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal, keepalive });
+  if (r.status === 401) {
+    const key = prompt('This server needs its API key:');
+    if (key) {
+      localStorage.setItem('inkling-key', key.trim());
+      return api(path, { method, body, signal, keepalive });
+    }
+  }
+  if (!r.ok) {
+    let message = `${r.status} ${r.statusText}`;
+    try { message = (await r.json()).error.message; } catch (_) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return r.status === 204 ? null : r.json();
+}
+
+const enc = encodeURIComponent;
+const docPath = () => `/api/projects/${enc(state.project)}/documents/${state.doc}`;
+
+function say(text) { $('message').textContent = text || ''; }
+function status(text) { $('save-status').textContent = text; }
+function showShare(share) {
+  if (!share) { $('share').textContent = ''; return; }
+  const total = share.writer + share.model + share.model_edited;
+  const pct = total ? Math.round(100 * (share.model + share.model_edited) / total) : 0;
+  $('share').textContent = `AI-assisted ${pct}%`;
+}
+
+// ---- projects and documents ----
+
+async function loadProjects(select) {
+  const projects = await api('/api/projects');
+  const box = $('project');
+  box.replaceChildren(...projects.map((p) => el('option', { value: p.name, textContent: p.name })));
+  const want = select || localStorage.getItem('inkling-project');
+  const pick = projects.find((p) => p.name === want) || projects[0];
+  if (pick) await openProject(pick.name);
+}
+
+async function openProject(name, docId) {
+  await flush();
+  const v = await api(`/api/projects/${enc(name)}`);
+  state.project = name;
+  localStorage.setItem('inkling-project', name);
+  $('project').value = name;
+  $('memory').value = v.project.memory;
+  $('note').value = v.project.authors_note;
+  $('document').replaceChildren(...v.documents.map((d) => el('option', { value: String(d.id), textContent: d.title })));
+  const want = docId || Number(localStorage.getItem(`inkling-doc-${name}`));
+  const pick = v.documents.find((d) => d.id === want) || v.documents[0];
+  if (pick) await openDocument(pick.id); else closeDocument();
+  await loadBible();
+}
+
+function closeDocument() {
+  state.doc = null;
+  $('text').value = '';
+  $('text').disabled = true;
+  status('No document open');
+  showShare(null);
+}
+
+async function openDocument(id) {
+  await flush();
+  const v = await api(`/api/projects/${enc(state.project)}/documents/${id}`);
+  state.doc = id;
+  localStorage.setItem(`inkling-doc-${state.project}`, String(id));
+  $('document').value = String(id);
+  setText(v.revision.text);
+  $('text').disabled = false;
+  status('Saved');
+  showShare(v.revision.share);
+  $('candidates').replaceChildren();
+  await loadAlternatives();
+}
+
+/// The editor shows `text` as what the server has.
+function setText(text) {
+  const t = $('text');
+  const pos = Math.min(t.selectionStart, text.length);
+  t.value = text;
+  t.setSelectionRange(pos, pos);
+  state.saved = text;
+  clearFindings();
+}
+
+// ---- autosave ----
+
+function scheduleSave() {
+  if (state.composing || state.doc === null) return;
+  clearTimeout(state.saveTimer);
+  status('Editing…');
+  // At least once a second while typing continues; else when typing pauses.
+  const wait = Date.now() - state.lastSave >= 1000 ? 0 : 400;
+  state.saveTimer = setTimeout(() => save(), wait);
+}
+
+function save({ keepalive = false } = {}) {
+  clearTimeout(state.saveTimer);
+  state.saveTimer = null;
+  state.saving = state.saving.then(async () => {
+    const text = $('text').value;
+    if (state.doc === null || text === state.saved) return;
+    state.lastSave = Date.now();
+    status('Saving…');
+    try {
+      const r = await api(`${docPath()}/revisions`, { method: 'POST', body: { text }, keepalive });
+      state.saved = text;
+      status($('text').value === text ? 'Saved' : 'Editing…');
+      showShare(r.share);
+    } catch (e) {
+      status('Not saved');
+      say(`Saving failed: ${e.message}. Your text is still here; it will be saved with the next change.`);
+    }
+  });
+  return state.saving;
+}
+
+/// Saves whatever is pending and waits for it.
+async function flush() {
+  if (state.doc !== null && $('text').value !== state.saved) save();
+  await state.saving;
+}
+
+// ---- tools ----
+
+async function loadTools() {
+  state.tools = await api('/api/tools');
+  $('tool').replaceChildren(...state.tools.map((t) => el('option', { value: t.name, textContent: t.name })));
+  $('tool').value = 'continue';
+  showOptions();
+}
+
+function currentTool() { return state.tools.find((t) => t.name === $('tool').value); }
+
+function showOptions() {
+  const tool = currentTool();
+  if (!tool) return;
+  $('tool-help').textContent = tool.description;
+  const rows = Object.entries(tool.options).map(([name, o]) => {
+    let input;
+    if (o.values.length && !o.free) {
+      input = el('select', { name });
+      input.append(...o.values.map((v) => el('option', { value: v, textContent: v })));
+      if (o.default) input.value = o.default;
+    } else {
+      input = el('input', { name, placeholder: o.values.join(', ') || o.help, value: o.default || '' });
+      if (o.values.length) {
+        const list = el('datalist', { id: `values-${name}` }, ...o.values.map((v) => el('option', { value: v })));
+        input.setAttribute('list', list.id);
+        return el('label', { title: o.help }, name, input, list);
+      }
+    }
+    return el('label', { title: o.help }, name, input);
+  });
+  $('options').replaceChildren(...rows);
+}
+
+/// What the tool works on: the story up to the cursor (continue), the selection, or the
+/// whole text; and the range its answer replaces.
+function toolInput(tool) {
+  const t = $('text');
+  const [start, end] = [t.selectionStart, t.selectionEnd];
+  if (tool.continues) return { text: t.value.slice(0, end), before: '', range: [end, end] };
+  if (end > start) return { text: t.value.slice(start, end), before: t.value.slice(0, start), range: [start, end] };
+  return { text: tool.needs_text ? t.value : '', before: '', range: [end, end] };
+}
+
+async function runTool({ regenerate = false } = {}) {
+  const tool = currentTool();
+  if (!tool) return;
+  await flush();
+  say('');
+  let body, range;
+  if (regenerate && state.run) {
+    ({ body, range } = state.run);
+    body = { ...body, seed: Math.floor(Math.random() * 2 ** 31) };
+  } else {
+    const input = toolInput(tool);
+    if (tool.needs_text && !input.text.trim()) { say(`${tool.name} needs ${tool.input}: write or select some text first.`); return; }
+    const options = {};
+    for (const i of $('options').querySelectorAll('input, select')) if (i.value) options[i.name] = i.value;
+    body = { text: input.text, before: input.before, options, n: Number($('n').value) || 1, stream: true, project: state.project, document: state.doc };
+    range = input.range;
+  }
+  const controller = new AbortController();
+  state.run = { controller, body, tool, range };
+  $('run').disabled = true; $('stop').disabled = false; $('regenerate').disabled = true;
+  const cards = [];
+  const card = (i) => cards[i] || (cards[i] = addCard(`Candidate ${i + 1}`));
+  $('candidates').replaceChildren();
+  try {
+    await streamEvents(`/api/tools/${enc(tool.name)}`, body, controller.signal, (ev) => {
+      if (ev.type === 'text') card(ev.candidate).body.textContent += ev.text;
+      else if (ev.type === 'result') showResult(tool, ev.result);
+      else if (ev.type === 'error') say(ev.error.message);
+    });
+  } catch (e) {
+    if (e.name !== 'AbortError') say(e.message);
+  } finally {
+    $('run').disabled = false; $('stop').disabled = true; $('regenerate').disabled = false;
+    loadAlternatives();
+  }
+}
+
+/// POSTs `body` and calls `onEvent` with each server-sent event's JSON.
+async function streamEvents(path, body, signal, onEvent) {
+  const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json', ...authHeaders() }, body: JSON.stringify(body), signal });
+  if (!r.ok) {
+    let message = `${r.status}`;
+    try { message = (await r.json()).error.message; } catch (_) { /* not JSON */ }
+    throw new Error(message);
+  }
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+      if (data) onEvent(JSON.parse(data));
+    }
+  }
+}
+
+function addCard(title) {
+  const body = el('div', { className: 'body' });
+  const actions = el('div', { className: 'actions' });
+  const meta = el('div', { className: 'meta', textContent: title });
+  const node = el('div', { className: 'candidate' }, meta, body, actions);
+  $('candidates').append(node);
+  return { node, body, actions, meta };
+}
+
+function showResult(tool, result) {
+  $('candidates').replaceChildren();
+  if (!result.candidates.length) { say('The model gave no usable answer; try Regenerate.'); return; }
+  result.candidates.forEach((c, i) => {
+    const gen = result.generations[i];
+    const card = addCard(`Candidate ${i + 1}${c.meets_length === false ? ' · misses the length goal' : ''}`);
+    if (c.diff) {
+      card.body.classList.add('diff');
+      for (const s of c.diff) card.body.append(s.change === 'equal' ? s.text : el(s.change === 'insert' ? 'ins' : 'del', { textContent: s.text }));
+    } else {
+      card.body.textContent = c.text;
+    }
+    offer(card, gen, c.text);
+  });
+}
+
+/// Accept and Reject buttons for generation `gen` with `text`.
+function offer(card, gen, text) {
+  const accept = el('button', { type: 'button', textContent: 'Accept', className: 'accept' });
+  const reject = el('button', { type: 'button', textContent: 'Reject', className: 'reject' });
+  accept.onclick = () => acceptCandidate(card, gen, text);
+  reject.onclick = async () => {
+    try {
+      await api(`/api/projects/${enc(state.project)}/generations/${gen}/status`, { method: 'POST', body: { status: 'rejected' } });
+      card.node.classList.add('rejected');
+    } catch (e) { say(e.message); }
+  };
+  card.actions.append(accept, reject);
+}
+
+async function acceptCandidate(card, gen, text) {
+  if (state.doc === null) { say('Open a document to accept text into.'); return; }
+  await flush();
+  const t = $('text');
+  const tool = state.run ? state.run.tool : currentTool();
+  let [start, end] = state.run ? state.run.range : [t.selectionStart, t.selectionEnd];
+  start = Math.min(start, t.value.length); end = Math.min(end, t.value.length);
+  let insert = text;
+  // A list or profile lands as its own paragraph; a continuation or rewrite in place.
+  if (!tool.continues && start === end) insert = `${start > 0 && !t.value.slice(0, start).endsWith('\n') ? '\n\n' : ''}${text}\n`;
+  const next = t.value.slice(0, start) + insert + t.value.slice(end);
+  try {
+    const r = await api(`${docPath()}/accept`, { method: 'POST', body: { generation: gen, text: next } });
+    setText(r.text);
+    const caret = start + insert.length;
+    t.setSelectionRange(caret, caret);
+    if (state.run) state.run.range = [caret, caret];
+    status('Saved');
+    showShare(r.share);
+    card.node.classList.add('accepted');
+  } catch (e) { say(e.message); }
+}
+
+async function loadAlternatives() {
+  if (!state.project || state.doc === null) { $('alternatives').replaceChildren(); return; }
+  try {
+    const v = await api(`/api/projects/${enc(state.project)}/generations?document=${state.doc}`);
+    const items = v.generations.slice(-30).reverse().map((g) => {
+      const li = el('li', { title: 'Show this alternative again' }, el('b', { textContent: `${g.generation.recipe} · ${g.status} ` }), g.generation.text.slice(0, 90));
+      li.onclick = () => {
+        const card = addCard(`Earlier ${g.generation.recipe} (${g.status})`);
+        card.body.textContent = g.generation.text;
+        offer(card, g.id, g.generation.text);
+      };
+      return li;
+    });
+    $('alternatives').replaceChildren(...items);
+  } catch (e) { say(e.message); }
+}
+
+// ---- undo and redo (the store's: typing and accepted suggestions alike) ----
+
+async function step(which) {
+  if (state.doc === null) return;
+  await flush();
+  try {
+    const r = await api(`${docPath()}/${which}`, { method: 'POST' });
+    setText(r.text);
+    status('Saved');
+    showShare(r.share);
+    say('');
+  } catch (e) { say(e.message); }
+}
+
+// ---- proofreading ----
+
+function clearFindings() { state.findings = []; $('findings').replaceChildren(); renderMarks(); }
+
+function renderMarks() {
+  const text = $('text').value;
+  const marks = $('marks');
+  const parts = [];
+  let at = 0;
+  for (const f of state.findings) {
+    if (f.utf16_start < at) continue;
+    parts.push(text.slice(at, f.utf16_start), el('mark', { textContent: text.slice(f.utf16_start, f.utf16_end) }));
+    at = f.utf16_end;
+  }
+  parts.push(text.slice(at), '\n');
+  marks.replaceChildren(...parts);
+  marks.scrollTop = $('text').scrollTop;
+}
+
+async function proofread() {
+  try {
+    const v = await api('/api/proofread', { method: 'POST', body: { text: $('text').value } });
+    state.findings = v.findings;
+    renderMarks();
+    const items = v.findings.map((f) => {
+      const li = el('li', {}, el('div', { textContent: `${f.kind}: ${f.message}` }));
+      for (const rep of f.replacements.slice(0, 3)) {
+        const b = el('button', { type: 'button', className: 'fix', textContent: rep === '' ? `delete “${f.original}”` : `${f.original} → ${rep}` });
+        b.onclick = () => applyFix(f, rep);
+        li.append(b);
+      }
+      return li;
+    });
+    $('findings').replaceChildren(...(items.length ? items : [el('li', { textContent: 'No findings.' })]));
+  } catch (e) { say(e.message); }
+}
+
+async function applyFix(f, replacement) {
+  const t = $('text');
+  if (t.value.slice(f.utf16_start, f.utf16_end) !== f.original) { say('The text changed since the check; checking again.'); return proofread(); }
+  t.value = t.value.slice(0, f.utf16_start) + replacement + t.value.slice(f.utf16_end);
+  await save();
+  await proofread();
+}
+
+// ---- the story bible and context ----
+
+async function loadBible() {
+  if (!state.project) return;
+  const v = await api(`/api/projects/${enc(state.project)}/bible`);
+  $('entries').replaceChildren(...v.entries.map((e) => {
+    const del = el('button', { type: 'button', textContent: '×', title: 'Remove' });
+    del.onclick = async () => { await api(`/api/projects/${enc(state.project)}/bible/${e.id}`, { method: 'DELETE' }); loadBible(); };
+    return el('li', {}, el('span', { className: 'kind', textContent: e.kind }), el('b', { textContent: e.name }), ' ', del, el('div', { textContent: e.body }));
+  }));
+}
+
+// ---- wiring ----
+
+function wire() {
+  const t = $('text');
+  t.addEventListener('input', () => { if (state.findings.length) clearFindings(); scheduleSave(); });
+  t.addEventListener('compositionstart', () => { state.composing = true; });
+  t.addEventListener('compositionend', () => { state.composing = false; scheduleSave(); });
+  t.addEventListener('scroll', () => { $('marks').scrollTop = t.scrollTop; });
+  document.addEventListener('visibilitychange', () => { if (document.hidden) save({ keepalive: true }); });
+  window.addEventListener('pagehide', () => save({ keepalive: true }));
+
+  $('project').onchange = () => openProject($('project').value).catch((e) => say(e.message));
+  $('document').onchange = () => openDocument(Number($('document').value)).catch((e) => say(e.message));
+  $('create-project').onclick = async () => {
+    const name = $('project-name').value.trim();
+    if (!name) { say('Give the project a name.'); return; }
+    try {
+      await api('/api/projects', { method: 'POST', body: { name } });
+      $('project-name').value = '';
+      await loadProjects(name);
+    } catch (e) { say(e.message); }
+  };
+  $('create-doc').onclick = async () => {
+    if (!state.project) { say('Create a project first.'); return; }
+    try {
+      const v = await api(`/api/projects/${enc(state.project)}/documents`, { method: 'POST', body: { title: $('doc-title').value.trim() || 'Untitled' } });
+      $('doc-title').value = '';
+      await openProject(state.project, v.document.id);
+      t.focus();
+    } catch (e) { say(e.message); }
+  };
+  $('undo').onclick = () => step('undo');
+  $('redo').onclick = () => step('redo');
+  $('tool').onchange = showOptions;
+  $('run').onclick = () => runTool();
+  $('regenerate').onclick = () => runTool({ regenerate: true });
+  $('stop').onclick = () => state.run && state.run.controller.abort();
+  $('proofread').onclick = proofread;
+  $('bible-form').onsubmit = async (ev) => {
+    ev.preventDefault();
+    if (!state.project) { say('Create a project first.'); return; }
+    const keys = $('bible-keys').value.split(',').map((k) => k.trim()).filter(Boolean);
+    try {
+      await api(`/api/projects/${enc(state.project)}/bible`, { method: 'POST', body: { kind: $('bible-kind').value, name: $('bible-name').value, keys, body: $('bible-body').value } });
+      $('bible-name').value = ''; $('bible-keys').value = ''; $('bible-body').value = '';
+      await loadBible();
+    } catch (e) { say(e.message); }
+  };
+  $('save-context').onclick = async () => {
+    if (!state.project) return;
+    try {
+      await api(`/api/projects/${enc(state.project)}/context`, { method: 'PUT', body: { memory: $('memory').value, authors_note: $('note').value } });
+      say('');
+    } catch (e) { say(e.message); }
+  };
+}
+
+wire();
+Promise.all([loadTools(), loadProjects()]).catch((e) => say(e.message));
