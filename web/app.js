@@ -303,6 +303,7 @@ function offer(card, gen, text) {
     try {
       await api(`/api/projects/${enc(state.project)}/generations/${gen}/status`, { method: 'POST', body: { status: 'rejected' } });
       card.node.classList.add('rejected');
+      loadAlternatives();
     } catch (e) { say(e.message); }
   };
   card.actions.append(accept, reject);
@@ -328,6 +329,7 @@ async function acceptCandidate(card, gen, text) {
     status('Saved');
     showShare(r.share);
     card.node.classList.add('accepted');
+    loadAlternatives();
   } catch (e) { say(e.message); }
 }
 
@@ -335,12 +337,13 @@ async function loadAlternatives() {
   if (!state.project || state.doc === null) { $('alternatives').replaceChildren(); return; }
   try {
     const v = await api(`/api/projects/${enc(state.project)}/generations?document=${state.doc}`);
+    // A node carries its generation's fields (recipe, text, seed, ...) beside id and status.
     const items = v.generations.slice(-30).reverse().map((g) => {
-      const li = el('li', { title: 'Show this alternative again' }, el('b', { textContent: `${g.generation.recipe} · ${g.status} ` }), g.generation.text.slice(0, 90));
+      const li = el('li', { title: 'Show this alternative again' }, el('b', { textContent: `${g.recipe} · ${g.status} ` }), g.text.slice(0, 90));
       li.onclick = () => {
-        const card = addCard(`Earlier ${g.generation.recipe} (${g.status})`);
-        card.body.textContent = g.generation.text;
-        offer(card, g.id, g.generation.text);
+        const card = addCard(`Earlier ${g.recipe} (${g.status})`);
+        card.body.textContent = g.text;
+        offer(card, g.id, g.text);
       };
       return li;
     });

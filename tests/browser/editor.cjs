@@ -63,6 +63,11 @@ async function main() {
     await page.waitForFunction(() => /AI-assisted [1-9]/.test(document.getElementById('share').textContent));
     check(true, `the AI-assisted share shows (${await page.textContent('#share')})`);
 
+    check((await page.textContent('#message')) === '', 'no error is shown');
+    await page.click('#alternatives-box summary');
+    await page.waitForFunction(() => document.querySelectorAll('#alternatives li').length >= 1);
+    check((await page.textContent('#alternatives')).includes('accepted'), 'earlier alternatives list the run, the accepted one marked');
+
     await page.click('#undo');
     await page.waitForFunction((t) => document.getElementById('text').value === t, typed);
     check(true, 'undo takes the suggestion back');
@@ -104,6 +109,7 @@ async function main() {
     await page.waitForFunction(() => document.getElementById('text').value.includes('the library.'), null, { timeout: 15000 });
     check(true, 'a one-click fix is applied and saved');
 
+    check((await page.textContent('#message')) === '', `no error is shown at the end (${await page.textContent('#message')})`);
     check(errors.length === 0, `no script errors on the page ${errors.join('; ')}`);
   } finally {
     if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-final.png'), fullPage: true }).catch(() => {});
