@@ -17,6 +17,15 @@ pub trait Backend: Send + Sync {
     fn count_prompt_tokens(&self, prompt: &Prompt, prefill: &str) -> Result<usize>;
     /// Generates candidates, streaming events; `on_event` returning false cancels.
     fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation>;
+    /// How many requests `generate_batch` decodes together (1: one at a time).
+    fn max_batch(&self) -> usize {
+        1
+    }
+    /// Several requests at once; `on_event` gets each event's request index. One result per
+    /// request. The default runs them one after another.
+    fn generate_batch(&self, requests: &[GenerateRequest], on_event: &mut dyn FnMut(usize, Event<'_>) -> bool) -> Vec<Result<Generation>> {
+        requests.iter().enumerate().map(|(i, r)| self.generate(r, &mut |e| on_event(i, e))).collect()
+    }
     /// The bytes of a token id (for log-probability reports); empty where the backend cannot
     /// tell (a remote server reports no token ids).
     fn token_bytes(&self, _token: u32) -> Vec<u8> {
@@ -51,6 +60,16 @@ impl Backend for Engine {
 
     fn token_bytes(&self, token: u32) -> Vec<u8> {
         self.tokenizer().token_bytes(token)
+    }
+
+    /// Decoding several sequences costs little more than one (the weights are read once per
+    /// step), so the engine takes up to this many requests together.
+    fn max_batch(&self) -> usize {
+        8
+    }
+
+    fn generate_batch(&self, requests: &[GenerateRequest], on_event: &mut dyn FnMut(usize, Event<'_>) -> bool) -> Vec<Result<Generation>> {
+        Engine::generate_batch(self, requests, on_event)
     }
 }
 

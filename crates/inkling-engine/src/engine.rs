@@ -205,6 +205,19 @@ pub struct Generation {
     pub timings: Timings,
 }
 
+/// A request checked and prefilled, ready to decode.
+struct Setup {
+    prompt: Vec<u32>,
+    max_tokens: usize,
+    seed: u64,
+    breakers: Vec<u32>,
+    grammar: Option<JsonGrammar>,
+    cache: KvCache,
+    reused: usize,
+    logits: Vec<f32>,
+    prompt_ms: f64,
+}
+
 /// The KV cache of the last generation, kept for the next prompt that shares its start.
 struct PrefixCache {
     tokens: Vec<u32>,
@@ -341,61 +354,24 @@ impl Engine {
     /// Generates `request.n` candidates, calling `on_event` as text arrives. Returning `false`
     /// from `on_event` cancels the generation; what was produced so far is still returned.
     pub fn generate(&self, request: &GenerateRequest, mut on_event: impl FnMut(Event<'_>) -> bool) -> Result<Generation> {
-        if request.n == 0 || request.n > MAX_CANDIDATES {
-            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", request.n)));
-        }
-        request.sampling.validate().map_err(EngineError::InvalidRequest)?;
-        if request.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
-            return Err(EngineError::InvalidRequest(format!("at most {MAX_TOP_LOGPROBS} alternatives per token can be reported (top_logprobs)")));
-        }
-        let prompt = self.prompt_tokens_with_prefill(&request.prompt, &request.prefill)?;
-        if prompt.len() >= self.context {
-            return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), context: self.context, trained: self.model.config.context_length });
-        }
-        let max_tokens = request.max_tokens.min(self.context - prompt.len());
-        let seed = request.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-        });
-        let breakers = if request.sampling.dry.sequence_breakers == SamplingConfig::default().dry.sequence_breakers {
-            self.default_breakers.get_or_init(|| dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)).clone()
-        } else {
-            dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)
-        };
+        let mut out = self.generate_batch(std::slice::from_ref(request), &mut |_, e| on_event(e));
+        out.pop().unwrap_or(Err(EngineError::InvalidRequest("no request".into())))
+    }
 
-        let grammar = request.json_schema.as_ref().map(JsonGrammar::compile).transpose()?;
-        if let Some(g) = &grammar
-            && g.matcher().min_bytes_to_complete() > max_tokens
-        {
-            return Err(EngineError::InvalidRequest(format!(
-                "{max_tokens} tokens cannot hold the shortest JSON answer this schema allows ({} bytes); raise max_tokens",
-                g.matcher().min_bytes_to_complete()
-            )));
-        }
-        let vocab_bytes = grammar.as_ref().map(|_| self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect()));
-
-        // Prefill, reusing the cached prefix of the previous generation where it matches.
+    /// Generates several requests at once: each is checked and prefilled on its own, then the
+    /// candidates of all of them decode together, one batched forward pass per token (the
+    /// weights are read once for every sequence). `on_event` gets the request's index; returning
+    /// `false` cancels that request alone. One result per request, in order.
+    pub fn generate_batch(&self, requests: &[GenerateRequest], on_event: &mut dyn FnMut(usize, Event<'_>) -> bool) -> Vec<Result<Generation>> {
         let t0 = Instant::now();
-        let mut cache = match self.prefix.lock().map(|mut p| p.take()) {
-            Ok(Some(p)) => {
-                let common = p.tokens.iter().zip(&prompt).take_while(|(a, b)| a == b).count();
-                let mut cache = p.cache;
-                // At least one prompt token must run to produce logits.
-                cache.truncate(common.min(prompt.len() - 1));
-                cache
-            }
-            _ => self.model.new_cache(prompt.len() + max_tokens),
-        };
-        let reused = cache.len();
-        let mut logits = Vec::new();
-        self.pool.install(|| {
-            for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
-                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: false }];
-                logits = self.model.forward(&mut b).remove(0);
-            }
-        });
-        let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+        // Validation, tokenization and prefill, request by request.
+        let mut setups: Vec<Result<Setup>> = requests.iter().map(|r| self.setup(r)).collect();
+        let grammars: Vec<Option<JsonGrammar>> = setups.iter_mut().map(|s| s.as_mut().ok().and_then(|s| s.grammar.take())).collect();
+        let vocab_bytes = grammars.iter().any(Option::is_some).then(|| self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect()));
 
         struct Stream<'a> {
+            req: usize,
+            candidate: usize,
             cache: KvCache,
             sampler: Sampler,
             history: Vec<u32>,
@@ -406,35 +382,47 @@ impl Engine {
             finished: Option<FinishReason>,
             matcher: Option<JsonMatcher<'a>>,
         }
-        let mut streams: Vec<Stream> = (0..request.n)
-            .map(|i| Stream {
-                cache: if i + 1 == request.n { std::mem::replace(&mut cache, self.model.new_cache(0)) } else { cache.fork(max_tokens) },
-                sampler: Sampler::new(request.sampling.clone(), seed.wrapping_add(i as u64), breakers.clone()),
-                history: prompt.clone(),
-                text: TextStream::new(&request.stop),
-                logits: logits.clone(),
-                generated: Vec::new(),
-                logprobs: Vec::new(),
-                finished: None,
-                matcher: grammar.as_ref().map(JsonGrammar::matcher),
-            })
-            .collect();
-        let mut first_token_ms = None;
+        let mut streams: Vec<Stream> = Vec::new();
+        for (ri, setup) in setups.iter_mut().enumerate() {
+            let Ok(su) = setup else { continue };
+            let request = &requests[ri];
+            let mut cache = Some(std::mem::replace(&mut su.cache, self.model.new_cache(0)));
+            for i in 0..request.n {
+                let cache = if i + 1 == request.n { cache.take().unwrap_or_else(|| self.model.new_cache(0)) } else { cache.as_ref().map_or_else(|| self.model.new_cache(0), |c| c.fork(su.max_tokens)) };
+                streams.push(Stream {
+                    req: ri,
+                    candidate: i,
+                    cache,
+                    sampler: Sampler::new(request.sampling.clone(), su.seed.wrapping_add(i as u64), su.breakers.clone()),
+                    history: su.prompt.clone(),
+                    text: TextStream::new(&request.stop),
+                    logits: su.logits.clone(),
+                    generated: Vec::new(),
+                    logprobs: Vec::new(),
+                    finished: None,
+                    matcher: grammars[ri].as_ref().map(JsonGrammar::matcher),
+                });
+            }
+        }
+        let mut first_token_ms: Vec<Option<f64>> = vec![None; requests.len()];
+        let mut cancelled = vec![false; requests.len()];
         let mut mask = Vec::new();
         let t1 = Instant::now();
-        let mut cancelled = false;
         loop {
-            for (i, s) in streams.iter_mut().enumerate().filter(|(_, s)| s.finished.is_none()) {
-                if s.generated.len() >= max_tokens {
+            for s in streams.iter_mut().filter(|s| s.finished.is_none()) {
+                let (ri, i) = (s.req, s.candidate);
+                let request = &requests[ri];
+                let Ok(su) = &setups[ri] else { continue };
+                if s.generated.len() >= su.max_tokens {
                     s.finished = Some(FinishReason::Length);
-                } else if cancelled {
+                } else if cancelled[ri] {
                     s.finished = Some(FinishReason::Cancelled);
                 } else if s.matcher.as_ref().is_some_and(JsonMatcher::is_complete) {
                     s.finished = Some(FinishReason::Stop);
                 } else if let (Some(m), Some(vocab)) = (s.matcher.as_mut(), vocab_bytes)
                     && !{
                         // Only tokens that keep the document valid may be sampled.
-                        allowed_tokens(m, vocab, max_tokens - s.generated.len() - 1, &mut mask);
+                        allowed_tokens(m, vocab, su.max_tokens - s.generated.len() - 1, &mut mask);
                         mask.iter().any(|&ok| ok)
                     }
                 {
@@ -462,7 +450,7 @@ impl Engine {
                     if let Some(m) = s.matcher.as_mut() {
                         m.advance(&self.tokenizer.token_bytes(t));
                     }
-                    first_token_ms.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
+                    first_token_ms[ri].get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
                     if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
                         s.finished = Some(FinishReason::Stop);
                     } else {
@@ -472,8 +460,8 @@ impl Engine {
                             Step::Text(x) => (x, false),
                             Step::Stopped(x) => (x, true),
                         };
-                        if !text.is_empty() && !on_event(Event::Text { candidate: i, text: &text }) {
-                            cancelled = true;
+                        if !text.is_empty() && !on_event(ri, Event::Text { candidate: i, text: &text }) {
+                            cancelled[ri] = true;
                         }
                         if stopped {
                             s.finished = Some(FinishReason::Stop);
@@ -483,25 +471,23 @@ impl Engine {
                 if let Some(reason) = s.finished {
                     let tail = s.text.finish();
                     if !tail.is_empty() {
-                        on_event(Event::Text { candidate: i, text: &tail });
+                        on_event(ri, Event::Text { candidate: i, text: &tail });
                     }
-                    on_event(Event::Finished { candidate: i, reason });
+                    on_event(ri, Event::Finished { candidate: i, reason });
                 }
             }
-            let active: Vec<usize> = (0..streams.len()).filter(|&i| streams[i].finished.is_none()).collect();
-            if active.is_empty() {
+            if streams.iter().all(|s| s.finished.is_some()) {
                 break;
             }
-            if cancelled {
-                continue; // the next pass marks the rest cancelled
+            // One batched forward pass for every live candidate of every request; those of a
+            // cancelled request skip it and are marked cancelled on the next pass.
+            let live = |s: &Stream| s.finished.is_none() && !cancelled[s.req];
+            let last: Vec<[u32; 1]> = streams.iter().filter(|s| live(s)).map(|s| [*s.generated.last().unwrap_or(&0)]).collect();
+            if last.is_empty() {
+                continue;
             }
-            // One batched forward pass for every live candidate.
-            let last: Vec<[u32; 1]> = active.iter().map(|&i| [*streams[i].generated.last().unwrap_or(&0)]).collect();
-            let mut batch: Vec<SeqBatch<'_>> = Vec::with_capacity(active.len());
-            let mut refs: Vec<&mut Stream> = streams.iter_mut().filter(|s| s.finished.is_none()).collect();
-            for (s, tok) in refs.iter_mut().zip(&last) {
-                batch.push(SeqBatch { cache: &mut s.cache, tokens: tok, all_logits: false });
-            }
+            let mut refs: Vec<&mut Stream> = streams.iter_mut().filter(|s| live(s)).collect();
+            let mut batch: Vec<SeqBatch<'_>> = refs.iter_mut().zip(&last).map(|(s, tok)| SeqBatch { cache: &mut s.cache, tokens: tok, all_logits: false }).collect();
             let out = self.pool.install(|| self.model.forward(&mut batch));
             drop(batch);
             for (s, l) in refs.into_iter().zip(out) {
@@ -509,8 +495,8 @@ impl Engine {
             }
         }
         let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
-        let total_generated: usize = streams.iter().map(|s| s.generated.len()).sum();
-        // Keep the first candidate's cache for the next prompt (the writer often continues it).
+        // Keep the first request's first candidate's cache for the next prompt (the writer often
+        // continues it).
         if let Some(s) = streams.first() {
             let mut tokens = s.history.clone();
             tokens.truncate(s.cache.len());
@@ -519,32 +505,96 @@ impl Engine {
                 *p = Some(PrefixCache { tokens, cache });
             }
         }
-        let computed = prompt.len() - reused;
-        Ok(Generation {
-            candidates: streams
-                .into_iter()
-                .enumerate()
-                .map(|(index, s)| Candidate {
-                    index,
-                    text: s.text.text().to_string(),
-                    finish_reason: s.finished.unwrap_or(FinishReason::Length),
-                    completion_tokens: s.generated.len(),
-                    tokens: s.generated,
-                    logprobs: s.logprobs,
+        let mut by_request: Vec<Vec<Candidate>> = requests.iter().map(|_| Vec::new()).collect();
+        for s in streams {
+            by_request[s.req].push(Candidate {
+                index: s.candidate,
+                text: s.text.text().to_string(),
+                finish_reason: s.finished.unwrap_or(FinishReason::Length),
+                completion_tokens: s.generated.len(),
+                tokens: s.generated,
+                logprobs: s.logprobs,
+            });
+        }
+        setups
+            .into_iter()
+            .zip(by_request)
+            .zip(first_token_ms)
+            .map(|((setup, candidates), first)| {
+                let su = setup?;
+                let generated: usize = candidates.iter().map(|c| c.completion_tokens).sum();
+                let computed = su.prompt.len() - su.reused;
+                Ok(Generation {
+                    candidates,
+                    prompt_tokens: su.prompt.len(),
+                    seed: su.seed,
+                    timings: Timings {
+                        prompt_tokens_computed: computed,
+                        prompt_tokens_reused: su.reused,
+                        prompt_ms: su.prompt_ms,
+                        time_to_first_token_ms: first.unwrap_or(su.prompt_ms),
+                        decode_ms,
+                        prompt_tokens_per_s: computed as f64 / (su.prompt_ms / 1e3).max(1e-9),
+                        decode_tokens_per_s: generated as f64 / (decode_ms / 1e3).max(1e-9),
+                    },
                 })
-                .collect(),
-            prompt_tokens: prompt.len(),
-            seed,
-            timings: Timings {
-                prompt_tokens_computed: computed,
-                prompt_tokens_reused: reused,
-                prompt_ms,
-                time_to_first_token_ms: first_token_ms.unwrap_or(prompt_ms),
-                decode_ms,
-                prompt_tokens_per_s: computed as f64 / (prompt_ms / 1e3).max(1e-9),
-                decode_tokens_per_s: total_generated as f64 / (decode_ms / 1e3).max(1e-9),
-            },
-        })
+            })
+            .collect()
+    }
+
+    /// Checks one request and computes its prompt (reusing the cached prefix of the previous
+    /// generation where it matches).
+    fn setup(&self, request: &GenerateRequest) -> Result<Setup> {
+        if request.n == 0 || request.n > MAX_CANDIDATES {
+            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", request.n)));
+        }
+        request.sampling.validate().map_err(EngineError::InvalidRequest)?;
+        if request.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
+            return Err(EngineError::InvalidRequest(format!("at most {MAX_TOP_LOGPROBS} alternatives per token can be reported (top_logprobs)")));
+        }
+        let prompt = self.prompt_tokens_with_prefill(&request.prompt, &request.prefill)?;
+        if prompt.len() >= self.context {
+            return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), context: self.context, trained: self.model.config.context_length });
+        }
+        let max_tokens = request.max_tokens.min(self.context - prompt.len());
+        let seed = request.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        });
+        let breakers = if request.sampling.dry.sequence_breakers == SamplingConfig::default().dry.sequence_breakers {
+            self.default_breakers.get_or_init(|| dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)).clone()
+        } else {
+            dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)
+        };
+        let grammar = request.json_schema.as_ref().map(JsonGrammar::compile).transpose()?;
+        if let Some(g) = &grammar
+            && g.matcher().min_bytes_to_complete() > max_tokens
+        {
+            return Err(EngineError::InvalidRequest(format!(
+                "{max_tokens} tokens cannot hold the shortest JSON answer this schema allows ({} bytes); raise max_tokens",
+                g.matcher().min_bytes_to_complete()
+            )));
+        }
+        let t0 = Instant::now();
+        let mut cache = match self.prefix.lock().map(|mut p| p.take()) {
+            Ok(Some(p)) => {
+                let common = p.tokens.iter().zip(&prompt).take_while(|(a, b)| a == b).count();
+                let mut cache = p.cache;
+                // At least one prompt token must run to produce logits.
+                cache.truncate(common.min(prompt.len() - 1));
+                cache
+            }
+            _ => self.model.new_cache(prompt.len() + max_tokens),
+        };
+        let reused = cache.len();
+        let mut logits = Vec::new();
+        self.pool.install(|| {
+            for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
+                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: false }];
+                logits = self.model.forward(&mut b).remove(0);
+            }
+        });
+        let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(Setup { prompt, max_tokens, seed, breakers, grammar, cache, reused, logits, prompt_ms })
     }
 
     /// Forgets the cached prefix (benchmarks measure cold prompts).

@@ -288,3 +288,46 @@ fn logprobs_report_the_sampled_token_and_its_likeliest_rivals() {
     let many = GenerateRequest { logprobs: Some(21), ..greedy("the", 1, 3) };
     assert!(matches!(e.generate(&many, |_| true), Err(EngineError::InvalidRequest(m)) if m.contains("top_logprobs")));
 }
+
+#[test]
+fn requests_decoded_together_give_what_each_gives_alone() {
+    let (_d, e) = engine(&TinyModel::default());
+    let sampled = SamplingConfig { temperature: 1.1, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::default() };
+    let requests = vec![
+        greedy("the", 2, 7),
+        GenerateRequest { n: 3, max_tokens: 5, seed: Some(9), sampling: sampled, ignore_eos: true, ..GenerateRequest::new(Prompt::Text("and the the".into())) },
+        GenerateRequest { n: 0, ..greedy("bad", 1, 3) },
+        greedy("a longer prompt of the and", 1, 11),
+    ];
+    let alone: Vec<_> = requests.iter().map(|r| {
+        e.clear_prefix_cache();
+        e.generate(r, |_| true)
+    }).collect();
+    e.clear_prefix_cache();
+    let mut seen = vec![String::new(); requests.len()];
+    let together = e.generate_batch(&requests, &mut |ri, ev| {
+        if let Event::Text { text, .. } = ev {
+            seen[ri].push_str(text);
+        }
+        true
+    });
+    assert_eq!(together.len(), 4);
+    assert!(matches!(&together[2], Err(EngineError::InvalidRequest(_))), "a bad request fails alone");
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate().filter(|(i, _)| *i != 2) {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert_eq!(a.candidates.len(), b.candidates.len(), "request {i}");
+        for (x, y) in a.candidates.iter().zip(&b.candidates) {
+            assert_eq!(x.tokens, y.tokens, "request {i} candidate {}", x.index);
+        }
+        let streamed: usize = b.candidates.iter().map(|c| c.text.len()).sum();
+        assert_eq!(seen[i].len(), streamed, "request {i}: every text event reached its own request");
+    }
+    // Cancelling one request leaves the others running to their end.
+    e.clear_prefix_cache();
+    let two = vec![greedy("the", 1, 20), greedy("and", 1, 20)];
+    let out = e.generate_batch(&two, &mut |ri, _| ri != 0);
+    let (a, b) = (out[0].as_ref().unwrap(), out[1].as_ref().unwrap());
+    assert_eq!(a.candidates[0].finish_reason, FinishReason::Cancelled);
+    assert!(a.candidates[0].completion_tokens < 20);
+    assert_eq!(b.candidates[0].completion_tokens, 20);
+}

@@ -179,14 +179,8 @@ async fn answer(s: AppState, plan: Plan) -> ApiResult<Response> {
 async fn whole(s: AppState, plan: Plan) -> ApiResult<Response> {
     let request = plan.request;
     let top = request.logprobs;
-    let rx = s.queue.submit(move |backend, client| {
-        let g = backend.generate(&request, &mut |_| !client.gone());
-        let logprobs = g.as_ref().ok().filter(|_| top.is_some()).map(|g| g.candidates.iter().map(|c| logprob_report(backend, plan.endpoint, &c.logprobs)).collect::<Vec<_>>());
-        (g, logprobs)
-    })?;
-    let (g, logprobs) = rx.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))?;
-    let g = g?;
-    s.queue.metrics().record(&g);
+    let g = s.queue.generate(request, |_| true)?.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))??;
+    let logprobs = top.map(|_| g.candidates.iter().map(|c| logprob_report(&*s.backend, plan.endpoint, &c.logprobs)).collect::<Vec<_>>());
     let mut logprobs = logprobs.unwrap_or_default().into_iter();
     let choices = g
         .candidates
@@ -275,15 +269,13 @@ impl StreamState {
 fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
     let (tx, pieces) = mpsc::unbounded_channel::<Piece>();
     let request = plan.request;
-    let done: oneshot::Receiver<Result<Generation, inkling_engine::EngineError>> = s.queue.submit(move |backend, client| {
-        backend.generate(&request, &mut |e| {
-            let piece = match e {
-                Event::Text { candidate, text } => Piece::Text(candidate, text.to_string()),
-                Event::Finished { candidate, reason } => Piece::Finished(candidate, reason),
-            };
-            // A closed channel means the client has gone: stop generating for it.
-            tx.send(piece).is_ok() && !client.gone()
-        })
+    let done = s.queue.generate(request, move |e| {
+        let piece = match e {
+            Event::Text { candidate, text } => Piece::Text(candidate, text.to_string()),
+            Event::Finished { candidate, reason } => Piece::Finished(candidate, reason),
+        };
+        // A closed channel means the client has gone: stop generating for it.
+        tx.send(piece).is_ok()
     })?;
     let st = StreamState {
         pieces,
@@ -327,7 +319,6 @@ fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
                 if let Some(rx) = st.done.take() {
                     let error = match rx.await {
                         Ok(Ok(g)) => {
-                            st.state.queue.metrics().record(&g);
                             if st.include_usage {
                                 out.push(st.chunk(Vec::new(), Some(usage(&g))));
                             }

@@ -1,6 +1,9 @@
 //! The line for the model. Generation is blocking work that already uses every core, so
 //! requests wait here, first come first served, and a fixed number of worker threads (one for
 //! the local engine; several for a remote server that batches by itself) take them in turn.
+//! A worker takes the generations at the head of the line together, up to the backend's
+//! `max_batch`, and the engine decodes them as one batch (one read of the weights per token
+//! for all of them).
 //!
 //! Invariants:
 //! - The async runtime never runs model work: handlers only enqueue and await.
@@ -9,7 +12,7 @@
 //!   cancelled at its next token (the job's result channel is closed when the client leaves).
 
 use crate::error::ApiError;
-use inkling_engine::{Backend, Generation};
+use inkling_engine::{Backend, EngineError, Event, GenerateRequest, Generation};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,6 +20,14 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 type Work = Box<dyn FnOnce(&dyn Backend) + Send>;
+type Events = Box<dyn FnMut(Event<'_>) -> bool + Send>;
+
+enum Job {
+    /// Any work on the backend, done alone.
+    Work(Work),
+    /// One generation; those next to each other in the line decode together.
+    Generate { request: GenerateRequest, on_event: Events, done: oneshot::Sender<Result<Generation, EngineError>> },
+}
 
 /// Counters for `/health` and `/metrics`.
 #[derive(Default)]
@@ -27,6 +38,9 @@ pub struct Metrics {
     pub completed: AtomicU64,
     pub rejected: AtomicU64,
     pub cancelled: AtomicU64,
+    /// Decode batches run, and the generations in them (their ratio is the mean batch size).
+    pub batches: AtomicU64,
+    pub batched_requests: AtomicU64,
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
     /// Busy time of the workers, for tokens per second.
@@ -48,10 +62,12 @@ impl Metrics {
 }
 
 struct Inner {
-    jobs: Mutex<VecDeque<Work>>,
+    jobs: Mutex<VecDeque<Job>>,
     ready: Condvar,
     max_waiting: usize,
     workers: usize,
+    /// 0: the backend's own limit.
+    max_batch: usize,
     closed: AtomicBool,
     metrics: Metrics,
 }
@@ -73,13 +89,15 @@ impl Client<'_> {
 }
 
 impl Queue {
-    /// Starts `workers` threads serving `backend`; at most `max_waiting` requests wait.
-    pub fn start(backend: Arc<dyn Backend>, workers: usize, max_waiting: usize) -> Self {
+    /// Starts `workers` threads serving `backend`; at most `max_waiting` requests wait; at most
+    /// `max_batch` generations decode together (0: the backend's limit).
+    pub fn start(backend: Arc<dyn Backend>, workers: usize, max_waiting: usize, max_batch: usize) -> Self {
         let inner = Arc::new(Inner {
             jobs: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
             max_waiting,
             workers: workers.max(1),
+            max_batch,
             closed: AtomicBool::new(false),
             metrics: Metrics::default(),
         });
@@ -103,17 +121,13 @@ impl Queue {
         self.inner.closed.store(true, Ordering::SeqCst);
     }
 
-    /// Puts `work` in line. Its result arrives on the returned channel; dropping the receiver
-    /// tells the job its client has gone.
+    /// Puts `work` in line, to run alone. Its result arrives on the returned channel; dropping
+    /// the receiver tells the job its client has gone.
     pub fn submit<T, F>(&self, work: F) -> Result<oneshot::Receiver<T>, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Backend, &Client<'_>) -> T + Send + 'static,
     {
-        let m = &self.inner.metrics;
-        if self.inner.closed.load(Ordering::SeqCst) {
-            return Err(ApiError::ShuttingDown);
-        }
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
         let job: Work = Box::new(move |backend| {
@@ -128,6 +142,27 @@ impl Queue {
                 cancelled.fetch_add(1, Ordering::Relaxed);
             }
         });
+        self.push(Job::Work(job))?;
+        Ok(rx)
+    }
+
+    /// Puts a generation in line. `on_event` sees its text as it is made (returning false
+    /// cancels it); the result arrives on the returned channel, and dropping the receiver
+    /// cancels it too.
+    pub fn generate<F>(&self, request: GenerateRequest, on_event: F) -> Result<oneshot::Receiver<Result<Generation, EngineError>>, ApiError>
+    where
+        F: FnMut(Event<'_>) -> bool + Send + 'static,
+    {
+        let (done, rx) = oneshot::channel();
+        self.push(Job::Generate { request, on_event: Box::new(on_event), done })?;
+        Ok(rx)
+    }
+
+    fn push(&self, job: Job) -> Result<(), ApiError> {
+        let m = &self.inner.metrics;
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(ApiError::ShuttingDown);
+        }
         let mut jobs = self.inner.jobs.lock().map_err(|_| ApiError::Internal("the request queue is poisoned".into()))?;
         if jobs.len() >= self.inner.max_waiting {
             m.rejected.fetch_add(1, Ordering::Relaxed);
@@ -140,38 +175,109 @@ impl Queue {
         m.waiting.store(jobs.len(), Ordering::Relaxed);
         drop(jobs);
         self.inner.ready.notify_one();
-        Ok(rx)
+        Ok(())
     }
+}
+
+/// The next thing a worker does: one piece of work, or generations to decode together.
+enum Turn {
+    Work(Work),
+    Batch(Vec<(GenerateRequest, Events, oneshot::Sender<Result<Generation, EngineError>>)>),
+}
+
+/// Waits for the head of the line and takes it, with the generations right behind a
+/// generation (up to `max_batch`).
+fn next_turn(inner: &Inner, max_batch: usize) -> Option<Turn> {
+    let mut jobs = inner.jobs.lock().ok()?;
+    loop {
+        if let Some(first) = jobs.pop_front() {
+            let turn = match first {
+                Job::Work(w) => Turn::Work(w),
+                Job::Generate { request, on_event, done } => {
+                    let mut batch = vec![(request, on_event, done)];
+                    while batch.len() < max_batch && matches!(jobs.front(), Some(Job::Generate { .. })) {
+                        if let Some(Job::Generate { request, on_event, done }) = jobs.pop_front() {
+                            batch.push((request, on_event, done));
+                        }
+                    }
+                    Turn::Batch(batch)
+                }
+            };
+            inner.metrics.waiting.store(jobs.len(), Ordering::Relaxed);
+            return Some(turn);
+        }
+        jobs = inner.ready.wait(jobs).ok()?;
+    }
+}
+
+fn run_batch(m: &Metrics, backend: &dyn Backend, batch: Vec<(GenerateRequest, Events, oneshot::Sender<Result<Generation, EngineError>>)>) -> usize {
+    // Clients that left while waiting are skipped.
+    let (live, gone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, _, done)| !done.is_closed());
+    m.cancelled.fetch_add(gone.len() as u64, Ordering::Relaxed);
+    if live.is_empty() {
+        return 0;
+    }
+    m.batches.fetch_add(1, Ordering::Relaxed);
+    m.batched_requests.fetch_add(live.len() as u64, Ordering::Relaxed);
+    let mut requests = Vec::with_capacity(live.len());
+    let mut sinks = Vec::with_capacity(live.len());
+    for (r, e, d) in live {
+        requests.push(r);
+        sinks.push((e, d));
+    }
+    let results = backend.generate_batch(&requests, &mut |i, e| {
+        let (on_event, done) = &mut sinks[i];
+        on_event(e) && !done.is_closed()
+    });
+    let n = results.len();
+    for (result, (_, done)) in results.into_iter().zip(sinks) {
+        if let Ok(g) = &result {
+            m.record(g);
+        }
+        if done.send(result).is_err() {
+            m.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    n
 }
 
 fn worker(inner: &Inner, backend: &dyn Backend) {
     let m = &inner.metrics;
-    loop {
-        let job = {
-            let Ok(mut jobs) = inner.jobs.lock() else { return };
-            loop {
-                if let Some(j) = jobs.pop_front() {
-                    m.waiting.store(jobs.len(), Ordering::Relaxed);
-                    break j;
-                }
-                jobs = match inner.ready.wait(jobs) {
-                    Ok(j) => j,
-                    Err(_) => return,
-                };
-            }
+    let max_batch = match inner.max_batch {
+        0 => backend.max_batch(),
+        n => n.min(backend.max_batch()),
+    };
+    while let Some(turn) = next_turn(inner, max_batch.max(1)) {
+        let size = match &turn {
+            Turn::Work(_) => 1,
+            Turn::Batch(b) => b.len(),
         };
-        m.running.fetch_add(1, Ordering::Relaxed);
+        m.running.fetch_add(size, Ordering::Relaxed);
         let t0 = Instant::now();
         // A panic in one request must not take the worker (and every later request) with it.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(backend)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match turn {
+            Turn::Work(w) => {
+                w(backend);
+                1
+            }
+            Turn::Batch(b) => run_batch(m, backend, b),
+        }));
         let ms = t0.elapsed().as_millis() as u64;
-        if outcome.is_err() {
-            tracing::error!("a generation panicked; its client gets an error and the worker goes on");
-        }
+        let served = match outcome {
+            Ok(n) => n as u64,
+            Err(_) => {
+                tracing::error!("a generation panicked; its clients get an error and the worker goes on");
+                1
+            }
+        };
         m.busy_ms.fetch_add(ms, Ordering::Relaxed);
-        let avg = m.avg_job_ms.load(Ordering::Relaxed);
-        m.avg_job_ms.store(if avg == 0 { ms } else { (avg * 7 + ms) / 8 }, Ordering::Relaxed);
-        m.completed.fetch_add(1, Ordering::Relaxed);
-        m.running.fetch_sub(1, Ordering::Relaxed);
+        if served > 0 {
+            // The line moves `served` requests per `ms`: that is what a wait is estimated from.
+            let per = ms / served;
+            let avg = m.avg_job_ms.load(Ordering::Relaxed);
+            m.avg_job_ms.store(if avg == 0 { per } else { (avg * 7 + per) / 8 }, Ordering::Relaxed);
+        }
+        m.completed.fetch_add(served, Ordering::Relaxed);
+        m.running.fetch_sub(size, Ordering::Relaxed);
     }
 }

@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub max_queue: usize,
     /// Requests the model serves at once (1 for the local engine, which uses every core).
     pub workers: usize,
+    /// Most generations a worker decodes together (0: as many as the backend takes).
+    pub max_batch: usize,
     /// Origins allowed to call the API from other pages (CORS); empty: none.
     pub cors_origins: Vec<String>,
     /// The project database.
@@ -29,7 +31,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { api_key: None, max_body_bytes: 16 << 20, max_queue: 64, workers: 1, cors_origins: Vec::new(), db: PathBuf::from("inkling.db"), model_id: "default".into() }
+        Self { api_key: None, max_body_bytes: 16 << 20, max_queue: 64, workers: 1, max_batch: 0, cors_origins: Vec::new(), db: PathBuf::from("inkling.db"), model_id: "default".into() }
     }
 }
 
@@ -47,7 +49,7 @@ impl AppState {
     /// Opens the database and starts the model's workers.
     pub fn new(backend: Arc<dyn Backend>, toolbox: Toolbox, config: ServerConfig) -> Result<Self, inkling_store::StoreError> {
         let store = Store::open(&config.db)?;
-        let queue = Queue::start(backend.clone(), config.workers, config.max_queue);
+        let queue = Queue::start(backend.clone(), config.workers, config.max_queue, config.max_batch);
         Ok(Self { backend, toolbox: Arc::new(toolbox), queue, store: Arc::new(Mutex::new(store)), config: Arc::new(config), started: std::time::Instant::now() })
     }
 

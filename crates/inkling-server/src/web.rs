@@ -58,6 +58,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
          # TYPE inkling_requests_completed_total counter\ninkling_requests_completed_total {}\n\
          # HELP inkling_requests_rejected_total Requests refused with 429 because the queue was full.\n# TYPE inkling_requests_rejected_total counter\ninkling_requests_rejected_total {}\n\
          # HELP inkling_requests_cancelled_total Requests whose client left before the answer.\n# TYPE inkling_requests_cancelled_total counter\ninkling_requests_cancelled_total {}\n\
+         # HELP inkling_batches_total Decode batches run; inkling_batched_requests_total / this is the mean batch size.\n# TYPE inkling_batches_total counter\ninkling_batches_total {}\n\
+         # TYPE inkling_batched_requests_total counter\ninkling_batched_requests_total {}\n\
          # TYPE inkling_prompt_tokens_total counter\ninkling_prompt_tokens_total {}\n\
          # TYPE inkling_completion_tokens_total counter\ninkling_completion_tokens_total {}\n\
          # HELP inkling_model_busy_seconds_total Time the model workers spent on requests.\n# TYPE inkling_model_busy_seconds_total counter\ninkling_model_busy_seconds_total {busy_s:.3}\n\
@@ -69,6 +71,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
         c(&m.completed),
         c(&m.rejected),
         c(&m.cancelled),
+        c(&m.batches),
+        c(&m.batched_requests),
         c(&m.prompt_tokens),
         c(&m.completion_tokens),
         c(&m.last_decode_tps_milli) as f64 / 1e3,

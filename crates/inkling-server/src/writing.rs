@@ -150,22 +150,30 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     };
     let (tx, pieces) = mpsc::unbounded_channel::<Value>();
     let streaming = body.stream;
+    // The prompt is assembled off the async runtime (it counts tokens), the model's part waits
+    // in line with every other generation, and the answer is cleaned up here.
     let toolbox = s.toolbox.clone();
-    let queue = s.queue.clone();
-    let done = s.queue.submit(move |backend, client| -> inkling_craft::Result<ToolOutput> {
+    let backend = s.backend.clone();
+    let (prepared, request) = tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> {
         let recipe = toolbox.get(&request.tool)?;
-        let prepared = prepare(recipe, backend, &request)?;
-        let generation = backend.generate(&prepared.request, &mut |e| {
-            let v = match e {
-                Event::Text { candidate, text } => json!({"type": "text", "candidate": candidate, "text": text}),
-                Event::Finished { candidate, reason } => json!({"type": "finished", "candidate": candidate, "reason": reason}),
-            };
-            // Whole answers need no events; the result channel still tells when the client left.
-            (!streaming || tx.send(v).is_ok()) && !client.gone()
-        })?;
-        queue.metrics().record(&generation);
-        finish(recipe, &request, prepared, generation)
+        Ok((prepare(recipe, &*backend, &request)?, request))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??;
+    let generation = s.queue.generate(prepared.request.clone(), move |e| {
+        let v = match e {
+            Event::Text { candidate, text } => json!({"type": "text", "candidate": candidate, "text": text}),
+            Event::Finished { candidate, reason } => json!({"type": "finished", "candidate": candidate, "reason": reason}),
+        };
+        // Whole answers need no events; the result channel still tells when the client left.
+        !streaming || tx.send(v).is_ok()
     })?;
+    let toolbox = s.toolbox.clone();
+    let done = async move {
+        let g = generation.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))??;
+        let recipe = toolbox.get(&request.tool)?;
+        Ok::<_, ApiError>(finish(recipe, &request, prepared, g)?)
+    };
     let record = Record {
         project: project_name,
         document: body.document,
@@ -174,10 +182,10 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         temperature: body.temperature,
     };
     if !streaming {
-        let output = done.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))??;
+        let output = done.await?;
         return Ok(Json(record.file(&s, output).await?).into_response());
     }
-    let st = ToolStream { pieces, done: Some(done), record: Some(record), state: s };
+    let st = ToolStream { pieces, done: Some(Box::pin(done)), record: Some(record), state: s };
     let events = futures_util::stream::unfold(st, |mut st| async move {
         let record = st.record.take()?;
         if let Some(v) = st.pieces.recv().await {
@@ -186,12 +194,11 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         }
         // The worker is done: the cleaned candidates (filed in the project), or the error.
         let out = match st.done.take()?.await {
-            Ok(Ok(output)) => match record.file(&st.state, output).await {
+            Ok(output) => match record.file(&st.state, output).await {
                 Ok(r) => json!({"type": "result", "result": r}),
                 Err(e) => json!({"type": "error", "error": e.body().error}),
             },
-            Ok(Err(e)) => json!({"type": "error", "error": ApiError::from(e).body().error}),
-            Err(_) => json!({"type": "error", "error": ApiError::Internal("the model worker dropped a request".into()).body().error}),
+            Err(e) => json!({"type": "error", "error": e.body().error}),
         };
         Some((SseEvent::default().data(out.to_string()), st))
     })
@@ -201,7 +208,8 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
 
 struct ToolStream {
     pieces: mpsc::UnboundedReceiver<Value>,
-    done: Option<tokio::sync::oneshot::Receiver<inkling_craft::Result<ToolOutput>>>,
+    /// The generation, then its clean-up.
+    done: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<ToolOutput>> + Send>>>,
     /// Taken when the result has been sent: the stream ends at the next step.
     record: Option<Record>,
     state: AppState,

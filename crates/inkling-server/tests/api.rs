@@ -413,3 +413,33 @@ async fn every_documented_endpoint_is_routed() {
     assert!(String::from_utf8(call(&d.app, "GET", "/docs", None).await.body).unwrap().contains("openapi.json"));
 }
 
+
+#[tokio::test]
+async fn requests_waiting_together_decode_as_one_batch_with_the_same_text() {
+    let d = desk(ServerConfig::default());
+    let ask = |i: u64| json!({"prompt": format!("the {i}"), "max_tokens": 6, "n": 2, "seed": i, "temperature": 3.0});
+    let mut alone = Vec::new();
+    for i in 0..3 {
+        alone.push(call(&d.app, "POST", "/v1/completions", Some(ask(i))).await.json()["choices"].clone());
+    }
+    let m = d.state.queue.metrics();
+    let before = (m.batches.load(std::sync::atomic::Ordering::SeqCst), m.batched_requests.load(std::sync::atomic::Ordering::SeqCst));
+    // Hold the model while three requests line up, then let them go.
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let busy = d.state.queue.submit(move |_, _| hold.recv().ok()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let app = d.app.clone();
+        tasks.push(tokio::spawn(async move { call(&app, "POST", "/v1/completions", Some(ask(i))).await.json()["choices"].clone() }));
+    }
+    while m.waiting.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    release.send(()).unwrap();
+    busy.await.unwrap();
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), alone[i], "request {i}: batching must not change the text");
+    }
+    assert_eq!(m.batches.load(std::sync::atomic::Ordering::SeqCst) - before.0, 1, "the three decoded as one batch");
+    assert_eq!(m.batched_requests.load(std::sync::atomic::Ordering::SeqCst) - before.1, 3);
+}

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Requests served at once (default: 1 for a local model, which uses every core; 8 for a remote server).
     #[arg(long)]
     parallel: Option<usize>,
+    /// Most waiting generations decoded together as one batch (default: 8 for a local model;
+    /// 1 turns batching off, for comparisons).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    batch: usize,
 }
 
 pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
@@ -64,6 +68,7 @@ pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_mb.max(1) << 20,
         max_queue: args.max_queue.max(1),
         workers: args.parallel.unwrap_or(if remote { 8 } else { 1 }).max(1),
+        max_batch: args.batch,
         cors_origins: args.cors_origin.clone(),
         db: crate::project::db_or_default(args.db.as_deref()),
         model_id,
