@@ -19,14 +19,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-type Work = Box<dyn FnOnce(&dyn Backend) + Send>;
 type Events = Box<dyn FnMut(Event<'_>) -> bool + Send>;
+type Done = oneshot::Sender<Result<Generation, EngineError>>;
 
-enum Job {
-    /// Any work on the backend, done alone.
-    Work(Work),
-    /// One generation; those next to each other in the line decode together.
-    Generate { request: GenerateRequest, on_event: Events, done: oneshot::Sender<Result<Generation, EngineError>> },
+/// One generation waiting for the model.
+struct Job {
+    request: GenerateRequest,
+    on_event: Events,
+    done: Done,
 }
 
 /// Counters for `/health` and `/metrics`.
@@ -77,17 +77,6 @@ pub struct Queue {
     inner: Arc<Inner>,
 }
 
-/// Handed to a job: whether its client is still there.
-pub struct Client<'a> {
-    gone: &'a dyn Fn() -> bool,
-}
-
-impl Client<'_> {
-    pub fn gone(&self) -> bool {
-        (self.gone)()
-    }
-}
-
 impl Queue {
     /// Starts `workers` threads serving `backend`; at most `max_waiting` requests wait; at most
     /// `max_batch` generations decode together (0: the backend's limit).
@@ -121,31 +110,6 @@ impl Queue {
         self.inner.closed.store(true, Ordering::SeqCst);
     }
 
-    /// Puts `work` in line, to run alone. Its result arrives on the returned channel; dropping
-    /// the receiver tells the job its client has gone.
-    pub fn submit<T, F>(&self, work: F) -> Result<oneshot::Receiver<T>, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Backend, &Client<'_>) -> T + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let inner = self.inner.clone();
-        let job: Work = Box::new(move |backend| {
-            let cancelled = &inner.metrics.cancelled;
-            if tx.is_closed() {
-                cancelled.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            let gone = || tx.is_closed();
-            let out = work(backend, &Client { gone: &gone });
-            if tx.send(out).is_err() {
-                cancelled.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        self.push(Job::Work(job))?;
-        Ok(rx)
-    }
-
     /// Puts a generation in line. `on_event` sees its text as it is made (returning false
     /// cancels it); the result arrives on the returned channel, and dropping the receiver
     /// cancels it too.
@@ -154,11 +118,6 @@ impl Queue {
         F: FnMut(Event<'_>) -> bool + Send + 'static,
     {
         let (done, rx) = oneshot::channel();
-        self.push(Job::Generate { request, on_event: Box::new(on_event), done })?;
-        Ok(rx)
-    }
-
-    fn push(&self, job: Job) -> Result<(), ApiError> {
         let m = &self.inner.metrics;
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
@@ -170,49 +129,31 @@ impl Queue {
             let retry_after = (avg * (jobs.len() as u64 + 1) / self.inner.workers as u64).div_ceil(1000).max(1);
             return Err(ApiError::Busy { queued: jobs.len(), retry_after });
         }
-        jobs.push_back(job);
+        jobs.push_back(Job { request, on_event: Box::new(on_event), done });
         m.requests.fetch_add(1, Ordering::Relaxed);
         m.waiting.store(jobs.len(), Ordering::Relaxed);
         drop(jobs);
         self.inner.ready.notify_one();
-        Ok(())
+        Ok(rx)
     }
 }
 
-/// The next thing a worker does: one piece of work, or generations to decode together.
-enum Turn {
-    Work(Work),
-    Batch(Vec<(GenerateRequest, Events, oneshot::Sender<Result<Generation, EngineError>>)>),
-}
-
-/// Waits for the head of the line and takes it, with the generations right behind a
-/// generation (up to `max_batch`).
-fn next_turn(inner: &Inner, max_batch: usize) -> Option<Turn> {
+/// Waits for the head of the line and takes it with the generations right behind it, up to
+/// `max_batch`.
+fn next_batch(inner: &Inner, max_batch: usize) -> Option<Vec<Job>> {
     let mut jobs = inner.jobs.lock().ok()?;
-    loop {
-        if let Some(first) = jobs.pop_front() {
-            let turn = match first {
-                Job::Work(w) => Turn::Work(w),
-                Job::Generate { request, on_event, done } => {
-                    let mut batch = vec![(request, on_event, done)];
-                    while batch.len() < max_batch && matches!(jobs.front(), Some(Job::Generate { .. })) {
-                        if let Some(Job::Generate { request, on_event, done }) = jobs.pop_front() {
-                            batch.push((request, on_event, done));
-                        }
-                    }
-                    Turn::Batch(batch)
-                }
-            };
-            inner.metrics.waiting.store(jobs.len(), Ordering::Relaxed);
-            return Some(turn);
-        }
+    while jobs.is_empty() {
         jobs = inner.ready.wait(jobs).ok()?;
     }
+    let take = max_batch.min(jobs.len());
+    let batch: Vec<Job> = jobs.drain(..take).collect();
+    inner.metrics.waiting.store(jobs.len(), Ordering::Relaxed);
+    Some(batch)
 }
 
-fn run_batch(m: &Metrics, backend: &dyn Backend, batch: Vec<(GenerateRequest, Events, oneshot::Sender<Result<Generation, EngineError>>)>) -> usize {
+fn run_batch(m: &Metrics, backend: &dyn Backend, batch: Vec<Job>) -> usize {
     // Clients that left while waiting are skipped.
-    let (live, gone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, _, done)| !done.is_closed());
+    let (live, gone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|j| !j.done.is_closed());
     m.cancelled.fetch_add(gone.len() as u64, Ordering::Relaxed);
     if live.is_empty() {
         return 0;
@@ -221,9 +162,9 @@ fn run_batch(m: &Metrics, backend: &dyn Backend, batch: Vec<(GenerateRequest, Ev
     m.batched_requests.fetch_add(live.len() as u64, Ordering::Relaxed);
     let mut requests = Vec::with_capacity(live.len());
     let mut sinks = Vec::with_capacity(live.len());
-    for (r, e, d) in live {
-        requests.push(r);
-        sinks.push((e, d));
+    for j in live {
+        requests.push(j.request);
+        sinks.push((j.on_event, j.done));
     }
     let results = backend.generate_batch(&requests, &mut |i, e| {
         let (on_event, done) = &mut sinks[i];
@@ -247,29 +188,20 @@ fn worker(inner: &Inner, backend: &dyn Backend) {
         0 => backend.max_batch(),
         n => n.min(backend.max_batch()),
     };
-    while let Some(turn) = next_turn(inner, max_batch.max(1)) {
-        let size = match &turn {
-            Turn::Work(_) => 1,
-            Turn::Batch(b) => b.len(),
-        };
+    while let Some(batch) = next_batch(inner, max_batch.max(1)) {
+        let size = batch.len();
         m.running.fetch_add(size, Ordering::Relaxed);
         let t0 = Instant::now();
-        // A panic in one request must not take the worker (and every later request) with it.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match turn {
-            Turn::Work(w) => {
-                w(backend);
-                1
-            }
-            Turn::Batch(b) => run_batch(m, backend, b),
-        }));
-        let ms = t0.elapsed().as_millis() as u64;
-        let served = match outcome {
+        // A panic in one request must not take the worker (and every later request) with it;
+        // its clients see their channels close and get an error.
+        let served = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(m, backend, batch))) {
             Ok(n) => n as u64,
             Err(_) => {
                 tracing::error!("a generation panicked; its clients get an error and the worker goes on");
-                1
+                size as u64
             }
         };
+        let ms = t0.elapsed().as_millis() as u64;
         m.busy_ms.fetch_add(ms, Ordering::Relaxed);
         if served > 0 {
             // The line moves `served` requests per `ms`: that is what a wait is estimated from.

@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use inkling_craft::Toolbox;
 use inkling_engine::testing::TinyModel;
-use inkling_engine::{Engine, EngineConfig};
+use inkling_engine::{Engine, EngineConfig, GenerateRequest, Prompt};
 use inkling_server::{AppState, ServerConfig, app};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -345,23 +345,37 @@ async fn proofreading_reports_spans_the_browser_can_use() {
     assert!(f["replacements"].as_array().unwrap().iter().any(|x| x == "library"));
 }
 
-#[tokio::test]
-async fn a_full_queue_answers_429_with_retry_after() {
-    let d = desk(ServerConfig { max_queue: 1, ..ServerConfig::default() });
-    // Hold the model with one job and fill the line with another.
-    let (release, hold) = std::sync::mpsc::channel::<()>();
-    let busy = d.state.queue.submit(move |_, _| hold.recv().ok()).unwrap();
+fn short() -> GenerateRequest {
+    GenerateRequest { max_tokens: 2, ..GenerateRequest::new(Prompt::Text("the".into())) }
+}
+
+type Held = tokio::sync::oneshot::Receiver<Result<inkling_engine::Generation, inkling_engine::EngineError>>;
+
+/// Occupies the model with a generation whose first text waits for the returned sender.
+async fn hold(d: &Desk) -> (std::sync::mpsc::Sender<()>, Held) {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let mut wait = Some(wait);
+    // Only the first event waits; the rest of the generation runs freely.
+    let busy = d.state.queue.generate(short(), move |_| wait.take().is_none_or(|w| w.recv().is_ok())).unwrap();
     while d.state.queue.metrics().running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let waiting = d.state.queue.submit(|_, _| ()).unwrap();
+    (release, busy)
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let d = desk(ServerConfig { max_queue: 1, ..ServerConfig::default() });
+    // Hold the model with one generation and fill the line with another.
+    let (release, busy) = hold(&d).await;
+    let waiting = d.state.queue.generate(short(), |_| true).unwrap();
     let r = call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "x", "max_tokens": 2}))).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers[header::RETRY_AFTER].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
     release.send(()).unwrap();
-    busy.await.unwrap();
-    waiting.await.unwrap();
+    busy.await.unwrap().unwrap();
+    waiting.await.unwrap().unwrap();
     assert_eq!(call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "x", "max_tokens": 2}))).await.status, StatusCode::OK);
     let metrics = String::from_utf8(call(&d.app, "GET", "/metrics", None).await.body).unwrap();
     assert!(metrics.contains("inkling_requests_rejected_total 1"), "{metrics}");
@@ -425,8 +439,7 @@ async fn requests_waiting_together_decode_as_one_batch_with_the_same_text() {
     let m = d.state.queue.metrics();
     let before = (m.batches.load(std::sync::atomic::Ordering::SeqCst), m.batched_requests.load(std::sync::atomic::Ordering::SeqCst));
     // Hold the model while three requests line up, then let them go.
-    let (release, hold) = std::sync::mpsc::channel::<()>();
-    let busy = d.state.queue.submit(move |_, _| hold.recv().ok()).unwrap();
+    let (release, busy) = hold(&d).await;
     let mut tasks = Vec::new();
     for i in 0..3 {
         let app = d.app.clone();
@@ -436,10 +449,11 @@ async fn requests_waiting_together_decode_as_one_batch_with_the_same_text() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     release.send(()).unwrap();
-    busy.await.unwrap();
+    busy.await.unwrap().unwrap();
     for (i, t) in tasks.into_iter().enumerate() {
         assert_eq!(t.await.unwrap(), alone[i], "request {i}: batching must not change the text");
     }
-    assert_eq!(m.batches.load(std::sync::atomic::Ordering::SeqCst) - before.0, 1, "the three decoded as one batch");
-    assert_eq!(m.batched_requests.load(std::sync::atomic::Ordering::SeqCst) - before.1, 3);
+    // The held generation was one batch; the three that waited behind it, the other.
+    assert_eq!(m.batches.load(std::sync::atomic::Ordering::SeqCst) - before.0, 2, "the three decoded as one batch");
+    assert_eq!(m.batched_requests.load(std::sync::atomic::Ordering::SeqCst) - before.1, 4);
 }
