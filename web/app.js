@@ -47,12 +47,13 @@ async function api(path, { method = 'GET', body, signal, keepalive } = {}) {
       return api(path, { method, body, signal, keepalive });
     }
   }
-  if (!r.ok) {
-    let message = `${r.status} ${r.statusText}`;
-    try { message = (await r.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
-  }
+  if (!r.ok) throw await failure(r);
   return r.status === 204 ? null : r.json();
+}
+
+/// The error a failed response carries (OpenAI's shape), or its status.
+async function failure(r) {
+  try { return new Error((await r.json()).error.message); } catch (_) { return new Error(`${r.status} ${r.statusText}`); }
 }
 
 const enc = encodeURIComponent;
@@ -247,11 +248,7 @@ async function runTool({ regenerate = false } = {}) {
 /// POSTs `body` and calls `onEvent` with each server-sent event's JSON.
 async function streamEvents(path, body, signal, onEvent) {
   const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json', ...authHeaders() }, body: JSON.stringify(body), signal });
-  if (!r.ok) {
-    let message = `${r.status}`;
-    try { message = (await r.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
-  }
+  if (!r.ok) throw await failure(r);
   const reader = r.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';

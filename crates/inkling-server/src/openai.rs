@@ -180,13 +180,12 @@ async fn whole(s: AppState, plan: Plan) -> ApiResult<Response> {
     let request = plan.request;
     let top = request.logprobs;
     let g = s.queue.generate(request, |_| true)?.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))??;
-    let logprobs = top.map(|_| g.candidates.iter().map(|c| logprob_report(&*s.backend, plan.endpoint, &c.logprobs)).collect::<Vec<_>>());
-    let mut logprobs = logprobs.unwrap_or_default().into_iter();
     let choices = g
         .candidates
         .iter()
         .map(|c| {
-            let mut choice = Choice { index: c.index, finish_reason: Some(finish_reason(c.finish_reason)), logprobs: logprobs.next(), ..Choice::default() };
+            let logprobs = top.map(|_| logprob_report(&*s.backend, plan.endpoint, &c.logprobs));
+            let mut choice = Choice { index: c.index, finish_reason: Some(finish_reason(c.finish_reason)), logprobs, ..Choice::default() };
             match plan.endpoint {
                 Endpoint::Completions => choice.text = Some(c.text.clone()),
                 Endpoint::Chat => choice.message = Some(Delta { role: Some("assistant".into()), content: Some(c.text.clone()) }),
@@ -228,15 +227,11 @@ fn logprob_report(backend: &dyn Backend, endpoint: Endpoint, lps: &[TokenLogprob
             let entry = |t: u32, l: f32| json!({"token": text(t), "logprob": l, "bytes": backend.token_bytes(t)});
             json!({"content": lps.iter().map(|lp| {
                 let mut e = entry(lp.token, lp.logprob);
-                e["top_logprobs"] = lps_top(&lp.top, &entry);
+                e["top_logprobs"] = lp.top.iter().map(|&(t, l)| entry(t, l)).collect();
                 e
             }).collect::<Vec<_>>()})
         }
     }
-}
-
-fn lps_top(top: &[(u32, f32)], entry: &dyn Fn(u32, f32) -> Value) -> Value {
-    Value::Array(top.iter().map(|&(t, l)| entry(t, l)).collect())
 }
 
 /// What the model worker sends a streaming response.

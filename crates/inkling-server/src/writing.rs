@@ -117,7 +117,9 @@ struct RunResult {
 }
 
 async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body): Body<RunBody>) -> ApiResult<Response> {
-    s.toolbox.get(&name)?;
+    // Looked up once: the prompt is built from it before the model runs and the answer read
+    // with it after.
+    let recipe = std::sync::Arc::new(s.toolbox.get(&name)?.clone());
     let project_name = body.project.clone();
     let mut context = match &project_name {
         Some(p) => {
@@ -152,11 +154,10 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     let streaming = body.stream;
     // The prompt is assembled off the async runtime (it counts tokens), the model's part waits
     // in line with every other generation, and the answer is cleaned up here.
-    let toolbox = s.toolbox.clone();
     let backend = s.backend.clone();
+    let for_prompt = recipe.clone();
     let (prepared, request) = tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> {
-        let recipe = toolbox.get(&request.tool)?;
-        Ok((prepare(recipe, &*backend, &request)?, request))
+        Ok((prepare(&for_prompt, &*backend, &request)?, request))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??;
@@ -168,11 +169,9 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         // Whole answers need no events; the result channel still tells when the client left.
         !streaming || tx.send(v).is_ok()
     })?;
-    let toolbox = s.toolbox.clone();
     let done = async move {
         let g = generation.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))??;
-        let recipe = toolbox.get(&request.tool)?;
-        Ok::<_, ApiError>(finish(recipe, &request, prepared, g)?)
+        Ok::<_, ApiError>(finish(&recipe, &request, prepared, g)?)
     };
     let record = Record {
         project: project_name,
