@@ -11,7 +11,7 @@ fn engine(context: usize, chat: bool) -> (tempfile::TempDir, Engine) {
     let path = dir.path().join("tiny.gguf");
     let m = TinyModel { context, chat_template: if chat { TinyModel::default().chat_template } else { None }, ..TinyModel::default() };
     m.write(&path).unwrap();
-    let e = Engine::load(&path, &EngineConfig { threads: Some(2), context: None }).unwrap();
+    let e = Engine::load(&path, &EngineConfig { threads: Some(2), ..Default::default() }).unwrap();
     (dir, e)
 }
 

@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let path = args.next().ok_or("usage: logits MODEL.gguf TOKEN...")?;
     let tokens: Vec<u32> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
-    let engine = Engine::load(std::path::Path::new(&path), &EngineConfig { threads: Some(2), context: None })?;
+    let engine = Engine::load(std::path::Path::new(&path), &EngineConfig { threads: Some(2), ..Default::default() })?;
     let logits = engine.logits(&tokens)?;
     let vocab = logits.len() / tokens.len().max(1);
     if argmax {

@@ -22,6 +22,8 @@ pub struct EngineConfig {
     pub threads: Option<usize>,
     /// Context window in tokens (default: the smaller of the model's and 8192).
     pub context: Option<usize>,
+    /// A LoRA adapter merged into the weights at load (`inkling finetune` writes them).
+    pub adapter: Option<PathBuf>,
 }
 
 /// What a writer (or `inkling model list`) wants to know about a model file.
@@ -247,10 +249,21 @@ pub const MAX_CANDIDATES: usize = 16;
 pub const MAX_TOP_LOGPROBS: usize = 20;
 
 impl Engine {
+    /// Loads a GGUF file, or a directory holding `model.gguf` (what `inkling train` writes).
     pub fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
         let t0 = Instant::now();
+        let trained = path.join("model.gguf");
+        let path = if path.is_dir() && trained.is_file() { trained.as_path() } else { path };
         let file = GgufFile::open(path)?;
-        let model = Model::load(&file)?;
+        let mut model = Model::load(&file)?;
+        let adapter = match &config.adapter {
+            Some(a) => {
+                let adapter = crate::adapter::LoraAdapter::load(a)?;
+                model.merge_adapter(&adapter)?;
+                Some(a.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned()))
+            }
+            None => None,
+        };
         let tokenizer = crate::Tokenizer::from_gguf(&file)?;
         if tokenizer.vocab_size() < model.config.vocab_size {
             return Err(EngineError::Tokenizer(format!(
@@ -267,7 +280,10 @@ impl Engine {
             .build()
             .map_err(|e| EngineError::InvalidRequest(format!("cannot start {threads} worker threads: {e}")))?;
         let context = config.context.unwrap_or(8192).min(model.config.context_length).max(16);
-        let info = ModelInfo::from_gguf(&file)?;
+        let mut info = ModelInfo::from_gguf(&file)?;
+        if let Some(a) = adapter {
+            info.name = format!("{} + {a}", info.name);
+        }
         Ok(Self {
             model,
             tokenizer,

@@ -18,7 +18,7 @@ pub enum EngineError {
     #[error("{path} is not a usable GGUF file: {reason}\n  the file may be truncated or corrupt; fetch it again (`inkling model pull`)")]
     BadGguf { path: PathBuf, reason: String },
 
-    #[error("unsupported model architecture `{arch}`; inkling runs llama, mistral, qwen2, qwen3 and gemma3 GGUF files")]
+    #[error("unsupported model architecture `{arch}`; inkling runs llama, mistral, qwen2, qwen3, gemma3 and gpt2 GGUF files")]
     UnsupportedArchitecture { arch: String },
 
     #[error("tensor `{tensor}` uses quantization {dtype}, which inkling cannot run yet; supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K")]
@@ -29,6 +29,9 @@ pub enum EngineError {
 
     #[error("tensor `{name}` {problem}")]
     BadTensor { name: String, problem: String },
+
+    #[error("the adapter {path} does not fit this model: {reason}\n  use the base model it was trained on (`inkling finetune --model ...`)")]
+    AdapterMismatch { path: PathBuf, reason: String },
 
     #[error("the tokenizer cannot be built from this file: {0}")]
     Tokenizer(String),

@@ -12,17 +12,44 @@ use std::sync::Arc;
 
 pub use gguf_file::Value;
 
-/// The raw bytes of one tensor inside a mapped GGUF file.
+/// The raw bytes of one tensor: inside a mapped GGUF file, or computed at load (a weight
+/// with a LoRA adapter merged in).
 #[derive(Clone)]
 pub struct TensorBytes {
-    map: Arc<Mmap>,
+    storage: Storage,
     start: usize,
     len: usize,
 }
 
+#[derive(Clone)]
+enum Storage {
+    Map(Arc<Mmap>),
+    /// f32 values (their alignment is what the f32 kernels need).
+    Owned(Arc<Vec<f32>>),
+}
+
 impl TensorBytes {
+    /// f32 values held in memory.
+    pub fn from_f32(values: Vec<f32>) -> Self {
+        let len = values.len() * 4;
+        TensorBytes { storage: Storage::Owned(Arc::new(values)), start: 0, len }
+    }
+
     pub fn bytes(&self) -> &[u8] {
-        &self.map[self.start..self.start + self.len]
+        match &self.storage {
+            Storage::Map(map) => &map[self.start..self.start + self.len],
+            Storage::Owned(values) => {
+                // SAFETY: any f32 is valid as 4 bytes; the view lives as long as `values`.
+                let all = unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, values.len() * 4) };
+                &all[self.start..self.start + self.len]
+            }
+        }
+    }
+
+    /// `len` bytes from `offset` within this tensor (a row range of a fused matrix).
+    pub fn slice(&self, offset: usize, len: usize) -> TensorBytes {
+        debug_assert!(offset + len <= self.len);
+        TensorBytes { storage: self.storage.clone(), start: self.start + offset, len }
     }
 }
 
@@ -126,7 +153,7 @@ impl GgufFile {
     }
 
     pub fn tensor_bytes(&self, entry: &TensorEntry) -> TensorBytes {
-        TensorBytes { map: self.map.clone(), start: entry.start, len: entry.len }
+        TensorBytes { storage: Storage::Map(self.map.clone()), start: entry.start, len: entry.len }
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {

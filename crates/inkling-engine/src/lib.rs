@@ -13,6 +13,7 @@
 //! [`EngineError`]s); streamed text is always whole UTF-8 characters; a stop string never
 //! appears in output; n candidates share one prefill.
 
+pub mod adapter;
 pub mod backend;
 pub mod catalog;
 pub mod chat;

@@ -1,7 +1,9 @@
-//! The transformer forward pass for the llama, qwen2/qwen3 and gemma3 families.
+//! The transformer forward pass for the llama, qwen2/qwen3, gemma3 and gpt2 families.
 //!
-//! One code path with per-family switches (bias, QK-norm, post-norms, GELU vs SiLU, sliding
-//! window, RoPE layout), because these families differ in a handful of places only.
+//! One code path with per-family switches (bias, QK-norm, post-norms, GELU vs SiLU, gated vs
+//! plain feed-forward, LayerNorm vs RMSNorm, learned positions vs RoPE, sliding window, RoPE
+//! layout), because these families differ in a handful of places only. The gpt2 family is
+//! also what `inkling-train` exports its models as.
 //! `forward` takes a batch of sequences, each with its own KV cache and any number of new
 //! tokens: a prompt prefill and the decode step of n candidates are the same call.
 
@@ -20,6 +22,9 @@ pub enum Arch {
     Qwen2,
     Qwen3,
     Gemma3,
+    /// GPT-2 layout: LayerNorm with bias, learned (or stored sinusoidal) absolute positions,
+    /// a plain GELU feed-forward, biases on every projection.
+    Gpt2,
 }
 
 impl Arch {
@@ -29,6 +34,7 @@ impl Arch {
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
             "gemma3" => Arch::Gemma3,
+            "gpt2" => Arch::Gpt2,
             other => return Err(EngineError::UnsupportedArchitecture { arch: other.into() }),
         })
     }
@@ -47,6 +53,7 @@ pub struct ModelConfig {
     pub n_ff: usize,
     pub vocab_size: usize,
     pub context_length: usize,
+    /// Epsilon of the normalisation (RMSNorm, or LayerNorm for gpt2).
     pub rms_eps: f32,
     pub rope_base: f32,
     /// Rotation base of sliding-window layers (gemma3), if different.
@@ -95,7 +102,10 @@ impl ModelConfig {
             n_ff: file.require_usize(&key("feed_forward_length"), "the feed-forward width")?,
             vocab_size,
             context_length: file.get_usize(&key("context_length")).unwrap_or(2048),
-            rms_eps: file.get_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+            rms_eps: match arch {
+                Arch::Gpt2 => file.get_f32(&key("attention.layer_norm_epsilon")).unwrap_or(1e-5),
+                _ => file.get_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
+            },
             rope_base,
             rope_base_local: if arch == Arch::Gemma3 { 10_000.0 } else { rope_base },
             rope_scale,
@@ -116,6 +126,7 @@ impl ModelConfig {
 
 struct Layer {
     attn_norm: Vec<f32>,
+    attn_norm_b: Option<Vec<f32>>,
     wq: QMatrix,
     wk: QMatrix,
     wv: QMatrix,
@@ -123,15 +134,21 @@ struct Layer {
     bq: Option<Vec<f32>>,
     bk: Option<Vec<f32>>,
     bv: Option<Vec<f32>>,
+    bo: Option<Vec<f32>>,
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
     post_attn_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
-    w_gate: QMatrix,
+    ffn_norm_b: Option<Vec<f32>>,
+    /// None: a plain (ungated) feed-forward, `down(gelu(up(x)))`.
+    w_gate: Option<QMatrix>,
     w_up: QMatrix,
     w_down: QMatrix,
+    b_up: Option<Vec<f32>>,
+    b_down: Option<Vec<f32>>,
     post_ffn_norm: Option<Vec<f32>>,
-    rope: Rope,
+    /// None: positions come from `Model::position_embd` instead.
+    rope: Option<Rope>,
     window: Option<usize>,
 }
 
@@ -139,7 +156,10 @@ struct Layer {
 pub struct Model {
     pub config: ModelConfig,
     token_embd: QMatrix,
+    /// Learned absolute positions (gpt2), added to the token embeddings.
+    position_embd: Option<QMatrix>,
     output_norm: Vec<f32>,
+    output_norm_b: Option<Vec<f32>>,
     output: QMatrix,
     layers: Vec<Layer>,
 }
@@ -150,6 +170,12 @@ pub struct SeqBatch<'a> {
     pub tokens: &'a [u32],
     /// Return logits for every new token (perplexity) instead of only the last one.
     pub all_logits: bool,
+}
+
+fn add_bias(rows: &mut [f32], bias: &Option<Vec<f32>>) {
+    if let Some(b) = bias {
+        rows.chunks_mut(b.len()).for_each(|r| ops::add_assign(r, b));
+    }
 }
 
 fn vector(file: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>> {
@@ -164,11 +190,35 @@ fn optional_vector(file: &GgufFile, name: &str, len: usize) -> Result<Option<Vec
     if file.tensors.contains_key(name) { vector(file, name, len).map(Some) } else { Ok(None) }
 }
 
+type Projections = (QMatrix, QMatrix, QMatrix, Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
+/// Query, key and value projections of layer `l`, stored apart or fused into one `attn_qkv`
+/// matrix (GPT-2 files), which is split by rows here.
+fn attention_projections(file: &GgufFile, c: &ModelConfig, l: usize) -> Result<Projections> {
+    let (d, qd, kv) = (c.n_embd, c.n_head * c.head_dim, c.kv_dim());
+    let t = |n: &str| format!("blk.{l}.{n}");
+    if file.tensors.contains_key(&t("attn_qkv.weight")) {
+        let w = QMatrix::load(file, &t("attn_qkv.weight"), Some((qd + 2 * kv, d)))?;
+        let b = optional_vector(file, &t("attn_qkv.bias"), qd + 2 * kv)?;
+        let split = |b: &Option<Vec<f32>>, from: usize, n: usize| b.as_ref().map(|b| b[from..from + n].to_vec());
+        return Ok((w.rows_range(0, qd), w.rows_range(qd, kv), w.rows_range(qd + kv, kv), split(&b, 0, qd), split(&b, qd, kv), split(&b, qd + kv, kv)));
+    }
+    Ok((
+        QMatrix::load(file, &t("attn_q.weight"), Some((qd, d)))?,
+        QMatrix::load(file, &t("attn_k.weight"), Some((kv, d)))?,
+        QMatrix::load(file, &t("attn_v.weight"), Some((kv, d)))?,
+        optional_vector(file, &t("attn_q.bias"), qd)?,
+        optional_vector(file, &t("attn_k.bias"), kv)?,
+        optional_vector(file, &t("attn_v.bias"), kv)?,
+    ))
+}
+
 impl Model {
     pub fn load(file: &GgufFile) -> Result<Self> {
         let c = ModelConfig::from_gguf(file)?;
-        let (d, hd, kv) = (c.n_embd, c.head_dim, c.kv_dim());
+        let (d, hd) = (c.n_embd, c.head_dim);
         let neox = c.arch != Arch::Llama;
+        let gpt2 = c.arch == Arch::Gpt2;
         let rot = file.get_usize(&format!("{}.rope.dimension_count", c.arch_name)).unwrap_or(hd);
         let mut layers = Vec::with_capacity(c.n_layer);
         for l in 0..c.n_layer {
@@ -176,24 +226,30 @@ impl Model {
             let sliding = c.is_sliding(l);
             let base = if sliding { c.rope_base_local } else { c.rope_base };
             let gemma = c.arch == Arch::Gemma3;
+            let (wq, wk, wv, bq, bk, bv) = attention_projections(file, &c, l)?;
             layers.push(Layer {
                 attn_norm: vector(file, &t("attn_norm.weight"), d)?,
-                wq: QMatrix::load(file, &t("attn_q.weight"), Some((c.n_head * hd, d)))?,
-                wk: QMatrix::load(file, &t("attn_k.weight"), Some((kv, d)))?,
-                wv: QMatrix::load(file, &t("attn_v.weight"), Some((kv, d)))?,
+                attn_norm_b: optional_vector(file, &t("attn_norm.bias"), d)?,
+                wq,
+                wk,
+                wv,
                 wo: QMatrix::load(file, &t("attn_output.weight"), Some((d, c.n_head * hd)))?,
-                bq: optional_vector(file, &t("attn_q.bias"), c.n_head * hd)?,
-                bk: optional_vector(file, &t("attn_k.bias"), kv)?,
-                bv: optional_vector(file, &t("attn_v.bias"), kv)?,
+                bq,
+                bk,
+                bv,
+                bo: optional_vector(file, &t("attn_output.bias"), d)?,
                 q_norm: optional_vector(file, &t("attn_q_norm.weight"), hd)?,
                 k_norm: optional_vector(file, &t("attn_k_norm.weight"), hd)?,
                 post_attn_norm: if gemma { Some(vector(file, &t("post_attention_norm.weight"), d)?) } else { None },
                 ffn_norm: vector(file, &t("ffn_norm.weight"), d)?,
-                w_gate: QMatrix::load(file, &t("ffn_gate.weight"), Some((c.n_ff, d)))?,
+                ffn_norm_b: optional_vector(file, &t("ffn_norm.bias"), d)?,
+                w_gate: if gpt2 { None } else { Some(QMatrix::load(file, &t("ffn_gate.weight"), Some((c.n_ff, d)))?) },
                 w_up: QMatrix::load(file, &t("ffn_up.weight"), Some((c.n_ff, d)))?,
                 w_down: QMatrix::load(file, &t("ffn_down.weight"), Some((d, c.n_ff)))?,
+                b_up: optional_vector(file, &t("ffn_up.bias"), c.n_ff)?,
+                b_down: optional_vector(file, &t("ffn_down.bias"), d)?,
                 post_ffn_norm: if gemma { Some(vector(file, &t("post_ffw_norm.weight"), d)?) } else { None },
-                rope: Rope::new(rot, base, neox, c.rope_scale),
+                rope: if gpt2 { None } else { Some(Rope::new(rot, base, neox, c.rope_scale)) },
                 window: if sliding { c.sliding_window } else { None },
             });
         }
@@ -203,7 +259,44 @@ impl Model {
         } else {
             token_embd.clone() // tied embeddings
         };
-        Ok(Self { output_norm: vector(file, "output_norm.weight", d)?, token_embd, output, layers, config: c })
+        let position_embd = if gpt2 { Some(QMatrix::load(file, "position_embd.weight", Some((c.context_length, d)))?) } else { None };
+        Ok(Self {
+            output_norm: vector(file, "output_norm.weight", d)?,
+            output_norm_b: optional_vector(file, "output_norm.bias", d)?,
+            token_embd,
+            position_embd,
+            output,
+            layers,
+            config: c,
+        })
+    }
+
+    /// Merges a LoRA adapter into the weights it targets; returns how many it changed.
+    pub fn merge_adapter(&mut self, adapter: &crate::adapter::LoraAdapter) -> Result<usize> {
+        if adapter.arch != self.config.arch_name {
+            return Err(EngineError::AdapterMismatch {
+                path: adapter.path.clone(),
+                reason: format!("it was trained on a {} model, this is {}", adapter.arch, self.config.arch_name),
+            });
+        }
+        for pair in &adapter.pairs {
+            let unknown = || EngineError::AdapterMismatch { path: adapter.path.clone(), reason: format!("the model has no weight {}", pair.target) };
+            let rest = pair.target.strip_prefix("blk.").ok_or_else(unknown)?;
+            let (l, kind) = rest.split_once('.').ok_or_else(unknown)?;
+            let layer = l.parse::<usize>().ok().and_then(|l| self.layers.get_mut(l)).ok_or_else(unknown)?;
+            let slot = match kind {
+                "attn_q.weight" => &mut layer.wq,
+                "attn_k.weight" => &mut layer.wk,
+                "attn_v.weight" => &mut layer.wv,
+                "attn_output.weight" => &mut layer.wo,
+                "ffn_gate.weight" => layer.w_gate.as_mut().ok_or_else(unknown)?,
+                "ffn_up.weight" => &mut layer.w_up,
+                "ffn_down.weight" => &mut layer.w_down,
+                _ => return Err(unknown()),
+            };
+            *slot = adapter.merged(pair, slot)?;
+        }
+        Ok(adapter.pairs.len())
     }
 
     /// Bytes of weights the forward pass reads.
@@ -211,7 +304,10 @@ impl Model {
         let l: usize = self
             .layers
             .iter()
-            .map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down].iter().map(|m| m.size_in_bytes()).sum::<usize>())
+            .map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_up, &l.w_down].iter().map(|m| m.size_in_bytes()).sum::<usize>()
+                    + l.w_gate.as_ref().map_or(0, QMatrix::size_in_bytes)
+            })
             .sum();
         l + self.token_embd.size_in_bytes()
     }
@@ -242,6 +338,14 @@ impl Model {
             let scale = (d as f32).sqrt();
             x.iter_mut().for_each(|v| *v *= scale);
         }
+        if let Some(pe) = &self.position_embd {
+            let mut p = vec![0f32; d];
+            for (row, &(_, pos)) in x.chunks_mut(d).zip(&rows) {
+                // The engine never lets a sequence outgrow the context, which is the table's length.
+                pe.dequantize_row(pos.min(pe.rows - 1), &mut p);
+                ops::add_assign(row, &p);
+            }
+        }
         let mut h = vec![0f32; n * d];
         let mut q = vec![0f32; n * qd];
         let mut k = vec![0f32; n * kvd];
@@ -251,14 +355,12 @@ impl Model {
         let mut gate = vec![0f32; n * c.n_ff];
         let mut up = vec![0f32; n * c.n_ff];
         for (li, layer) in self.layers.iter().enumerate() {
-            ops::rms_norm_into(&x, &mut h, &layer.attn_norm, c.rms_eps);
+            self.norm_into(&x, &mut h, &layer.attn_norm, layer.attn_norm_b.as_deref());
             layer.wq.matmul(&h, &mut q);
             layer.wk.matmul(&h, &mut k);
             layer.wv.matmul(&h, &mut v);
             for (buf, bias) in [(&mut q, &layer.bq), (&mut k, &layer.bk), (&mut v, &layer.bv)] {
-                if let Some(b) = bias {
-                    buf.chunks_mut(b.len()).for_each(|r| ops::add_assign(r, b));
-                }
+                add_bias(buf, bias);
             }
             if let Some(w) = &layer.q_norm {
                 ops::rms_norm(&mut q, w, c.rms_eps);
@@ -266,9 +368,11 @@ impl Model {
             if let Some(w) = &layer.k_norm {
                 ops::rms_norm(&mut k, w, c.rms_eps);
             }
-            for (i, &(_, pos)) in rows.iter().enumerate() {
-                layer.rope.apply(&mut q[i * qd..(i + 1) * qd], hd, pos);
-                layer.rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, pos);
+            if let Some(rope) = &layer.rope {
+                for (i, &(_, pos)) in rows.iter().enumerate() {
+                    rope.apply(&mut q[i * qd..(i + 1) * qd], hd, pos);
+                    rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, pos);
+                }
             }
             let mut row = 0;
             for seq in batch.iter_mut() {
@@ -279,21 +383,32 @@ impl Model {
             }
             self.attention(layer, li, batch, &rows, &q, &mut attn);
             layer.wo.matmul(&attn, &mut o);
+            add_bias(&mut o, &layer.bo);
             if let Some(w) = &layer.post_attn_norm {
                 ops::rms_norm(&mut o, w, c.rms_eps);
             }
             ops::add_assign(&mut x, &o);
 
-            ops::rms_norm_into(&x, &mut h, &layer.ffn_norm, c.rms_eps);
-            layer.w_gate.matmul(&h, &mut gate);
+            self.norm_into(&x, &mut h, &layer.ffn_norm, layer.ffn_norm_b.as_deref());
             layer.w_up.matmul(&h, &mut up);
-            let act = if c.arch == Arch::Gemma3 { ops::gelu } else { ops::silu };
-            gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
-                for (a, b) in g.iter_mut().zip(u) {
-                    *a = act(*a) * b;
-                }
-            });
+            add_bias(&mut up, &layer.b_up);
+            if let Some(w_gate) = &layer.w_gate {
+                w_gate.matmul(&h, &mut gate);
+                let act = if c.arch == Arch::Gemma3 { ops::gelu } else { ops::silu };
+                gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
+                    for (a, b) in g.iter_mut().zip(u) {
+                        *a = act(*a) * b;
+                    }
+                });
+            } else {
+                gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
+                    for (a, b) in g.iter_mut().zip(u) {
+                        *a = ops::gelu(*b);
+                    }
+                });
+            }
             layer.w_down.matmul(&gate, &mut o);
+            add_bias(&mut o, &layer.b_down);
             if let Some(w) = &layer.post_ffn_norm {
                 ops::rms_norm(&mut o, w, c.rms_eps);
             }
@@ -317,7 +432,8 @@ impl Model {
         for (dst, &r) in hs.chunks_mut(d).zip(&picked) {
             dst.copy_from_slice(&x[r * d..(r + 1) * d]);
         }
-        ops::rms_norm(&mut hs, &self.output_norm, c.rms_eps);
+        let normed = hs.clone();
+        self.norm_into(&normed, &mut hs, &self.output_norm, self.output_norm_b.as_deref());
         let mut logits = vec![0f32; picked.len() * c.vocab_size];
         self.output.matmul(&hs, &mut logits);
         let mut out = Vec::with_capacity(batch.len());
@@ -330,6 +446,15 @@ impl Model {
             out.push(rows_out);
         }
         out
+    }
+
+    /// The family's normalisation of each row of `src` into `dst`: LayerNorm (gpt2) or RMSNorm.
+    fn norm_into(&self, src: &[f32], dst: &mut [f32], weight: &[f32], bias: Option<&[f32]>) {
+        if self.config.arch == Arch::Gpt2 {
+            ops::layer_norm_into(src, dst, weight, bias, self.config.rms_eps);
+        } else {
+            ops::rms_norm_into(src, dst, weight, self.config.rms_eps);
+        }
     }
 
     /// Causal (and for sliding layers, windowed) attention of every new row over its sequence's cache.

@@ -18,6 +18,19 @@ pub fn rms_norm_into(src: &[f32], dst: &mut [f32], weight: &[f32], eps: f32) {
     rms_norm(dst, weight, eps);
 }
 
+/// LayerNorm: `(x - mean) / sqrt(var + eps) * w + b` on each row of `src`, into `dst`.
+pub fn layer_norm_into(src: &[f32], dst: &mut [f32], weight: &[f32], bias: Option<&[f32]>, eps: f32) {
+    let n = weight.len();
+    for (row, out) in src.chunks(n).zip(dst.chunks_mut(n)) {
+        let mean = row.iter().sum::<f32>() / n as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (i, (o, v)) in out.iter_mut().zip(row).enumerate() {
+            *o = (v - mean) * inv * weight[i] + bias.map_or(0.0, |b| b[i]);
+        }
+    }
+}
+
 /// Rotary position embedding for one rotation base.
 #[derive(Clone, Debug)]
 pub struct Rope {

@@ -108,6 +108,18 @@ impl QMatrix {
         self.cols / self.dtype.block_size() * self.dtype.type_size()
     }
 
+    /// An f32 matrix from values held in memory (row-major, `rows * cols`).
+    pub fn from_f32(rows: usize, cols: usize, values: Vec<f32>) -> QMatrix {
+        debug_assert_eq!(values.len(), rows * cols);
+        QMatrix { dtype: GgmlDType::F32, rows, cols, bytes: TensorBytes::from_f32(values) }
+    }
+
+    /// Rows `start..start + n` as a matrix of their own (no copy).
+    pub fn rows_range(&self, start: usize, n: usize) -> QMatrix {
+        let rb = self.row_bytes();
+        QMatrix { dtype: self.dtype, rows: n, cols: self.cols, bytes: self.bytes.slice(start * rb, n * rb) }
+    }
+
     pub fn size_in_bytes(&self) -> usize {
         self.rows * self.row_bytes()
     }

@@ -14,7 +14,7 @@ fn write(m: &TinyModel) -> (tempfile::TempDir, PathBuf) {
 
 fn engine(m: &TinyModel) -> (tempfile::TempDir, Engine) {
     let (dir, path) = write(m);
-    let e = Engine::load(&path, &EngineConfig { threads: Some(2), context: None }).unwrap();
+    let e = Engine::load(&path, &EngineConfig { threads: Some(2), ..Default::default() }).unwrap();
     (dir, e)
 }
 

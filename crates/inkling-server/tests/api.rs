@@ -23,7 +23,7 @@ fn desk(config: ServerConfig) -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     TinyModel { context: 1024, ..TinyModel::default() }.write(&path).unwrap();
-    let engine = Engine::load(&path, &EngineConfig { threads: Some(2), context: None }).unwrap();
+    let engine = Engine::load(&path, &EngineConfig { threads: Some(2), ..Default::default() }).unwrap();
     let config = ServerConfig { db: dir.path().join("inkling.db"), model_id: "tiny".into(), ..config };
     let state = AppState::new(Arc::new(engine), Toolbox::builtin().unwrap(), config).unwrap();
     Desk { _dir: dir, app: app(state.clone()), state }

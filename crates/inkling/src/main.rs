@@ -6,6 +6,7 @@ mod models;
 mod project;
 mod serve;
 mod tools;
+mod train;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -26,6 +27,9 @@ pub struct ModelArgs {
     /// A GGUF file, or a model name from `inkling model list` (fetched on first use).
     #[arg(long, global = true, env = "INKLING_MODEL")]
     model: Option<String>,
+    /// A LoRA adapter (from `inkling finetune`) merged into the local model at load.
+    #[arg(long, global = true, env = "INKLING_ADAPTER")]
+    adapter: Option<std::path::PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long, short = 't', global = true)]
     threads: Option<usize>,
@@ -52,6 +56,7 @@ impl ModelArgs {
     pub fn or(&self, fallback: &ModelArgs) -> ModelArgs {
         ModelArgs {
             model: self.model.clone().or(fallback.model.clone()),
+            adapter: self.adapter.clone().or(fallback.adapter.clone()),
             threads: self.threads.or(fallback.threads),
             ctx: self.ctx.or(fallback.ctx),
             backend: self.backend.clone().or(fallback.backend.clone()),
@@ -83,6 +88,14 @@ enum Command {
     Proofread(tools::ProofreadArgs),
     /// The web editor, the writing API and an OpenAI-compatible API on one local port.
     Serve(serve::ServeArgs),
+    /// Train models: `inkling train gpt --corpus FILE --out DIR` pretrains a GPT from scratch.
+    #[command(subcommand)]
+    Train(train::TrainCommand),
+    /// Fine-tune the model on your own pages (LoRA): `inkling finetune --corpus my-stories/`.
+    Finetune(train::FinetuneArgs),
+    /// Evaluate models: `inkling eval perplexity --corpus FILE [--model ...]`.
+    #[command(subcommand)]
+    Eval(train::EvalCommand),
     /// A writing tool: `inkling brainstorm "a lighthouse keeper" -n 3` (see `inkling tools`).
     #[command(external_subcommand)]
     Tool(Vec<String>),
@@ -117,6 +130,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tools(a) => tools::list(a),
         Command::Proofread(a) => tools::proofread_cmd(&cli.model, a),
         Command::Serve(a) => serve::serve(&cli.model, a),
+        Command::Train(c) => train::train(&cli.model, c),
+        Command::Eval(c) => train::eval(&cli.model, c),
+        Command::Finetune(a) => train::finetune(&cli.model, a),
         Command::Tool(argv) => tools::run_tool(&cli.model, argv),
     }
 }

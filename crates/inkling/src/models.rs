@@ -32,6 +32,10 @@ pub fn resolve(args: &ModelArgs) -> Result<PathBuf> {
         return pull(m);
     }
     let path = PathBuf::from(&spec);
+    // A folder `inkling train gpt` wrote.
+    if path.is_dir() && path.join("model.gguf").is_file() {
+        return Ok(path.join("model.gguf"));
+    }
     if !path.exists() {
         let names: Vec<&str> = catalog::CATALOG.iter().map(|m| m.name).collect();
         bail!("no model file at `{spec}` and no catalog model of that name; use a .gguf path or one of: {}", names.join(", "));
@@ -42,6 +46,9 @@ pub fn resolve(args: &ModelArgs) -> Result<PathBuf> {
 /// The backend the flags name: a remote OpenAI-compatible server or a local GGUF engine.
 pub fn backend(args: &ModelArgs) -> Result<Box<dyn Backend>> {
     if args.backend.as_deref() == Some("openai") || (args.backend.is_none() && args.base_url.is_some()) {
+        if args.adapter.is_some() {
+            bail!("--adapter applies to local models; a remote server loads its own adapters");
+        }
         return Ok(Box::new(remote(args)?));
     }
     Ok(Box::new(load(args)?))
@@ -59,7 +66,7 @@ pub fn remote(args: &ModelArgs) -> Result<RemoteBackend> {
 
 pub fn load(args: &ModelArgs) -> Result<Engine> {
     let path = resolve(args)?;
-    let engine = Engine::load(&path, &EngineConfig { threads: args.threads, context: args.ctx })?;
+    let engine = Engine::load(&path, &EngineConfig { threads: args.threads, context: args.ctx, adapter: args.adapter.clone() })?;
     tracing::info!(model = %path.display(), ms = engine.load_time_ms, "model loaded");
     Ok(engine)
 }

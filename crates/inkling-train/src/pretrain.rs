@@ -1,0 +1,410 @@
+//! Pretraining a GPT from scratch on a corpus: tokenizer, train/validation split, batches,
+//! AdamW with warmup and cosine decay, periodic evaluation, checkpoints that resume exactly,
+//! the exported model and the loss curve.
+//!
+//! Reproducibility: the weights come from the seed, and the batch of iteration `i` is drawn
+//! from a generator seeded by `(seed, i)`, so a run resumed at iteration `i` draws the same
+//! batches as one that never stopped; with the weights and the optimiser's moments restored
+//! from the checkpoint, its losses are identical.
+
+use crate::adamw::{AdamW, AdamWConfig, learning_rate};
+use crate::corpus::Corpus;
+use crate::error::{Result, TrainError};
+use crate::export::write_gguf;
+use crate::gpt::{Gpt, GptConfig, Param, Positions};
+use crate::plot::{Curve, loss_curve};
+use crate::tokenize::{TextTokenizer, TokenizerKind};
+use candle_core::{Device, Tensor, Var};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything that defines a pretraining run (defaults: nanoGPT's CPU "baby GPT").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    pub tokenizer: TokenizerKind,
+    /// Vocabulary size for BPE.
+    pub bpe_vocab: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub positions: Positions,
+    pub bias: bool,
+    pub batch_size: usize,
+    pub iters: usize,
+    pub learning_rate: f64,
+    pub min_lr: f64,
+    pub warmup_iters: usize,
+    pub decay_iters: usize,
+    pub optimizer: AdamWConfig,
+    /// Evaluate (and checkpoint) every this many iterations, and at the end.
+    pub eval_interval: usize,
+    /// Batches per split in an evaluation.
+    pub eval_iters: usize,
+    /// Share of the corpus (its end) held out for validation.
+    pub val_fraction: f64,
+    pub seed: u64,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            tokenizer: TokenizerKind::Char,
+            bpe_vocab: 1024,
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 128,
+            block_size: 64,
+            positions: Positions::Learned,
+            bias: false,
+            batch_size: 12,
+            iters: 2000,
+            learning_rate: 1e-3,
+            min_lr: 1e-4,
+            warmup_iters: 100,
+            decay_iters: 2000,
+            optimizer: AdamWConfig::default(),
+            eval_interval: 250,
+            eval_iters: 20,
+            val_fraction: 0.1,
+            seed: 1,
+        }
+    }
+}
+
+/// Training loss at one iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    pub iter: usize,
+    pub loss: f32,
+    pub lr: f64,
+}
+
+/// An evaluation: mean loss over fixed batches of each split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalPoint {
+    pub iter: usize,
+    pub train_loss: f32,
+    pub val_loss: f32,
+}
+
+/// What `train-state.json` holds beside the tensors.
+#[derive(Serialize, Deserialize)]
+struct TrainState {
+    config: PretrainConfig,
+    gpt: GptConfig,
+    /// Iterations completed.
+    iter: usize,
+    adam_step: u64,
+    corpus_sha256: String,
+    history: Vec<LossPoint>,
+    evals: Vec<EvalPoint>,
+    train_seconds: f64,
+}
+
+/// Progress of a run, for progress bars.
+pub enum TrainEvent<'a> {
+    Step { iter: usize, iters: usize, loss: f32, lr: f64, tokens_per_s: f64, elapsed_s: f64 },
+    Eval(&'a EvalPoint),
+    Saved { dir: &'a Path, iter: usize },
+}
+
+/// Files of a run directory.
+pub const MODEL_FILE: &str = "model.gguf";
+pub const STATE_FILE: &str = "train-state.json";
+pub const TENSORS_FILE: &str = "checkpoint.safetensors";
+pub const PLOT_FILE: &str = "loss.svg";
+
+/// A pretraining run in progress.
+pub struct Pretraining {
+    pub config: PretrainConfig,
+    pub tokenizer: TextTokenizer,
+    pub model: Gpt,
+    optimizer: AdamW,
+    train: Vec<u32>,
+    val: Vec<u32>,
+    /// Iterations completed.
+    pub iter: usize,
+    pub history: Vec<LossPoint>,
+    pub evals: Vec<EvalPoint>,
+    corpus_sha256: String,
+    train_seconds: f64,
+    dir: PathBuf,
+}
+
+pub(crate) fn sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits token ids into train and validation, checking each can fill a batch.
+pub(crate) fn split(ids: Vec<u32>, config: &PretrainConfig) -> Result<(Vec<u32>, Vec<u32>)> {
+    let need = config.block_size + 2;
+    let n_val = ((ids.len() as f64) * config.val_fraction).round() as usize;
+    if n_val < need || ids.len() - n_val < need {
+        let need_total = ((need as f64 / config.val_fraction.clamp(0.01, 0.99)).ceil() as usize).max(2 * need);
+        return Err(TrainError::CorpusTooSmall {
+            have: ids.len(),
+            need: need_total,
+            why: format!("both the training part and the {:.0}% held out for validation must hold more than one block of {} tokens", config.val_fraction * 100.0, config.block_size),
+        });
+    }
+    let val = ids[ids.len() - n_val..].to_vec();
+    let mut train = ids;
+    train.truncate(train.len() - n_val);
+    Ok((train, val))
+}
+
+/// `batch` random windows of `data`: inputs (B, T) and the next tokens (B, T).
+pub(crate) fn batch(data: &[u32], batch: usize, block: usize, rng: &mut StdRng) -> Result<(Tensor, Tensor)> {
+    let mut x = Vec::with_capacity(batch * block);
+    let mut y = Vec::with_capacity(batch * block);
+    for _ in 0..batch {
+        let o = rng.random_range(0..data.len() - block - 1);
+        x.extend_from_slice(&data[o..o + block]);
+        y.extend_from_slice(&data[o + 1..o + block + 1]);
+    }
+    let dev = Device::Cpu;
+    Ok((Tensor::from_vec(x, (batch, block), &dev)?, Tensor::from_vec(y, (batch, block), &dev)?))
+}
+
+/// The generator of iteration `iter`'s batch (see the module doc).
+pub(crate) fn step_rng(seed: u64, iter: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Bytes of memory a run needs, roughly: parameters with their gradients and two moments,
+/// and the activations autograd keeps for one batch.
+pub fn memory_estimate(gpt: &GptConfig, batch: usize) -> u64 {
+    let (b, t, d, h) = (batch as u64, gpt.block_size as u64, gpt.n_embd as u64, gpt.n_head as u64);
+    let params = gpt.parameters() as u64 * 4 * 4;
+    let per_layer = b * t * (24 * d) + 4 * b * h * t * t;
+    let logits = 4 * b * t * gpt.vocab_size as u64;
+    params + 4 * (gpt.n_layer as u64 * per_layer + logits)
+}
+
+/// Memory the system can still give, from /proc/meminfo (None where unknown).
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a run that would not fit in memory.
+pub fn check_memory(need: u64) -> Result<()> {
+    if let Some(have) = available_memory()
+        && need > have
+    {
+        return Err(TrainError::TooLarge { need_mib: need >> 20, have_mib: have >> 20 });
+    }
+    Ok(())
+}
+
+impl Pretraining {
+    /// Starts a new run writing to `dir`: trains the tokenizer and initialises the model.
+    pub fn start(corpus: &Corpus, config: PretrainConfig, dir: &Path) -> Result<Self> {
+        if config.batch_size == 0 || config.iters == 0 {
+            return Err(TrainError::InvalidSetting("--batch and --iters must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&config.val_fraction) || config.val_fraction == 0.0 {
+            return Err(TrainError::InvalidSetting("the validation share must be between 0 and 1".into()));
+        }
+        let tokenizer = match config.tokenizer {
+            TokenizerKind::Char => TextTokenizer::train_char(&corpus.text),
+            TokenizerKind::Bpe => TextTokenizer::train_bpe(&corpus.text, config.bpe_vocab)?,
+        };
+        let gpt = GptConfig {
+            vocab_size: tokenizer.vocab_size(),
+            block_size: config.block_size,
+            n_layer: config.n_layer,
+            n_head: config.n_head,
+            n_embd: config.n_embd,
+            positions: config.positions,
+            bias: config.bias,
+        };
+        gpt.validate()?;
+        check_memory(memory_estimate(&gpt, config.batch_size))?;
+        let (train, val) = split(tokenizer.encode(&corpus.text)?, &config)?;
+        let model = Gpt::new(gpt, config.seed)?;
+        let optimizer = AdamW::new(config.optimizer.clone(), &model.params);
+        std::fs::create_dir_all(dir).map_err(TrainError::write(dir))?;
+        Ok(Self {
+            tokenizer,
+            model,
+            optimizer,
+            train,
+            val,
+            iter: 0,
+            history: Vec::new(),
+            evals: Vec::new(),
+            corpus_sha256: sha256(&corpus.text),
+            train_seconds: 0.0,
+            dir: dir.to_path_buf(),
+            config,
+        })
+    }
+
+    /// Continues the run saved in `dir` on the same corpus.
+    pub fn resume(corpus: &Corpus, dir: &Path) -> Result<Self> {
+        let state_path = dir.join(STATE_FILE);
+        let bad = |reason: String| TrainError::Checkpoint { path: dir.to_path_buf(), reason };
+        let json = std::fs::read_to_string(&state_path).map_err(TrainError::io(&state_path))?;
+        let state: TrainState = serde_json::from_str(&json).map_err(|e| bad(format!("{STATE_FILE} is unreadable: {e}")))?;
+        if state.corpus_sha256 != sha256(&corpus.text) {
+            return Err(bad("the corpus is not the one this run was trained on; resume with the same files, or start a new run".into()));
+        }
+        let tokenizer = TextTokenizer::load(dir)?;
+        let tensors = candle_core::safetensors::load(dir.join(TENSORS_FILE), &Device::Cpu)
+            .map_err(|e| bad(format!("{TENSORS_FILE}: {e}")))?;
+        let fresh = Gpt::new(state.gpt.clone(), state.config.seed)?;
+        let mut params = Vec::with_capacity(fresh.params.len());
+        let mut optimizer = AdamW::new(state.config.optimizer.clone(), &fresh.params);
+        for (i, p) in fresh.params.iter().enumerate() {
+            let get = |key: String| tensors.get(&key).ok_or_else(|| bad(format!("{key} is missing")));
+            let w = get(format!("param.{}", p.name))?;
+            optimizer.m[i] = get(format!("adam.m.{}", p.name))?.flatten_all()?.to_vec1()?;
+            optimizer.v[i] = get(format!("adam.v.{}", p.name))?.flatten_all()?.to_vec1()?;
+            params.push(Param { name: p.name.clone(), var: Var::from_tensor(w)?, decay: p.decay });
+        }
+        optimizer.step = state.adam_step;
+        let model = Gpt::from_params(state.gpt, params)?;
+        let (train, val) = split(tokenizer.encode(&corpus.text)?, &state.config)?;
+        Ok(Self {
+            tokenizer,
+            model,
+            optimizer,
+            train,
+            val,
+            iter: state.iter,
+            history: state.history,
+            evals: state.evals,
+            corpus_sha256: state.corpus_sha256,
+            train_seconds: state.train_seconds,
+            dir: dir.to_path_buf(),
+            config: state.config,
+        })
+    }
+
+    pub fn train_tokens(&self) -> usize {
+        self.train.len()
+    }
+
+    pub fn val_tokens(&self) -> usize {
+        self.val.len()
+    }
+
+    /// One optimisation step; returns the batch's loss before the update.
+    pub fn step(&mut self) -> Result<LossPoint> {
+        let c = &self.config;
+        let mut rng = step_rng(c.seed, self.iter);
+        let (x, y) = batch(&self.train, c.batch_size, c.block_size, &mut rng)?;
+        let loss = self.model.loss(&x, &y)?;
+        let grads = loss.backward()?;
+        let lr = learning_rate(self.iter, c.learning_rate, c.min_lr, c.warmup_iters, c.decay_iters);
+        self.optimizer.step(&self.model.params, &grads, lr)?;
+        let point = LossPoint { iter: self.iter, loss: loss.to_scalar::<f32>()?, lr };
+        self.iter += 1;
+        self.history.push(point.clone());
+        Ok(point)
+    }
+
+    /// Mean loss over the same `eval_iters` batches of each split every time.
+    pub fn evaluate(&self) -> Result<EvalPoint> {
+        let c = &self.config;
+        let mean = |data: &[u32], salt: u64| -> Result<f32> {
+            let mut rng = StdRng::seed_from_u64(c.seed ^ salt);
+            let mut sum = 0.0;
+            for _ in 0..c.eval_iters.max(1) {
+                let (x, y) = batch(data, c.batch_size, c.block_size, &mut rng)?;
+                sum += self.model.loss(&x, &y)?.detach().to_scalar::<f32>()?;
+            }
+            Ok(sum / c.eval_iters.max(1) as f32)
+        };
+        Ok(EvalPoint { iter: self.iter, train_loss: mean(&self.train, 0x7EA1)?, val_loss: mean(&self.val, 0x5A11)? })
+    }
+
+    /// Writes the checkpoint, the engine-loadable model, the tokenizer and the loss curve.
+    pub fn save(&self) -> Result<()> {
+        let dir = &self.dir;
+        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        for (i, p) in self.model.params.iter().enumerate() {
+            let shape = p.var.shape().clone();
+            tensors.insert(format!("param.{}", p.name), p.var.as_tensor().detach());
+            tensors.insert(format!("adam.m.{}", p.name), Tensor::from_slice(&self.optimizer.m[i], &shape, &Device::Cpu)?);
+            tensors.insert(format!("adam.v.{}", p.name), Tensor::from_slice(&self.optimizer.v[i], &shape, &Device::Cpu)?);
+        }
+        // Write beside, then rename: a crash mid-save leaves the previous checkpoint whole.
+        let tmp = dir.join(format!("{TENSORS_FILE}.tmp"));
+        candle_core::safetensors::save(&tensors, &tmp)?;
+        std::fs::rename(&tmp, dir.join(TENSORS_FILE)).map_err(TrainError::write(dir.join(TENSORS_FILE)))?;
+        self.tokenizer.save(dir)?;
+        let name = dir.file_name().map_or_else(|| "inkling-gpt".to_string(), |n| n.to_string_lossy().into_owned());
+        write_gguf(&self.model, &self.tokenizer, &name, &dir.join(MODEL_FILE))?;
+        let state = TrainState {
+            config: self.config.clone(),
+            gpt: self.model.config.clone(),
+            iter: self.iter,
+            adam_step: self.optimizer.step,
+            corpus_sha256: self.corpus_sha256.clone(),
+            history: self.history.clone(),
+            evals: self.evals.clone(),
+            train_seconds: self.train_seconds,
+        };
+        let json = serde_json::to_string_pretty(&state).map_err(|e| TrainError::InvalidSetting(e.to_string()))?;
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        std::fs::write(&tmp, json).map_err(TrainError::write(&tmp))?;
+        std::fs::rename(&tmp, dir.join(STATE_FILE)).map_err(TrainError::write(dir.join(STATE_FILE)))?;
+        self.plot()
+    }
+
+    fn plot(&self) -> Result<()> {
+        let curves = [
+            Curve { label: "train (batch)", points: self.history.iter().map(|p| (p.iter as f64, p.loss as f64)).collect() },
+            Curve { label: "train (eval)", points: self.evals.iter().map(|e| (e.iter as f64, e.train_loss as f64)).collect() },
+            Curve { label: "validation", points: self.evals.iter().map(|e| (e.iter as f64, e.val_loss as f64)).collect() },
+        ];
+        loss_curve(&self.dir.join(PLOT_FILE), "inkling train gpt: loss", &curves)
+    }
+
+    /// Trains until `config.iters`, evaluating and saving every `eval_interval` iterations
+    /// and at the end. `on_event` returning false stops after saving a checkpoint.
+    pub fn run(&mut self, on_event: &mut dyn FnMut(TrainEvent<'_>) -> bool) -> Result<()> {
+        let tokens_per_step = (self.config.batch_size * self.config.block_size) as f64;
+        while self.iter < self.config.iters {
+            let t0 = Instant::now();
+            let p = self.step()?;
+            let dt = t0.elapsed().as_secs_f64();
+            self.train_seconds += dt;
+            let go_on = on_event(TrainEvent::Step {
+                iter: self.iter,
+                iters: self.config.iters,
+                loss: p.loss,
+                lr: p.lr,
+                tokens_per_s: tokens_per_step / dt.max(1e-9),
+                elapsed_s: self.train_seconds,
+            });
+            let at_end = self.iter == self.config.iters;
+            if !go_on || at_end || self.iter % self.config.eval_interval.max(1) == 0 {
+                let e = self.evaluate()?;
+                on_event(TrainEvent::Eval(&e));
+                self.evals.push(e);
+                self.save()?;
+                on_event(TrainEvent::Saved { dir: &self.dir, iter: self.iter });
+            }
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seconds spent in training steps so far (resumed runs included).
+    pub fn train_seconds(&self) -> f64 {
+        self.train_seconds
+    }
+}

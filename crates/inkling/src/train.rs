@@ -1,0 +1,357 @@
+//! `inkling train gpt` and `inkling eval perplexity`: CLI glue over inkling-train.
+
+use crate::{ModelArgs, models};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use inkling_train::pretrain::{PLOT_FILE, STATE_FILE};
+use inkling_train::{Corpus, Positions, PretrainConfig, Pretraining, TokenizerKind, TrainEvent};
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum TrainCommand {
+    /// Pretrain a GPT from scratch on a corpus (a text file or a folder of .txt/.md files).
+    Gpt(GptArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GptArgs {
+    /// A text file, or a folder of .txt/.md files.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Where the model, checkpoint, tokenizer and loss curve go (`--model DIR` loads it).
+    #[arg(long)]
+    out: PathBuf,
+    /// `char` (one token per character) or `bpe` (byte-level BPE learned from the corpus).
+    #[arg(long, default_value = "char")]
+    tokenizer: TokenizerKind,
+    /// BPE vocabulary size.
+    #[arg(long, default_value_t = 1024)]
+    vocab: usize,
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Embedding width.
+    #[arg(long, default_value_t = 128)]
+    embd: usize,
+    /// Context length in tokens.
+    #[arg(long, default_value_t = 64)]
+    block: usize,
+    /// `learned` or `sinusoidal` positional encoding.
+    #[arg(long, default_value = "learned")]
+    positions: Positions,
+    /// Biases in linear layers and layer norms.
+    #[arg(long)]
+    bias: bool,
+    #[arg(long, default_value_t = 12)]
+    batch: usize,
+    #[arg(long, default_value_t = 2000)]
+    iters: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    min_lr: f64,
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// Iteration where cosine decay reaches --min-lr (default: --iters).
+    #[arg(long)]
+    decay_iters: Option<usize>,
+    #[arg(long, default_value_t = 0.1)]
+    weight_decay: f64,
+    /// Clip the gradient norm (0: off).
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f64,
+    /// Evaluate and checkpoint every N iterations.
+    #[arg(long, default_value_t = 250)]
+    eval_interval: usize,
+    #[arg(long, default_value_t = 20)]
+    eval_iters: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Continue the run saved in --out (same corpus; settings come from the checkpoint).
+    #[arg(long)]
+    resume: bool,
+    /// Print one JSON line per evaluation instead of a progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Perplexity of the model (--model: GGUF, catalog name or trained folder) over a text.
+    Perplexity(PerplexityArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    /// A text file or folder of .txt/.md files.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Window in tokens (default: the context length, at most 512).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Tokens the window advances by (default: half the window).
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Score only the first N tokens.
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn train(model: &ModelArgs, cmd: TrainCommand) -> Result<()> {
+    let TrainCommand::Gpt(a) = cmd;
+    if let Some(n) = model.threads {
+        // candle sizes its worker pool from this variable when the first tensor op runs.
+        // SAFETY: no other thread exists yet to read the environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", n.max(1).to_string()) };
+    }
+    let corpus = Corpus::read(&a.corpus)?;
+    let mut run = if a.resume {
+        if !a.out.join(STATE_FILE).is_file() {
+            bail!("--resume: no checkpoint in {} (expected {STATE_FILE}); leave out --resume to start a new run", a.out.display());
+        }
+        Pretraining::resume(&corpus, &a.out)?
+    } else {
+        if a.out.join(STATE_FILE).is_file() {
+            bail!("{} already holds a training run; add --resume to continue it, or choose another --out", a.out.display());
+        }
+        let mut config = PretrainConfig {
+            tokenizer: a.tokenizer,
+            bpe_vocab: a.vocab,
+            n_layer: a.layers,
+            n_head: a.heads,
+            n_embd: a.embd,
+            block_size: a.block,
+            positions: a.positions,
+            bias: a.bias,
+            batch_size: a.batch,
+            iters: a.iters,
+            learning_rate: a.lr,
+            min_lr: a.min_lr,
+            warmup_iters: a.warmup,
+            decay_iters: a.decay_iters.unwrap_or(a.iters),
+            eval_interval: a.eval_interval,
+            eval_iters: a.eval_iters,
+            seed: a.seed,
+            ..PretrainConfig::default()
+        };
+        config.optimizer.weight_decay = a.weight_decay;
+        config.optimizer.grad_clip = a.grad_clip;
+        Pretraining::start(&corpus, config, &a.out)?
+    };
+    let c = run.config.clone();
+    eprintln!(
+        "{} parameters, {:?} tokenizer with {} tokens; {} training and {} validation tokens; {} iterations of {}x{} tokens{}",
+        run.model.config.parameters(),
+        c.tokenizer,
+        run.tokenizer.vocab_size(),
+        run.train_tokens(),
+        run.val_tokens(),
+        c.iters,
+        c.batch_size,
+        c.block_size,
+        if run.iter > 0 { format!(", resuming after iteration {}", run.iter) } else { String::new() }
+    );
+    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(c.iters as u64) };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")?);
+    bar.set_position(run.iter as u64);
+    // Ctrl-C stops after a checkpoint instead of losing the run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc_hook(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    let json = a.json;
+    run.run(&mut |e| {
+        match e {
+            TrainEvent::Step { iter, loss, lr, tokens_per_s, .. } => {
+                bar.set_position(iter as u64);
+                bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {tokens_per_s:.0} tok/s"));
+            }
+            TrainEvent::Eval(p) => {
+                if json {
+                    println!("{}", serde_json::json!({"iter": p.iter, "train_loss": p.train_loss, "val_loss": p.val_loss}));
+                } else {
+                    bar.println(format!("iter {:>6}: train loss {:.4}, val loss {:.4}", p.iter, p.train_loss, p.val_loss));
+                }
+            }
+            TrainEvent::Saved { .. } => {}
+        }
+        !stop.load(std::sync::atomic::Ordering::SeqCst)
+    })?;
+    bar.finish_and_clear();
+    let last = run.evals.last();
+    eprintln!(
+        "{} iterations in {:.1} s ({:.1} ms/iter); val loss {}; saved to {} (loss curve: {PLOT_FILE}). Try: inkling generate --model {} \"...\"",
+        run.iter,
+        run.train_seconds(),
+        run.train_seconds() * 1e3 / run.history.len().max(1) as f64,
+        last.map_or("-".into(), |e| format!("{:.4}", e.val_loss)),
+        a.out.display(),
+        a.out.display()
+    );
+    if run.iter < c.iters {
+        eprintln!("stopped early; continue with --resume");
+    }
+    Ok(())
+}
+
+/// Installs a SIGINT handler through tokio's signal support (already a dependency).
+fn ctrlc_hook(on_signal: impl FnOnce() + Send + 'static) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nstopping after the next checkpoint…");
+                on_signal();
+            }
+        })
+    });
+    Ok(())
+}
+
+pub fn eval(model: &ModelArgs, cmd: EvalCommand) -> Result<()> {
+    let EvalCommand::Perplexity(a) = cmd;
+    let corpus = Corpus::read(&a.corpus)?;
+    let engine = models::load(model)?;
+    let window = a.window.unwrap_or(engine.context_length().min(512));
+    let stride = a.stride.unwrap_or((window / 2).max(1));
+    let mut tokens = engine.tokenizer().encode(&corpus.text, false);
+    if let Some(n) = a.max_tokens {
+        tokens.truncate(n);
+    }
+    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(tokens.len().saturating_sub(1) as u64) };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} tokens [{elapsed_precise}, ETA {eta}]")?);
+    let p = inkling_train::perplexity::perplexity_of_tokens(&engine, &tokens, window, stride, &mut |done, _| bar.set_position(done as u64))
+        .context("computing perplexity")?;
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"model": engine.info().name, "corpus": a.corpus, "result": p}))?);
+    } else {
+        println!(
+            "perplexity {:.4} (mean NLL {:.4} nats) over {} tokens, window {} stride {}, {:.1} s",
+            p.perplexity, p.mean_nll, p.tokens_scored, p.window, p.stride, p.seconds
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// The writer's own pages: a text file or a folder of .txt/.md files.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Where the adapter goes (default: `inkling-adapter.gguf` in the corpus folder, or
+    /// `<file>.adapter.gguf` beside a corpus file).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    alpha: f64,
+    /// Weights to adapt, comma-separated: q, k, v, o, gate, up, down.
+    #[arg(long, default_value = "q,v", value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Tokens per training window.
+    #[arg(long, default_value_t = 128)]
+    block: usize,
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Iterations (default: two passes over the corpus, 20 to 2000).
+    #[arg(long)]
+    iters: Option<usize>,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON line per evaluation instead of a progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
+    if let Some(n) = model.threads {
+        // SAFETY: as in `train`: no other thread reads the environment yet.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", n.max(1).to_string()) };
+    }
+    if model.adapter.is_some() {
+        bail!("--adapter is for using an adapter; fine-tuning starts from the base model");
+    }
+    let corpus = Corpus::read(&a.corpus)?;
+    let base = models::resolve(model)?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        if a.corpus.is_dir() { a.corpus.join("inkling-adapter.gguf") } else { a.corpus.with_extension("adapter.gguf") }
+    });
+    let config = inkling_train::FinetuneConfig {
+        lora: inkling_train::LoraConfig { rank: a.rank, alpha: a.alpha, targets: a.targets.clone() },
+        block_size: a.block,
+        batch_size: a.batch,
+        iters: a.iters,
+        learning_rate: a.lr,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let mut run = inkling_train::Finetuning::start(&base, &corpus, config)?;
+    eprintln!(
+        "fine-tuning {} on {} training tokens: {} iterations of {}x{} tokens, {} trainable values (rank {}, {})",
+        base.display(),
+        run.train_tokens(),
+        run.iters,
+        a.batch,
+        a.block,
+        run.model.trainable_parameters(),
+        a.rank,
+        a.targets.join(",")
+    );
+    // The first step is timed before committing the writer to the whole run.
+    let t0 = std::time::Instant::now();
+    let first = run.step()?;
+    let per_step = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "first step: loss {:.3} in {:.1} s; the whole run takes about {:.0} min (Ctrl-C stops and keeps the adapter so far)",
+        first.loss,
+        per_step,
+        per_step * run.iters as f64 * 1.1 / 60.0
+    );
+    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(run.iters as u64) };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")?);
+    bar.set_position(run.iter as u64);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc_hook(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    let json = a.json;
+    run.run(&out, &mut |e| {
+        match e {
+            inkling_train::finetune::FinetuneEvent::Step { iter, loss, .. } => {
+                bar.set_position(iter as u64);
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+            inkling_train::finetune::FinetuneEvent::Eval(p) => {
+                if json {
+                    println!("{}", serde_json::json!({"iter": p.iter, "train_loss": p.train_loss, "val_loss": p.val_loss}));
+                } else {
+                    bar.println(format!("iter {:>5}: train loss {:.4}, held-out loss {:.4}", p.iter, p.train_loss, p.val_loss));
+                }
+            }
+        }
+        !stop.load(std::sync::atomic::Ordering::SeqCst)
+    })?;
+    bar.finish_and_clear();
+    let (first, last) = (run.evals.first(), run.evals.last());
+    if let (Some(f), Some(l)) = (first, last) {
+        eprintln!(
+            "held-out loss {:.4} -> {:.4} (perplexity {:.2} -> {:.2}); adapter saved to {}\nuse it: inkling generate --adapter {} \"...\"",
+            f.val_loss,
+            l.val_loss,
+            f.val_loss.exp(),
+            l.val_loss.exp(),
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}
