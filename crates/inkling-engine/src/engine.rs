@@ -397,6 +397,8 @@ impl Engine {
             logprobs: Vec<TokenLogprob>,
             finished: Option<FinishReason>,
             matcher: Option<JsonMatcher<'a>>,
+            /// The cache was rebuilt over a later window (it no longer starts at `history[0]`).
+            shifted: bool,
         }
         let mut streams: Vec<Stream> = Vec::new();
         for (ri, setup) in setups.iter_mut().enumerate() {
@@ -417,6 +419,7 @@ impl Engine {
                     logprobs: Vec::new(),
                     finished: None,
                     matcher: grammars[ri].as_ref().map(JsonGrammar::matcher),
+                    shifted: false,
                 });
             }
         }
@@ -498,6 +501,18 @@ impl Engine {
             // One batched forward pass for every live candidate of every request; those of a
             // cancelled request skip it and are marked cancelled on the next pass.
             let live = |s: &Stream| s.finished.is_none() && !cancelled[s.req];
+            if self.slides() {
+                // The window is full: re-read its last half from position 0 and go on (what
+                // nanoGPT's sampler does by cropping; absolute positions cannot be shifted).
+                for s in streams.iter_mut().filter(|s| live(s) && s.cache.len() + 1 > self.context) {
+                    let keep = (self.context / 2).max(1);
+                    let window = &s.history[s.history.len() - keep..s.history.len() - 1];
+                    let mut cache = self.model.new_cache(self.context);
+                    self.pool.install(|| self.model.forward(&mut [SeqBatch { cache: &mut cache, tokens: window, all_logits: false }]));
+                    s.cache = cache;
+                    s.shifted = true;
+                }
+            }
             let last: Vec<[u32; 1]> = streams.iter().filter(|s| live(s)).map(|s| [*s.generated.last().unwrap_or(&0)]).collect();
             if last.is_empty() {
                 continue;
@@ -513,7 +528,7 @@ impl Engine {
         let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
         // Keep the first request's first candidate's cache for the next prompt (the writer often
         // continues it).
-        if let Some(s) = streams.first() {
+        if let Some(s) = streams.first().filter(|s| !s.shifted) {
             let mut tokens = s.history.clone();
             tokens.truncate(s.cache.len());
             let cache = s.cache.clone();
@@ -572,7 +587,7 @@ impl Engine {
         if prompt.len() >= self.context {
             return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), context: self.context, trained: self.model.config.context_length });
         }
-        let max_tokens = request.max_tokens.min(self.context - prompt.len());
+        let max_tokens = if self.slides() { request.max_tokens } else { request.max_tokens.min(self.context - prompt.len()) };
         let seed = request.seed.unwrap_or_else(|| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
@@ -599,7 +614,7 @@ impl Engine {
                 cache.truncate(common.min(prompt.len() - 1));
                 cache
             }
-            _ => self.model.new_cache(prompt.len() + max_tokens),
+            _ => self.model.new_cache((prompt.len() + max_tokens).min(self.context)),
         };
         let reused = cache.len();
         let mut logits = Vec::new();
@@ -611,6 +626,13 @@ impl Engine {
         });
         let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
         Ok(Setup { prompt, max_tokens, seed, breakers, grammar, cache, reused, logits, prompt_ms })
+    }
+
+    /// Whether generation may run past the context by re-reading the latest half-window:
+    /// models with absolute positions (gpt2, the models `inkling train` makes, whose
+    /// windows are short). RoPE models stop at the context instead.
+    fn slides(&self) -> bool {
+        self.model.config.arch == crate::model::Arch::Gpt2
     }
 
     /// Forgets the cached prefix (benchmarks measure cold prompts).

@@ -81,6 +81,7 @@ impl Finetuning {
     /// frozen base, tokenizes the corpus with the model's own tokenizer.
     pub fn start(base: &Path, corpus: &Corpus, config: FinetuneConfig) -> Result<Self> {
         config.lora.validate()?;
+        crate::fused::keep_freed_memory();
         if config.batch_size == 0 || config.block_size < 8 {
             return Err(TrainError::InvalidSetting("--batch must be at least 1 and --block at least 8".into()));
         }

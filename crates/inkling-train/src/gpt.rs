@@ -235,7 +235,7 @@ impl Gpt {
         let a = causal_self_attention(&h, p("attn_qkv.weight")?, o("attn_qkv.bias"), self.config.n_head, mask)?;
         let x = (x + linear(&a, p("attn_output.weight")?, o("attn_output.bias"))?)?;
         let h = layer_norm(&x, p("ffn_norm.weight")?, o("ffn_norm.bias"))?;
-        let h = linear(&h, p("ffn_up.weight")?, o("ffn_up.bias"))?.gelu()?;
+        let h = crate::fused::gelu_fused(&linear(&h, p("ffn_up.weight")?, o("ffn_up.bias"))?)?;
         Ok((&x + linear(&h, p("ffn_down.weight")?, o("ffn_down.bias"))?)?)
     }
 

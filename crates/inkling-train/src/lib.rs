@@ -20,6 +20,7 @@ pub mod corpus;
 pub mod error;
 pub mod export;
 pub mod finetune;
+pub mod fused;
 pub mod gpt;
 pub mod lora;
 pub mod perplexity;

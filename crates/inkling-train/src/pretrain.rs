@@ -208,6 +208,7 @@ pub fn check_memory(need: u64) -> Result<()> {
 impl Pretraining {
     /// Starts a new run writing to `dir`: trains the tokenizer and initialises the model.
     pub fn start(corpus: &Corpus, config: PretrainConfig, dir: &Path) -> Result<Self> {
+        crate::fused::keep_freed_memory();
         if config.batch_size == 0 || config.iters == 0 {
             return Err(TrainError::InvalidSetting("--batch and --iters must be at least 1".into()));
         }
@@ -251,6 +252,7 @@ impl Pretraining {
 
     /// Continues the run saved in `dir` on the same corpus.
     pub fn resume(corpus: &Corpus, dir: &Path) -> Result<Self> {
+        crate::fused::keep_freed_memory();
         let state_path = dir.join(STATE_FILE);
         let bad = |reason: String| TrainError::Checkpoint { path: dir.to_path_buf(), reason };
         let json = std::fs::read_to_string(&state_path).map_err(TrainError::io(&state_path))?;

@@ -119,3 +119,15 @@ fn rms_norm_gradient_matches_finite_differences() {
     let r = random(&[3, 8], 20);
     check(&[&x, &g], &|| inkling_train::lora::rms_norm(x.as_tensor(), g.as_tensor(), 1e-6).unwrap().mul(&r).unwrap().sum_all().unwrap());
 }
+
+#[test]
+fn fused_gelu_matches_candle_and_finite_differences() {
+    let x = Var::from_tensor(&(random(&[4, 7], 21) * 3.0).unwrap()).unwrap();
+    let ours = inkling_train::fused::gelu_fused(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let candle = x.as_tensor().gelu().unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    for (a, b) in ours.iter().zip(&candle) {
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    }
+    let r = random(&[4, 7], 22);
+    check(&[&x], &|| inkling_train::fused::gelu_fused(x.as_tensor()).unwrap().mul(&r).unwrap().sum_all().unwrap());
+}
