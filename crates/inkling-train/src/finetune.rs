@@ -6,10 +6,8 @@ use crate::adamw::{AdamW, AdamWConfig, learning_rate};
 use crate::corpus::Corpus;
 use crate::error::{Result, TrainError};
 use crate::lora::{FrozenBase, LoraConfig, LoraModel, base_bytes};
-use crate::pretrain::{EvalPoint, LossPoint, available_memory, batch, split, step_rng, PretrainConfig};
+use crate::pretrain::{BatchShape, EvalPoint, LossPoint, PretrainConfig, available_memory, evaluate_splits, optimisation_step, split};
 use inkling_engine::gguf::GgufFile;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -120,13 +118,11 @@ impl Finetuning {
 
     pub fn step(&mut self) -> Result<LossPoint> {
         let c = &self.config;
-        let mut rng = step_rng(c.seed, self.iter);
-        let (x, y) = batch(&self.train, c.batch_size, c.block_size, &mut rng)?;
-        let loss = self.model.loss(&x, &y)?;
-        let grads = loss.backward()?;
         let lr = learning_rate(self.iter, c.learning_rate, c.learning_rate / 10.0, c.warmup_iters, self.iters);
-        self.optimizer.step(&self.model.params, &grads, lr)?;
-        let p = LossPoint { iter: self.iter, loss: loss.to_scalar::<f32>()?, lr };
+        let shape = BatchShape { batch: c.batch_size, block: c.block_size, seed: c.seed };
+        let model = &self.model;
+        let loss = optimisation_step(&model.params, &mut self.optimizer, &self.train, shape, self.iter, lr, &|x, y| model.loss(x, y))?;
+        let p = LossPoint { iter: self.iter, loss, lr };
         self.iter += 1;
         self.history.push(p.clone());
         Ok(p)
@@ -135,16 +131,8 @@ impl Finetuning {
     /// Mean loss over fixed batches of each split.
     pub fn evaluate(&self) -> Result<EvalPoint> {
         let c = &self.config;
-        let mean = |data: &[u32], salt: u64| -> Result<f32> {
-            let mut rng = StdRng::seed_from_u64(c.seed ^ salt);
-            let mut sum = 0.0;
-            for _ in 0..c.eval_iters.max(1) {
-                let (x, y) = batch(data, c.batch_size, c.block_size, &mut rng)?;
-                sum += self.model.loss(&x, &y)?.detach().to_scalar::<f32>()?;
-            }
-            Ok(sum / c.eval_iters.max(1) as f32)
-        };
-        Ok(EvalPoint { iter: self.iter, train_loss: mean(&self.train, 0x7EA1)?, val_loss: mean(&self.val, 0x5A11)? })
+        let shape = BatchShape { batch: c.batch_size, block: c.block_size, seed: c.seed };
+        evaluate_splits(&self.train, &self.val, shape, c.eval_iters, self.iter, &|x, y| self.model.loss(x, y))
     }
 
     /// Trains to the end, evaluating at the start, every `eval_interval` and at the end, and

@@ -160,7 +160,7 @@ pub(crate) fn split(ids: Vec<u32>, config: &PretrainConfig) -> Result<(Vec<u32>,
 }
 
 /// `batch` random windows of `data`: inputs (B, T) and the next tokens (B, T).
-pub(crate) fn batch(data: &[u32], batch: usize, block: usize, rng: &mut StdRng) -> Result<(Tensor, Tensor)> {
+fn batch(data: &[u32], batch: usize, block: usize, rng: &mut StdRng) -> Result<(Tensor, Tensor)> {
     let mut x = Vec::with_capacity(batch * block);
     let mut y = Vec::with_capacity(batch * block);
     for _ in 0..batch {
@@ -172,8 +172,41 @@ pub(crate) fn batch(data: &[u32], batch: usize, block: usize, rng: &mut StdRng) 
     Ok((Tensor::from_vec(x, (batch, block), &dev)?, Tensor::from_vec(y, (batch, block), &dev)?))
 }
 
+/// How batches are drawn: `batch` windows of `block` tokens, from generators seeded by `seed`.
+#[derive(Clone, Copy)]
+pub(crate) struct BatchShape {
+    pub batch: usize,
+    pub block: usize,
+    pub seed: u64,
+}
+
+type LossFn<'a> = &'a dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
+
+/// One AdamW step of `loss` on iteration `iter`'s batch of `data`; returns the loss before it.
+pub(crate) fn optimisation_step(params: &[Param], optimizer: &mut AdamW, data: &[u32], shape: BatchShape, iter: usize, lr: f64, loss: LossFn<'_>) -> Result<f32> {
+    let mut rng = step_rng(shape.seed, iter);
+    let (x, y) = batch(data, shape.batch, shape.block, &mut rng)?;
+    let loss = loss(&x, &y)?;
+    optimizer.step(params, &loss.backward()?, lr)?;
+    Ok(loss.to_scalar::<f32>()?)
+}
+
+/// Mean of `loss` over `n` batches of each split, the same batches at every evaluation.
+pub(crate) fn evaluate_splits(train: &[u32], val: &[u32], shape: BatchShape, n: usize, iter: usize, loss: LossFn<'_>) -> Result<EvalPoint> {
+    let mean = |data: &[u32], salt: u64| -> Result<f32> {
+        let mut rng = StdRng::seed_from_u64(shape.seed ^ salt);
+        let mut sum = 0.0;
+        for _ in 0..n.max(1) {
+            let (x, y) = batch(data, shape.batch, shape.block, &mut rng)?;
+            sum += loss(&x, &y)?.detach().to_scalar::<f32>()?;
+        }
+        Ok(sum / n.max(1) as f32)
+    };
+    Ok(EvalPoint { iter, train_loss: mean(train, 0x7EA1)?, val_loss: mean(val, 0x5A11)? })
+}
+
 /// The generator of iteration `iter`'s batch (see the module doc).
-pub(crate) fn step_rng(seed: u64, iter: usize) -> StdRng {
+fn step_rng(seed: u64, iter: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
@@ -303,13 +336,11 @@ impl Pretraining {
     /// One optimisation step; returns the batch's loss before the update.
     pub fn step(&mut self) -> Result<LossPoint> {
         let c = &self.config;
-        let mut rng = step_rng(c.seed, self.iter);
-        let (x, y) = batch(&self.train, c.batch_size, c.block_size, &mut rng)?;
-        let loss = self.model.loss(&x, &y)?;
-        let grads = loss.backward()?;
         let lr = learning_rate(self.iter, c.learning_rate, c.min_lr, c.warmup_iters, c.decay_iters);
-        self.optimizer.step(&self.model.params, &grads, lr)?;
-        let point = LossPoint { iter: self.iter, loss: loss.to_scalar::<f32>()?, lr };
+        let shape = BatchShape { batch: c.batch_size, block: c.block_size, seed: c.seed };
+        let model = &self.model;
+        let loss = optimisation_step(&model.params, &mut self.optimizer, &self.train, shape, self.iter, lr, &|x, y| model.loss(x, y))?;
+        let point = LossPoint { iter: self.iter, loss, lr };
         self.iter += 1;
         self.history.push(point.clone());
         Ok(point)
@@ -318,16 +349,8 @@ impl Pretraining {
     /// Mean loss over the same `eval_iters` batches of each split every time.
     pub fn evaluate(&self) -> Result<EvalPoint> {
         let c = &self.config;
-        let mean = |data: &[u32], salt: u64| -> Result<f32> {
-            let mut rng = StdRng::seed_from_u64(c.seed ^ salt);
-            let mut sum = 0.0;
-            for _ in 0..c.eval_iters.max(1) {
-                let (x, y) = batch(data, c.batch_size, c.block_size, &mut rng)?;
-                sum += self.model.loss(&x, &y)?.detach().to_scalar::<f32>()?;
-            }
-            Ok(sum / c.eval_iters.max(1) as f32)
-        };
-        Ok(EvalPoint { iter: self.iter, train_loss: mean(&self.train, 0x7EA1)?, val_loss: mean(&self.val, 0x5A11)? })
+        let shape = BatchShape { batch: c.batch_size, block: c.block_size, seed: c.seed };
+        evaluate_splits(&self.train, &self.val, shape, c.eval_iters, self.iter, &|x, y| self.model.loss(x, y))
     }
 
     /// Writes the checkpoint, the engine-loadable model, the tokenizer and the loss curve.

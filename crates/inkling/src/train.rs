@@ -156,13 +156,8 @@ pub fn train(model: &ModelArgs, cmd: TrainCommand) -> Result<()> {
         c.block_size,
         if run.iter > 0 { format!(", resuming after iteration {}", run.iter) } else { String::new() }
     );
-    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(c.iters as u64) };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")?);
-    bar.set_position(run.iter as u64);
-    // Ctrl-C stops after a checkpoint instead of losing the run.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc_hook(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    let bar = progress_bar(c.iters, run.iter, "{msg}", a.json)?;
+    let stop = stop_on_ctrl_c();
     let json = a.json;
     run.run(&mut |e| {
         match e {
@@ -198,18 +193,30 @@ pub fn train(model: &ModelArgs, cmd: TrainCommand) -> Result<()> {
     Ok(())
 }
 
-/// Installs a SIGINT handler through tokio's signal support (already a dependency).
-fn ctrlc_hook(on_signal: impl FnOnce() + Send + 'static) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::spawn(move || {
-        rt.block_on(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping after the next checkpoint…");
-                on_signal();
-            }
-        })
-    });
-    Ok(())
+/// A bar over `total` steps starting at `at`, with ETA; hidden when output is JSON lines.
+fn progress_bar(total: usize, at: usize, what: &str, json: bool) -> Result<ProgressBar> {
+    let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(total as u64) };
+    bar.set_style(ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} [{{elapsed_precise}}, ETA {{eta}}]"))?);
+    bar.set_position(at as u64);
+    Ok(bar)
+}
+
+/// A flag Ctrl-C raises: runs stop after saving rather than losing their work. Listens
+/// through tokio's signal support (already a dependency); without it Ctrl-C kills as usual.
+fn stop_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        std::thread::spawn(move || {
+            rt.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("\nstopping after the next save…");
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        });
+    }
+    stop
 }
 
 pub fn eval(model: &ModelArgs, cmd: EvalCommand) -> Result<()> {
@@ -222,8 +229,7 @@ pub fn eval(model: &ModelArgs, cmd: EvalCommand) -> Result<()> {
     if let Some(n) = a.max_tokens {
         tokens.truncate(n);
     }
-    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(tokens.len().saturating_sub(1) as u64) };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} tokens [{elapsed_precise}, ETA {eta}]")?);
+    let bar = progress_bar(tokens.len().saturating_sub(1), 0, "tokens", a.json)?;
     let p = inkling_train::perplexity::perplexity_of_tokens(&engine, &tokens, window, stride, &mut |done, _| bar.set_position(done as u64))
         .context("computing perplexity")?;
     bar.finish_and_clear();
@@ -317,12 +323,8 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
         per_step,
         per_step * run.iters as f64 * 1.1 / 60.0
     );
-    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(run.iters as u64) };
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")?);
-    bar.set_position(run.iter as u64);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc_hook(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    let bar = progress_bar(run.iters, run.iter, "{msg}", a.json)?;
+    let stop = stop_on_ctrl_c();
     let json = a.json;
     run.run(&out, &mut |e| {
         match e {
