@@ -6,10 +6,12 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    // `error`, not `source`: the message already includes it, and a chained report would
+    // print it twice.
+    #[error("cannot read {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("cannot write {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
     #[error("{path} is not a text file ({reason}); give a UTF-8 text file or a folder of .txt/.md files")]
     NotText { path: PathBuf, reason: String },
     #[error("the corpus at {path} holds no text; add .txt or .md files with the writing to learn from")]
@@ -35,11 +37,11 @@ pub enum TrainError {
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| TrainError::Io { path, source }
+        move |error| TrainError::Io { path, error }
     }
 
     pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| TrainError::Write { path, source }
+        move |error| TrainError::Write { path, error }
     }
 }
