@@ -3,8 +3,8 @@
 //! (rank, in) and `<base tensor>.lora_b` of shape (out, rank)).
 //!
 //! An adapter is merged into the base weights when the model loads: `W' = W + (alpha/rank)·B·A`,
-//! stored as f32. Generation then runs at the base model's speed with no per-token low-rank
-//! products; the cost is f32 memory for the adapted matrices only.
+//! stored as f32. Generation then needs no per-token low-rank products; the cost is f32
+//! memory and f32 matmuls for the adapted matrices (a little slower than their quantized form).
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
