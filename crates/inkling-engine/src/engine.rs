@@ -248,13 +248,20 @@ pub const MAX_CANDIDATES: usize = 16;
 /// OpenAI's limit on `top_logprobs`.
 pub const MAX_TOP_LOGPROBS: usize = 20;
 
+/// The model file of a folder `inkling train` wrote.
+pub const TRAINED_MODEL_FILE: &str = "model.gguf";
+
+/// The GGUF file `path` names: itself, or a trained folder's `model.gguf`.
+pub fn model_file(path: &Path) -> PathBuf {
+    let trained = path.join(TRAINED_MODEL_FILE);
+    if path.is_dir() && trained.is_file() { trained } else { path.to_path_buf() }
+}
+
 impl Engine {
     /// Loads a GGUF file, or a directory holding `model.gguf` (what `inkling train` writes).
     pub fn load(path: &Path, config: &EngineConfig) -> Result<Self> {
         let t0 = Instant::now();
-        let trained = path.join("model.gguf");
-        let path = if path.is_dir() && trained.is_file() { trained.as_path() } else { path };
-        let file = GgufFile::open(path)?;
+        let file = GgufFile::open(&model_file(path))?;
         let mut model = Model::load(&file)?;
         let adapter = match &config.adapter {
             Some(a) => {

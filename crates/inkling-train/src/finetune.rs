@@ -6,8 +6,9 @@ use crate::adamw::{AdamW, AdamWConfig, learning_rate};
 use crate::corpus::Corpus;
 use crate::error::{Result, TrainError};
 use crate::lora::{FrozenBase, LoraConfig, LoraModel, base_bytes};
-use crate::pretrain::{BatchShape, EvalPoint, LossPoint, PretrainConfig, available_memory, evaluate_splits, optimisation_step, split};
+use crate::pretrain::{BatchShape, EvalPoint, LossPoint, PretrainConfig, check_memory, evaluate_splits, optimisation_step, split};
 use inkling_engine::gguf::GgufFile;
+use inkling_engine::model::ModelConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -66,12 +67,11 @@ pub struct Finetuning {
 }
 
 /// Bytes a fine-tuning run needs: the f32 base, and the activations autograd keeps.
-pub fn memory_estimate(file: &GgufFile, block: usize, batch: usize) -> Result<u64> {
-    let c = inkling_engine::model::ModelConfig::from_gguf(file)?;
+pub fn memory_estimate(file: &GgufFile, c: &ModelConfig, block: usize, batch: usize) -> u64 {
     let tokens = (block * batch) as u64;
     let per_layer = tokens * (12 * c.n_embd as u64 + 4 * c.n_ff as u64) + 3 * (batch * c.n_head * block * block) as u64;
     let logits = 3 * tokens * c.vocab_size as u64;
-    Ok(base_bytes(file) + 4 * (c.n_layer as u64 * per_layer + logits))
+    base_bytes(file) + 4 * (c.n_layer as u64 * per_layer + logits)
 }
 
 impl Finetuning {
@@ -84,12 +84,8 @@ impl Finetuning {
             return Err(TrainError::InvalidSetting("--batch must be at least 1 and --block at least 8".into()));
         }
         let file = GgufFile::open(base)?;
-        let need = memory_estimate(&file, config.block_size, config.batch_size)?;
-        if let Some(have) = available_memory()
-            && need > have
-        {
-            return Err(TrainError::TooLarge { need_mib: need >> 20, have_mib: have >> 20 });
-        }
+        let model_config = ModelConfig::from_gguf(&file)?;
+        check_memory(memory_estimate(&file, &model_config, config.block_size, config.batch_size))?;
         let tokenizer = inkling_engine::Tokenizer::from_gguf(&file)?;
         let ids = tokenizer.encode(&corpus.text, false);
         if ids.len() < MIN_CORPUS_TOKENS {
@@ -99,7 +95,7 @@ impl Finetuning {
                 why: "fine-tuning on less than a few pages teaches the model nothing it can use".into(),
             });
         }
-        let context = inkling_engine::model::ModelConfig::from_gguf(&file)?.context_length;
+        let context = model_config.context_length;
         if config.block_size > context {
             return Err(TrainError::InvalidSetting(format!("--block {} is longer than the model's context of {context}", config.block_size)));
         }

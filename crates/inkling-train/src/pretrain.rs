@@ -115,7 +115,7 @@ pub enum TrainEvent<'a> {
 }
 
 /// Files of a run directory.
-pub const MODEL_FILE: &str = "model.gguf";
+pub const MODEL_FILE: &str = inkling_engine::engine::TRAINED_MODEL_FILE;
 pub const STATE_FILE: &str = "train-state.json";
 pub const TENSORS_FILE: &str = "checkpoint.safetensors";
 pub const PLOT_FILE: &str = "loss.svg";

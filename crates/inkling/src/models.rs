@@ -32,10 +32,8 @@ pub fn resolve(args: &ModelArgs) -> Result<PathBuf> {
         return pull(m);
     }
     let path = PathBuf::from(&spec);
-    // A folder `inkling train gpt` wrote.
-    if path.is_dir() && path.join("model.gguf").is_file() {
-        return Ok(path.join("model.gguf"));
-    }
+    // A folder `inkling train gpt` wrote resolves to its model file.
+    let path = inkling_engine::engine::model_file(&path);
     if !path.exists() {
         let names: Vec<&str> = catalog::CATALOG.iter().map(|m| m.name).collect();
         bail!("no model file at `{spec}` and no catalog model of that name; use a .gguf path or one of: {}", names.join(", "));

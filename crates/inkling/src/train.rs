@@ -104,11 +104,7 @@ pub struct PerplexityArgs {
 
 pub fn train(model: &ModelArgs, cmd: TrainCommand) -> Result<()> {
     let TrainCommand::Gpt(a) = cmd;
-    if let Some(n) = model.threads {
-        // candle sizes its worker pool from this variable when the first tensor op runs.
-        // SAFETY: no other thread exists yet to read the environment concurrently.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", n.max(1).to_string()) };
-    }
+    use_threads(model);
     let corpus = Corpus::read(&a.corpus)?;
     let mut run = if a.resume {
         if !a.out.join(STATE_FILE).is_file() {
@@ -191,6 +187,16 @@ pub fn train(model: &ModelArgs, cmd: TrainCommand) -> Result<()> {
         eprintln!("stopped early; continue with --resume");
     }
     Ok(())
+}
+
+/// Applies `--threads` to training: candle sizes its worker pool from this variable when the
+/// first tensor operation runs.
+fn use_threads(model: &ModelArgs) {
+    if let Some(n) = model.threads {
+        // SAFETY: called first thing in a command, before any other thread exists to read the
+        // environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", n.max(1).to_string()) };
+    }
 }
 
 /// A bar over `total` steps starting at `at`, with ETA; hidden when output is JSON lines.
@@ -280,10 +286,7 @@ pub struct FinetuneArgs {
 }
 
 pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
-    if let Some(n) = model.threads {
-        // SAFETY: as in `train`: no other thread reads the environment yet.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", n.max(1).to_string()) };
-    }
+    use_threads(model);
     if model.adapter.is_some() {
         bail!("--adapter is for using an adapter; fine-tuning starts from the base model");
     }
