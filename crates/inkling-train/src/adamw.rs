@@ -13,6 +13,7 @@
 //! ```
 
 use crate::error::Result;
+use crate::cpu::ParamSlot;
 use crate::gpt::Param;
 use candle_core::Tensor;
 use candle_core::backprop::GradStore;
@@ -60,8 +61,13 @@ pub fn learning_rate(it: usize, lr: f64, min_lr: f64, warmup: usize, decay_iters
 
 impl AdamW {
     pub fn new(config: AdamWConfig, params: &[Param]) -> Self {
-        let zeros = || params.iter().map(|p| vec![0f32; p.var.elem_count()]).collect();
-        Self { config, step: 0, m: zeros(), v: zeros() }
+        Self::with_sizes(config, params.iter().map(|p| p.var.elem_count()))
+    }
+
+    /// Zero moments for parameters of the given sizes.
+    pub fn with_sizes(config: AdamWConfig, sizes: impl Iterator<Item = usize>) -> Self {
+        let m: Vec<Vec<f32>> = sizes.map(|n| vec![0f32; n]).collect();
+        Self { config, step: 0, v: m.clone(), m }
     }
 
     /// Applies one update with learning rate `lr`. Returns the gradient norm before clipping.
@@ -80,29 +86,66 @@ impl AdamW {
             flat.push(g);
         }
         let norm = sq.sqrt();
+        let update = self.begin_update(norm, lr);
+        for (i, p) in params.iter().enumerate() {
+            let Some(g) = &flat[i] else { continue };
+            let mut theta = p.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            update.apply(&mut theta, g, &mut self.m[i], &mut self.v[i], p.decay);
+            p.var.set(&Tensor::from_vec(theta, p.var.shape(), p.var.device())?)?;
+        }
+        Ok(norm)
+    }
+
+    /// The same update for a model held as one flat vector ([`crate::cpu::CpuGpt`]):
+    /// `grads` in the layout of `weights`, each parameter at its slot.
+    pub fn step_flat(&mut self, weights: &mut [f32], grads: &[f32], slots: &[ParamSlot], lr: f64) -> f64 {
+        let norm = slots.iter().map(|s| grads[s.range.clone()].iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>()).sum::<f64>().sqrt();
+        let update = self.begin_update(norm, lr);
+        for (i, s) in slots.iter().enumerate() {
+            update.apply(&mut weights[s.range.clone()], &grads[s.range.clone()], &mut self.m[i], &mut self.v[i], s.decay);
+        }
+        norm
+    }
+
+    /// Counts the step and fixes its constants: clipping scale, bias corrections.
+    fn begin_update(&mut self, norm: f64, lr: f64) -> Update {
         let c = &self.config;
         let scale = if c.grad_clip > 0.0 && norm > c.grad_clip { (c.grad_clip / (norm + 1e-6)) as f32 } else { 1.0 };
         self.step += 1;
         let t = self.step as i32;
-        let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
-        let bc1 = 1.0 - c.beta1.powi(t);
-        let bc2 = 1.0 - c.beta2.powi(t);
-        let step_size = (lr / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
-        for (i, p) in params.iter().enumerate() {
-            let Some(g) = &flat[i] else { continue };
-            let mut theta = p.var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
-            let decay = if p.decay { 1.0 - (lr * c.weight_decay) as f32 } else { 1.0 };
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            for j in 0..theta.len() {
-                let gj = g[j] * scale;
-                m[j] = b1 * m[j] + (1.0 - b1) * gj;
-                v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
-                let denom = v[j].sqrt() / bc2_sqrt + c.eps as f32;
-                theta[j] = theta[j] * decay - step_size * m[j] / denom;
-            }
-            p.var.set(&Tensor::from_vec(theta, p.var.shape(), p.var.device())?)?;
+        Update {
+            scale,
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            eps: c.eps as f32,
+            step_size: (lr / (1.0 - c.beta1.powi(t))) as f32,
+            bc2_sqrt: (1.0 - c.beta2.powi(t)).sqrt() as f32,
+            decay: 1.0 - (lr * c.weight_decay) as f32,
         }
-        Ok(norm)
+    }
+}
+
+/// One step's constants (see the module doc for the update).
+struct Update {
+    scale: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    decay: f32,
+}
+
+impl Update {
+    fn apply(&self, theta: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], decay: bool) {
+        let (b1, b2) = (self.beta1, self.beta2);
+        let decay = if decay { self.decay } else { 1.0 };
+        for j in 0..theta.len() {
+            let gj = g[j] * self.scale;
+            m[j] = b1 * m[j] + (1.0 - b1) * gj;
+            v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
+            let denom = v[j].sqrt() / self.bc2_sqrt + self.eps;
+            theta[j] = theta[j] * decay - self.step_size * m[j] / denom;
+        }
     }
 }

@@ -6,7 +6,7 @@ use crate::adamw::{AdamW, AdamWConfig, learning_rate};
 use crate::corpus::Corpus;
 use crate::error::{Result, TrainError};
 use crate::lora::{FrozenBase, LoraConfig, LoraModel, base_bytes};
-use crate::pretrain::{BatchShape, EvalPoint, LossPoint, PretrainConfig, check_memory, evaluate_splits, optimisation_step, split};
+use crate::pretrain::{BatchShape, EvalPoint, LossPoint, PretrainConfig, batch_tensors, check_memory, evaluate_splits, optimisation_step, split};
 use inkling_engine::gguf::GgufFile;
 use inkling_engine::model::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,10 @@ impl Finetuning {
     pub fn evaluate(&self) -> Result<EvalPoint> {
         let c = &self.config;
         let shape = BatchShape { batch: c.batch_size, block: c.block_size, seed: c.seed };
-        evaluate_splits(&self.train, &self.val, shape, c.eval_iters, self.iter, &|x, y| self.model.loss(x, y))
+        evaluate_splits(&self.train, &self.val, shape, c.eval_iters, self.iter, &mut |x, y| {
+            let (x, y) = batch_tensors(x, y, shape)?;
+            Ok(self.model.loss(&x, &y)?.to_scalar::<f32>()?)
+        })
     }
 
     /// Trains to the end, evaluating at the start, every `eval_interval` and at the end, and

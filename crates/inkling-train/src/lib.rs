@@ -2,6 +2,8 @@
 //!
 //! - [`gpt`]: the decoder-only transformer on candle tensors (autograd through
 //!   `Tensor::backward`), each piece documented with its formula.
+//! - [`cpu`]: the same model's training step written by hand over flat buffers, one copy
+//!   per core — what pretraining runs; checked against [`gpt`]'s autograd.
 //! - [`tokenize`]: character and byte-level BPE tokenizers (BPE trained with `tokenizers`),
 //!   both exportable as GGUF "gpt2" vocabularies.
 //! - [`adamw`]: AdamW with decoupled weight decay, gradient clipping, warmup + cosine rate.
@@ -17,6 +19,7 @@
 
 pub mod adamw;
 pub mod corpus;
+pub mod cpu;
 pub mod error;
 pub mod export;
 pub mod finetune;

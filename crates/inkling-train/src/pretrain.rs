@@ -11,10 +11,11 @@ use crate::adamw::{AdamW, AdamWConfig, learning_rate};
 use crate::corpus::Corpus;
 use crate::error::{Result, TrainError};
 use crate::export::write_gguf;
-use crate::gpt::{Gpt, GptConfig, Param, Positions};
+use crate::cpu::CpuGpt;
+use crate::gpt::{GptConfig, Param, Positions};
 use crate::plot::{Curve, loss_curve};
 use crate::tokenize::{TextTokenizer, TokenizerKind};
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -124,8 +125,11 @@ pub const PLOT_FILE: &str = "loss.svg";
 pub struct Pretraining {
     pub config: PretrainConfig,
     pub tokenizer: TextTokenizer,
-    pub model: Gpt,
+    /// The model being trained (its reference form: [`CpuGpt::to_gpt`]).
+    pub model: CpuGpt,
     optimizer: AdamW,
+    /// Threads a step runs on (see [`Pretraining::set_threads`]).
+    threads: usize,
     train: Vec<u32>,
     val: Vec<u32>,
     /// Iterations completed.
@@ -159,8 +163,8 @@ pub(crate) fn split(ids: Vec<u32>, config: &PretrainConfig) -> Result<(Vec<u32>,
     Ok((train, val))
 }
 
-/// `batch` random windows of `data`: inputs (B, T) and the next tokens (B, T).
-fn batch(data: &[u32], batch: usize, block: usize, rng: &mut StdRng) -> Result<(Tensor, Tensor)> {
+/// `batch` random windows of `data`: inputs (B·T token ids) and the next tokens (B·T).
+fn batch_ids(data: &[u32], batch: usize, block: usize, rng: &mut StdRng) -> (Vec<u32>, Vec<u32>) {
     let mut x = Vec::with_capacity(batch * block);
     let mut y = Vec::with_capacity(batch * block);
     for _ in 0..batch {
@@ -168,8 +172,13 @@ fn batch(data: &[u32], batch: usize, block: usize, rng: &mut StdRng) -> Result<(
         x.extend_from_slice(&data[o..o + block]);
         y.extend_from_slice(&data[o + 1..o + block + 1]);
     }
+    (x, y)
+}
+
+/// A batch's ids as (B, T) tensors.
+pub(crate) fn batch_tensors(x: Vec<u32>, y: Vec<u32>, shape: BatchShape) -> Result<(Tensor, Tensor)> {
     let dev = Device::Cpu;
-    Ok((Tensor::from_vec(x, (batch, block), &dev)?, Tensor::from_vec(y, (batch, block), &dev)?))
+    Ok((Tensor::from_vec(x, (shape.batch, shape.block), &dev)?, Tensor::from_vec(y, (shape.batch, shape.block), &dev)?))
 }
 
 /// How batches are drawn: `batch` windows of `block` tokens, from generators seeded by `seed`.
@@ -182,23 +191,29 @@ pub(crate) struct BatchShape {
 
 type LossFn<'a> = &'a dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
 
+/// The token ids of iteration `iter`'s batch of `data`: inputs and targets.
+pub(crate) fn step_batch(data: &[u32], shape: BatchShape, iter: usize) -> (Vec<u32>, Vec<u32>) {
+    batch_ids(data, shape.batch, shape.block, &mut step_rng(shape.seed, iter))
+}
+
 /// One AdamW step of `loss` on iteration `iter`'s batch of `data`; returns the loss before it.
 pub(crate) fn optimisation_step(params: &[Param], optimizer: &mut AdamW, data: &[u32], shape: BatchShape, iter: usize, lr: f64, loss: LossFn<'_>) -> Result<f32> {
-    let mut rng = step_rng(shape.seed, iter);
-    let (x, y) = batch(data, shape.batch, shape.block, &mut rng)?;
+    let (x, y) = step_batch(data, shape, iter);
+    let (x, y) = batch_tensors(x, y, shape)?;
     let loss = loss(&x, &y)?;
     optimizer.step(params, &loss.backward()?, lr)?;
     Ok(loss.to_scalar::<f32>()?)
 }
 
-/// Mean of `loss` over `n` batches of each split, the same batches at every evaluation.
-pub(crate) fn evaluate_splits(train: &[u32], val: &[u32], shape: BatchShape, n: usize, iter: usize, loss: LossFn<'_>) -> Result<EvalPoint> {
-    let mean = |data: &[u32], salt: u64| -> Result<f32> {
+/// Mean of `loss` (of a batch's input and target ids) over `n` batches of each split, the
+/// same batches at every evaluation.
+pub(crate) fn evaluate_splits(train: &[u32], val: &[u32], shape: BatchShape, n: usize, iter: usize, loss: &mut dyn FnMut(Vec<u32>, Vec<u32>) -> Result<f32>) -> Result<EvalPoint> {
+    let mut mean = |data: &[u32], salt: u64| -> Result<f32> {
         let mut rng = StdRng::seed_from_u64(shape.seed ^ salt);
         let mut sum = 0.0;
         for _ in 0..n.max(1) {
-            let (x, y) = batch(data, shape.batch, shape.block, &mut rng)?;
-            sum += loss(&x, &y)?.detach().to_scalar::<f32>()?;
+            let (x, y) = batch_ids(data, shape.batch, shape.block, &mut rng);
+            sum += loss(x, y)?;
         }
         Ok(sum / n.max(1) as f32)
     };
@@ -210,14 +225,24 @@ fn step_rng(seed: u64, iter: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// Bytes of memory a run needs, roughly: parameters with their gradients and two moments,
-/// and the activations autograd keeps for one batch.
-pub fn memory_estimate(gpt: &GptConfig, batch: usize) -> u64 {
+/// Bytes of memory a run needs, roughly: parameters, gradients and two moments, a gradient
+/// per worker thread, and the activations the step keeps for one batch (`cpu::Activations`).
+pub fn memory_estimate(gpt: &GptConfig, batch: usize, threads: usize) -> u64 {
     let (b, t, d, h) = (batch as u64, gpt.block_size as u64, gpt.n_embd as u64, gpt.n_head as u64);
-    let params = gpt.parameters() as u64 * 4 * 4;
-    let per_layer = b * t * (24 * d) + 4 * b * h * t * t;
-    let logits = 4 * b * t * gpt.vocab_size as u64;
-    params + 4 * (gpt.n_layer as u64 * per_layer + logits)
+    let params = gpt.parameters() as u64 * 4 * (4 + threads as u64);
+    let per_layer = b * t * (17 * d) + b * h * t * t;
+    let rest = b * t * (gpt.vocab_size as u64 + 16 * d);
+    params + 4 * (gpt.n_layer as u64 * per_layer + rest)
+}
+
+/// Threads for a step unless told otherwise: `CANDLE_NUM_THREADS` (which `--threads` sets,
+/// and which candle's own operations follow) or else the cores available.
+fn default_threads() -> usize {
+    std::env::var("CANDLE_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Memory the system can still give, from /proc/meminfo (None where unknown).
@@ -262,15 +287,17 @@ impl Pretraining {
             bias: config.bias,
         };
         gpt.validate()?;
-        check_memory(memory_estimate(&gpt, config.batch_size))?;
+        let threads = default_threads();
+        check_memory(memory_estimate(&gpt, config.batch_size, threads))?;
         let (train, val) = split(tokenizer.encode(&corpus.text)?, &config)?;
-        let model = Gpt::new(gpt, config.seed)?;
-        let optimizer = AdamW::new(config.optimizer.clone(), &model.params);
+        let model = CpuGpt::new(gpt, config.seed)?;
+        let optimizer = AdamW::with_sizes(config.optimizer.clone(), model.slots.iter().map(|s| s.range.len()));
         std::fs::create_dir_all(dir).map_err(TrainError::write(dir))?;
         Ok(Self {
             tokenizer,
             model,
             optimizer,
+            threads,
             train,
             val,
             iter: 0,
@@ -296,23 +323,28 @@ impl Pretraining {
         let tokenizer = TextTokenizer::load(dir)?;
         let tensors = candle_core::safetensors::load(dir.join(TENSORS_FILE), &Device::Cpu)
             .map_err(|e| bad(format!("{TENSORS_FILE}: {e}")))?;
-        let fresh = Gpt::new(state.gpt.clone(), state.config.seed)?;
-        let mut params = Vec::with_capacity(fresh.params.len());
-        let mut optimizer = AdamW::new(state.config.optimizer.clone(), &fresh.params);
-        for (i, p) in fresh.params.iter().enumerate() {
-            let get = |key: String| tensors.get(&key).ok_or_else(|| bad(format!("{key} is missing")));
-            let w = get(format!("param.{}", p.name))?;
-            optimizer.m[i] = get(format!("adam.m.{}", p.name))?.flatten_all()?.to_vec1()?;
-            optimizer.v[i] = get(format!("adam.v.{}", p.name))?.flatten_all()?.to_vec1()?;
-            params.push(Param { name: p.name.clone(), var: Var::from_tensor(w)?, decay: p.decay });
+        let mut model = CpuGpt::new(state.gpt.clone(), state.config.seed)?;
+        let mut optimizer = AdamW::with_sizes(state.config.optimizer.clone(), model.slots.iter().map(|s| s.range.len()));
+        let names: Vec<String> = model.slots.iter().map(|s| s.name.clone()).collect();
+        for (i, name) in names.iter().enumerate() {
+            let get = |key: String| -> Result<Vec<f32>> {
+                let t = tensors.get(&key).ok_or_else(|| bad(format!("{key} is missing")))?;
+                Ok(t.flatten_all()?.to_vec1()?)
+            };
+            model.set(name, &get(format!("param.{name}"))?).map_err(|e| bad(e.to_string()))?;
+            optimizer.m[i] = get(format!("adam.m.{name}"))?;
+            optimizer.v[i] = get(format!("adam.v.{name}"))?;
+            if optimizer.m[i].len() != model.slots[i].range.len() || optimizer.v[i].len() != model.slots[i].range.len() {
+                return Err(bad(format!("the optimiser state of `{name}` has the wrong size")));
+            }
         }
         optimizer.step = state.adam_step;
-        let model = Gpt::from_params(state.gpt, params)?;
         let (train, val) = split(tokenizer.encode(&corpus.text)?, &state.config)?;
         Ok(Self {
             tokenizer,
             model,
             optimizer,
+            threads: default_threads(),
             train,
             val,
             iter: state.iter,
@@ -338,8 +370,10 @@ impl Pretraining {
         let c = &self.config;
         let lr = learning_rate(self.iter, c.learning_rate, c.min_lr, c.warmup_iters, c.decay_iters);
         let shape = BatchShape { batch: c.batch_size, block: c.block_size, seed: c.seed };
-        let model = &self.model;
-        let loss = optimisation_step(&model.params, &mut self.optimizer, &self.train, shape, self.iter, lr, &|x, y| model.loss(x, y))?;
+        let (x, y) = step_batch(&self.train, shape, self.iter);
+        let loss = self.model.loss(&x, &y, shape.batch, shape.block, self.threads, true)?;
+        let model = &mut self.model;
+        self.optimizer.step_flat(&mut model.weights, &model.grads, &model.slots, lr);
         let point = LossPoint { iter: self.iter, loss, lr };
         self.iter += 1;
         self.history.push(point.clone());
@@ -347,21 +381,28 @@ impl Pretraining {
     }
 
     /// Mean loss over the same `eval_iters` batches of each split every time.
-    pub fn evaluate(&self) -> Result<EvalPoint> {
+    pub fn evaluate(&mut self) -> Result<EvalPoint> {
         let c = &self.config;
         let shape = BatchShape { batch: c.batch_size, block: c.block_size, seed: c.seed };
-        evaluate_splits(&self.train, &self.val, shape, c.eval_iters, self.iter, &|x, y| self.model.loss(x, y))
+        let (model, threads) = (&mut self.model, self.threads);
+        evaluate_splits(&self.train, &self.val, shape, c.eval_iters, self.iter, &mut |x, y| model.loss(&x, &y, shape.batch, shape.block, threads, false))
+    }
+
+    /// Runs steps on `n` threads (default: `CANDLE_NUM_THREADS`, or the cores). Losses are reproducible for a given thread count; another count sums the
+    /// batch's gradients in another order, which moves the last bits.
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
     }
 
     /// Writes the checkpoint, the engine-loadable model, the tokenizer and the loss curve.
     pub fn save(&self) -> Result<()> {
         let dir = &self.dir;
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        for (i, p) in self.model.params.iter().enumerate() {
-            let shape = p.var.shape().clone();
-            tensors.insert(format!("param.{}", p.name), p.var.as_tensor().detach());
-            tensors.insert(format!("adam.m.{}", p.name), Tensor::from_slice(&self.optimizer.m[i], &shape, &Device::Cpu)?);
-            tensors.insert(format!("adam.v.{}", p.name), Tensor::from_slice(&self.optimizer.v[i], &shape, &Device::Cpu)?);
+        for (i, s) in self.model.slots.iter().enumerate() {
+            let shape = s.shape.as_slice();
+            tensors.insert(format!("param.{}", s.name), Tensor::from_slice(&self.model.weights[s.range.clone()], shape, &Device::Cpu)?);
+            tensors.insert(format!("adam.m.{}", s.name), Tensor::from_slice(&self.optimizer.m[i], shape, &Device::Cpu)?);
+            tensors.insert(format!("adam.v.{}", s.name), Tensor::from_slice(&self.optimizer.v[i], shape, &Device::Cpu)?);
         }
         // Write beside, then rename: a crash mid-save leaves the previous checkpoint whole.
         let tmp = dir.join(format!("{TENSORS_FILE}.tmp"));
@@ -369,7 +410,7 @@ impl Pretraining {
         std::fs::rename(&tmp, dir.join(TENSORS_FILE)).map_err(TrainError::write(dir.join(TENSORS_FILE)))?;
         self.tokenizer.save(dir)?;
         let name = dir.file_name().map_or_else(|| "inkling-gpt".to_string(), |n| n.to_string_lossy().into_owned());
-        write_gguf(&self.model, &self.tokenizer, &name, &dir.join(MODEL_FILE))?;
+        write_gguf(&self.model.to_gpt()?, &self.tokenizer, &name, &dir.join(MODEL_FILE))?;
         let state = TrainState {
             config: self.config.clone(),
             gpt: self.model.config.clone(),
