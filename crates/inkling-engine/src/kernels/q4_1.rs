@@ -83,39 +83,53 @@ mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
 
-    /// Up to four activation rows share each unpacked weight block in registers.
+    /// Activation rows that share each unpacked weight block (see `q5_0::avx2`).
+    const ROWS: usize = 8;
+
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_many(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
+        let n = out.len();
+        let mut i = 0;
+        while i + ROWS <= n {
+            // SAFETY: AVX2 and FMA as the caller guarantees.
+            unsafe { dot_rows::<ROWS>(w_row, xs, i, out) };
+            i += ROWS;
+        }
+        while i < n {
+            // SAFETY: as above.
+            unsafe { dot_rows::<1>(w_row, xs, i, out) };
+            i += 1;
+        }
+    }
+
+    /// `out[i..i + R]`: weight row times activation rows `i..i + R`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_rows<const R: usize>(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], i: usize, out: &mut [f32]) {
         let nb = w_row.len();
         let mask = _mm_set1_epi8(0x0F);
         let ones = _mm256_set1_epi16(1);
-        let n = out.len();
-        let mut i = 0;
-        while i < n {
-            let rows = (n - i).min(4);
-            let mut acc = [_mm256_setzero_ps(); 4];
-            let mut macc = [0f32; 4];
-            for (b, w) in w_row.iter().enumerate() {
-                // SAFETY: 16 readable bytes in the block.
-                let raw = unsafe { _mm_loadu_si128(w.qs.as_ptr() as *const __m128i) };
-                let lo = _mm_and_si128(raw, mask);
-                let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-                let q = _mm256_set_m128i(hi, lo);
-                let d = f16::from_bits(w.d).to_f32();
-                let m = f16::from_bits(w.m).to_f32();
-                for r in 0..rows {
-                    let y = &xs[(i + r) * nb + b];
-                    // SAFETY: 32 readable bytes in the block.
-                    let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), ones);
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), acc[r]);
-                    macc[r] += m * y.s;
-                }
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut macc = [0f32; R];
+        for (b, w) in w_row.iter().enumerate() {
+            // SAFETY: 16 readable bytes in the block.
+            let raw = unsafe { _mm_loadu_si128(w.qs.as_ptr() as *const __m128i) };
+            let lo = _mm_and_si128(raw, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+            let q = _mm256_set_m128i(hi, lo);
+            let d = f16::from_bits(w.d).to_f32();
+            let m = f16::from_bits(w.m).to_f32();
+            for r in 0..R {
+                let y = &xs[(i + r) * nb + b];
+                // SAFETY: 32 readable bytes in the block.
+                let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), ones);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), acc[r]);
+                macc[r] += m * y.s;
             }
-            for r in 0..rows {
-                out[i + r] = super::super::hsum_avx2(acc[r]) + macc[r];
-            }
-            i += rows;
+        }
+        for r in 0..R {
+            out[i + r] = super::super::hsum_avx2(acc[r]) + macc[r];
         }
     }
 }

@@ -76,39 +76,56 @@ mod avx2 {
         _mm256_cmpeq_epi8(_mm256_or_si256(bytes, select), _mm256_set1_epi64x(-1))
     }
 
+    /// Activation rows that share each unpacked weight block: eight accumulators, the
+    /// block's codes and their magnitudes fit the sixteen vector registers, and unpacking
+    /// (a dozen instructions) is paid once per eight products instead of once per four.
+    const ROWS: usize = 8;
+
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_many(w_row: &[BlockQ5_0], xs: &[BlockQ8Act], out: &mut [f32]) {
+        let n = out.len();
+        let mut i = 0;
+        while i + ROWS <= n {
+            // SAFETY: AVX2 and FMA as the caller guarantees.
+            unsafe { dot_rows::<ROWS>(w_row, xs, i, out) };
+            i += ROWS;
+        }
+        while i < n {
+            // SAFETY: as above.
+            unsafe { dot_rows::<1>(w_row, xs, i, out) };
+            i += 1;
+        }
+    }
+
+    /// `out[i..i + R]`: weight row times activation rows `i..i + R`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_rows<const R: usize>(w_row: &[BlockQ5_0], xs: &[BlockQ8Act], i: usize, out: &mut [f32]) {
         let nb = w_row.len();
         let mask = _mm_set1_epi8(0x0F);
         let ones = _mm256_set1_epi16(1);
-        let n = out.len();
-        let mut i = 0;
-        while i < n {
-            let rows = (n - i).min(4);
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (b, w) in w_row.iter().enumerate() {
-                // SAFETY: 16 readable bytes in the block.
-                let raw = unsafe { _mm_loadu_si128(w.qs.as_ptr() as *const __m128i) };
-                let lo = _mm_and_si128(raw, mask);
-                let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
-                let nib = _mm256_set_m128i(hi, lo);
-                // Where the fifth bit is clear the code is nibble - 16: set the top four bits.
-                let high = bytes_from_bits(u32::from_le_bytes(w.qh));
-                let q = _mm256_or_si256(nib, _mm256_andnot_si256(high, _mm256_set1_epi8(0xF0u8 as i8)));
-                let qa = _mm256_sign_epi8(q, q);
-                let d = f16::from_bits(w.d).to_f32();
-                for r in 0..rows {
-                    let y = &xs[(i + r) * nb + b];
-                    // SAFETY: 32 readable bytes in the block.
-                    let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(qa, _mm256_sign_epi8(yq, q)), ones);
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), acc[r]);
-                }
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in w_row.iter().enumerate() {
+            // SAFETY: 16 readable bytes in the block.
+            let raw = unsafe { _mm_loadu_si128(w.qs.as_ptr() as *const __m128i) };
+            let lo = _mm_and_si128(raw, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+            let nib = _mm256_set_m128i(hi, lo);
+            // Where the fifth bit is clear the code is nibble - 16: set the top four bits.
+            let high = bytes_from_bits(u32::from_le_bytes(w.qh));
+            let q = _mm256_or_si256(nib, _mm256_andnot_si256(high, _mm256_set1_epi8(0xF0u8 as i8)));
+            let qa = _mm256_sign_epi8(q, q);
+            let d = f16::from_bits(w.d).to_f32();
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let y = &xs[(i + r) * nb + b];
+                // SAFETY: 32 readable bytes in the block.
+                let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(qa, _mm256_sign_epi8(yq, q)), ones);
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), *acc);
             }
-            for r in 0..rows {
-                out[i + r] = super::super::hsum_avx2(acc[r]);
-            }
-            i += rows;
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            out[i + r] = super::super::hsum_avx2(*acc);
         }
     }
 }

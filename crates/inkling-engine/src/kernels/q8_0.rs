@@ -70,34 +70,49 @@ mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
 
+    /// Activation rows that share each loaded weight block (see `q5_0::avx2`).
+    const ROWS: usize = 8;
+
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_many(w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
-        let nb = w_row.len();
-        let ones = _mm256_set1_epi16(1);
         let n = out.len();
         let mut i = 0;
+        while i + ROWS <= n {
+            // SAFETY: AVX2 and FMA as the caller guarantees.
+            unsafe { dot_rows::<ROWS>(w_row, xs, i, out) };
+            i += ROWS;
+        }
         while i < n {
-            let rows = (n - i).min(4);
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (b, w) in w_row.iter().enumerate() {
+            // SAFETY: as above.
+            unsafe { dot_rows::<1>(w_row, xs, i, out) };
+            i += 1;
+        }
+    }
+
+    /// `out[i..i + R]`: weight row times activation rows `i..i + R`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_rows<const R: usize>(w_row: &[BlockQ8_0], xs: &[BlockQ8Act], i: usize, out: &mut [f32]) {
+        let nb = w_row.len();
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in w_row.iter().enumerate() {
+            // SAFETY: 32 readable bytes in the block.
+            let q = unsafe { _mm256_loadu_si256(w.qs.as_ptr() as *const __m256i) };
+            // maddubs needs one unsigned operand: |w| times y with w's sign moved onto y.
+            let qa = _mm256_sign_epi8(q, q);
+            let d = f16::from_bits(w.d).to_f32();
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let y = &xs[(i + r) * nb + b];
                 // SAFETY: 32 readable bytes in the block.
-                let q = unsafe { _mm256_loadu_si256(w.qs.as_ptr() as *const __m256i) };
-                // maddubs needs one unsigned operand: |w| times y with w's sign moved onto y.
-                let qa = _mm256_sign_epi8(q, q);
-                let d = f16::from_bits(w.d).to_f32();
-                for r in 0..rows {
-                    let y = &xs[(i + r) * nb + b];
-                    // SAFETY: 32 readable bytes in the block.
-                    let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
-                    let ys = _mm256_sign_epi8(yq, q);
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(qa, ys), ones);
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), acc[r]);
-                }
+                let yq = unsafe { _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i) };
+                let ys = _mm256_sign_epi8(yq, q);
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(qa, ys), ones);
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * y.d), *acc);
             }
-            for r in 0..rows {
-                out[i + r] = super::super::hsum_avx2(acc[r]);
-            }
-            i += rows;
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            out[i + r] = super::super::hsum_avx2(*acc);
         }
     }
 }
