@@ -150,6 +150,7 @@ impl QMatrix {
             GgmlDType::Q4_1 => return matmul_kernel::<kernels::q4_1::Q4_1>(self, x, n, y),
             GgmlDType::Q8_0 => return matmul_kernel::<kernels::q8_0::Q8_0>(self, x, n, y),
             GgmlDType::Q5_0 => return matmul_kernel::<kernels::q5_0::Q5_0>(self, x, n, y),
+            GgmlDType::Q6K => return matmul_kernel::<kernels::q6_k::Q6K>(self, x, n, y),
             _ => {}
         }
         with_block_type!(self.dtype, T => matmul_typed::<T>(self, x, n, y))

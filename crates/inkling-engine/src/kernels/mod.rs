@@ -1,10 +1,12 @@
 //! Hand-written matrix-product kernels for the weight formats where candle's block kernels
-//! are scalar (Q4_1, the default model's format; Q5_0) or round differently from ggml (Q8_0). Each kernel has a portable version that the
+//! are scalar (Q4_1, the default model's format; Q5_0), round differently from ggml (Q8_0),
+//! or take one activation row per call (Q6_K: ours unpack a weight block once for several). Each kernel has a portable version that the
 //! tests compare with the SIMD one, and the SIMD version is chosen at run time from the CPU's
 //! features, so a binary built on one machine still runs correctly on another.
 
 pub mod q4_1;
 pub mod q5_0;
+pub mod q6_k;
 pub mod q8_0;
 
 /// `v` rounded through f16, as ggml stores block scales and the KV cache.
@@ -98,9 +100,9 @@ pub(crate) fn hsum_avx2(v: std::arch::x86_64::__m256) -> f32 {
 /// Checks a kernel set on random blocks: the SIMD and portable paths agree, and both match
 /// a dequantize-then-f32 reference, for odd block counts and batch sizes.
 #[cfg(test)]
-pub(crate) fn check_kernel<K: RowKernel>(
+pub(crate) fn check_kernel<K: RowKernel, D: IntoIterator<Item = f32>>(
     mut block: impl FnMut(&mut rand::rngs::StdRng) -> K::Weight,
-    dense: impl Fn(&K::Weight) -> [f32; 32],
+    dense: impl Fn(&K::Weight) -> D,
 ) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(K::BLOCK as u64);
@@ -119,7 +121,7 @@ pub(crate) fn check_kernel<K: RowKernel>(
         for i in 0..n {
             let exact: f32 = reference.iter().zip(&x[i * nb * K::BLOCK..]).map(|(a, b)| a * b).sum();
             assert!((slow[i] - fast[i]).abs() <= 1e-3 * (1.0 + exact.abs()), "simd {} vs portable {}", fast[i], slow[i]);
-            assert!((slow[i] - exact).abs() < 0.02 * (nb as f32 * 32.0).sqrt() + 0.01 * exact.abs(), "{} vs {exact}", slow[i]);
+            assert!((slow[i] - exact).abs() < 0.02 * ((nb * K::BLOCK) as f32).sqrt() + 0.01 * exact.abs(), "{} vs {exact}", slow[i]);
         }
     }
 }

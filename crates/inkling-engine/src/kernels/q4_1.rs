@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn simd_and_portable_agree_with_the_dequantized_reference() {
-        crate::kernels::check_kernel::<Q4_1>(
+        crate::kernels::check_kernel::<Q4_1, [f32; 32]>(
             |rng| BlockQ4_1 {
                 d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(),
                 m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(),

@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn simd_and_portable_agree_with_the_dequantized_reference() {
-        crate::kernels::check_kernel::<Q5_0>(
+        crate::kernels::check_kernel::<Q5_0, _>(
             |rng| BlockQ5_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qh: rng.random(), qs: rng.random() },
             |b| codes(b).map(|q| q as f32 * f16::from_bits(b.d).to_f32()),
         );

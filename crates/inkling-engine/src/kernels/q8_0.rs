@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn simd_and_portable_agree_with_the_dequantized_reference() {
-        crate::kernels::check_kernel::<Q8_0>(
+        crate::kernels::check_kernel::<Q8_0, _>(
             |rng| BlockQ8_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qs: std::array::from_fn(|_| rng.random_range(-127..=127)) },
             |b| b.qs.map(|q| q as f32 * f16::from_bits(b.d).to_f32()),
         );
