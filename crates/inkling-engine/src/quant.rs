@@ -2,8 +2,9 @@
 //!
 //! Weights stay in their GGUF block format (read in place from the memory map). A product
 //! quantizes each activation row once into the block type the weight format pairs with
-//! (Q8_0, Q8_1 or Q8_K) and runs integer dot products per weight row, using candle's
-//! per-block kernels (SIMD where candle has them). Rows are split across the worker pool.
+//! (Q8_0, Q8_1 or Q8_K) and runs integer dot products per weight row: inkling's kernels
+//! (`kernels`) for Q4_1, Q5_0, Q8_0 and Q6_K, candle's per-block kernels for the other
+//! formats. Rows are split across the worker pool.
 //! This module is the seam a faster kernel set replaces; tests compare it against a
 //! dequantize-then-f32 reference.
 

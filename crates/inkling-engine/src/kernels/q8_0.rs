@@ -1,6 +1,6 @@
 //! Q8_0 weights (32 int8 codes and an f16 scale) against Q8_0 activations: the token
 //! embedding and output projection of SmolLM2 and many layers of other files.
-//! Same structure as `q4_1`: one weight row, up to four activation rows per pass.
+//! Same structure as `q4_1`: one weight row, up to eight activation rows per pass.
 
 use half::f16;
 
