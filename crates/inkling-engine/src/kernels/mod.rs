@@ -86,6 +86,22 @@ pub fn best_isa() -> Isa {
     Isa::Portable
 }
 
+/// Calls `rows(i, full)` over `0..n` in groups: `full` for each whole group of `R`
+/// activation rows starting at `i`, then once per leftover row. The kernels' `dot_many`
+/// drivers: a group shares each unpacked weight block.
+#[inline]
+pub(crate) fn in_groups<const R: usize>(n: usize, mut rows: impl FnMut(usize, bool)) {
+    let mut i = 0;
+    while i + R <= n {
+        rows(i, true);
+        i += R;
+    }
+    while i < n {
+        rows(i, false);
+        i += 1;
+    }
+}
+
 /// Horizontal sum of eight floats.
 #[cfg(target_arch = "x86_64")]
 #[inline]

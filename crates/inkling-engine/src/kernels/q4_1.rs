@@ -88,18 +88,16 @@ mod avx2 {
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_many(w_row: &[BlockQ4_1], xs: &[BlockQ8_1], out: &mut [f32]) {
-        let n = out.len();
-        let mut i = 0;
-        while i + ROWS <= n {
+        super::super::in_groups::<ROWS>(out.len(), |i, full| {
             // SAFETY: AVX2 and FMA as the caller guarantees.
-            unsafe { dot_rows::<ROWS>(w_row, xs, i, out) };
-            i += ROWS;
-        }
-        while i < n {
-            // SAFETY: as above.
-            unsafe { dot_rows::<1>(w_row, xs, i, out) };
-            i += 1;
-        }
+            unsafe {
+                if full {
+                    dot_rows::<ROWS>(w_row, xs, i, out)
+                } else {
+                    dot_rows::<1>(w_row, xs, i, out)
+                }
+            }
+        });
     }
 
     /// `out[i..i + R]`: weight row times activation rows `i..i + R`.
