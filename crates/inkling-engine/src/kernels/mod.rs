@@ -102,6 +102,28 @@ pub(crate) fn in_groups<const R: usize>(n: usize, mut rows: impl FnMut(usize, bo
     }
 }
 
+/// Defines a kernel's `dot_many`: its `dot_rows::<ROWS>` over each whole group of activation
+/// rows, `dot_rows::<1>` over the rest (see [`in_groups`]).
+macro_rules! grouped_dot_many {
+    ($weight:ty, $act:ty) => {
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn dot_many(w_row: &[$weight], xs: &[$act], out: &mut [f32]) {
+            super::super::in_groups::<ROWS>(out.len(), |i, full| {
+                // SAFETY: AVX2 and FMA as the caller guarantees.
+                unsafe {
+                    if full {
+                        dot_rows::<ROWS>(w_row, xs, i, out)
+                    } else {
+                        dot_rows::<1>(w_row, xs, i, out)
+                    }
+                }
+            });
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use grouped_dot_many;
+
 /// Horizontal sum of eight floats.
 #[cfg(target_arch = "x86_64")]
 #[inline]

@@ -134,19 +134,7 @@ mod avx2 {
     /// four rows' accumulators fill the sixteen vector registers.
     const ROWS: usize = 4;
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_many(w_row: &[BlockQ6K], xs: &[BlockQ8K], out: &mut [f32]) {
-        super::super::in_groups::<ROWS>(out.len(), |i, full| {
-            // SAFETY: AVX2 and FMA as the caller guarantees.
-            unsafe {
-                if full {
-                    dot_rows::<ROWS>(w_row, xs, i, out)
-                } else {
-                    dot_rows::<1>(w_row, xs, i, out)
-                }
-            }
-        });
-    }
+    super::super::grouped_dot_many!(BlockQ6K, BlockQ8K);
 
     /// `out[i..i + R]`: weight row times activation rows `i..i + R`.
     #[inline]

@@ -73,19 +73,7 @@ mod avx2 {
     /// Activation rows that share each loaded weight block (see `q5_0::avx2`).
     const ROWS: usize = 8;
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_many(w_row: &[BlockQ8_0], xs: &[BlockQ8Act], out: &mut [f32]) {
-        super::super::in_groups::<ROWS>(out.len(), |i, full| {
-            // SAFETY: AVX2 and FMA as the caller guarantees.
-            unsafe {
-                if full {
-                    dot_rows::<ROWS>(w_row, xs, i, out)
-                } else {
-                    dot_rows::<1>(w_row, xs, i, out)
-                }
-            }
-        });
-    }
+    super::super::grouped_dot_many!(BlockQ8_0, BlockQ8Act);
 
     /// `out[i..i + R]`: weight row times activation rows `i..i + R`.
     #[inline]

@@ -25,20 +25,20 @@ use candle_core::{Device, Tensor, Var};
 use ops::AttnShape;
 use std::ops::Range;
 
-/// Where one transformer block's parameters are in the flat vector.
+/// Where one layer's weight (or gain) and optional bias are in the flat vector.
+struct Slot {
+    w: Range<usize>,
+    b: Option<Range<usize>>,
+}
+
+/// Where one transformer block's parameters are.
 struct BlockSlots {
-    ln1_w: Range<usize>,
-    ln1_b: Option<Range<usize>>,
-    qkv_w: Range<usize>,
-    qkv_b: Option<Range<usize>>,
-    proj_w: Range<usize>,
-    proj_b: Option<Range<usize>>,
-    ln2_w: Range<usize>,
-    ln2_b: Option<Range<usize>>,
-    up_w: Range<usize>,
-    up_b: Option<Range<usize>>,
-    down_w: Range<usize>,
-    down_b: Option<Range<usize>>,
+    ln1: Slot,
+    qkv: Slot,
+    proj: Slot,
+    ln2: Slot,
+    up: Slot,
+    down: Slot,
 }
 
 /// Where every parameter is in the flat vector.
@@ -46,8 +46,7 @@ struct Slots {
     wte: Range<usize>,
     wpe: Option<Range<usize>>,
     blocks: Vec<BlockSlots>,
-    lnf_w: Range<usize>,
-    lnf_b: Option<Range<usize>>,
+    lnf: Slot,
 }
 
 /// A named parameter's place in the flat vector.
@@ -86,8 +85,9 @@ fn opt<'a>(v: &'a [f32], r: &Option<Range<usize>>) -> Option<&'a [f32]> {
     r.as_ref().map(|r| &v[r.clone()])
 }
 
-/// Two disjoint ranges of one vector, mutably (a weight's and its bias's gradients).
-fn pair_mut<'a>(v: &'a mut [f32], a: &Range<usize>, b: &Option<Range<usize>>) -> (&'a mut [f32], Option<&'a mut [f32]>) {
+/// A slot's weight and bias in `v`, mutably (their gradients): two disjoint ranges.
+fn pair_mut<'a>(v: &'a mut [f32], slot: &Slot) -> (&'a mut [f32], Option<&'a mut [f32]>) {
+    let (a, b) = (&slot.w, &slot.b);
     match b {
         None => (&mut v[a.clone()], None),
         Some(b) if b.start >= a.end => {
@@ -131,19 +131,14 @@ impl CpuGpt {
         let blocks = (0..c.n_layer)
             .map(|l| {
                 let n = |s: &str| format!("blk.{l}.{s}");
+                let slot = |s: &str| -> Result<Slot> { Ok(Slot { w: need(&n(&format!("{s}.weight")))?, b: find(&n(&format!("{s}.bias"))) }) };
                 Ok(BlockSlots {
-                    ln1_w: need(&n("attn_norm.weight"))?,
-                    ln1_b: find(&n("attn_norm.bias")),
-                    qkv_w: need(&n("attn_qkv.weight"))?,
-                    qkv_b: find(&n("attn_qkv.bias")),
-                    proj_w: need(&n("attn_output.weight"))?,
-                    proj_b: find(&n("attn_output.bias")),
-                    ln2_w: need(&n("ffn_norm.weight"))?,
-                    ln2_b: find(&n("ffn_norm.bias")),
-                    up_w: need(&n("ffn_up.weight"))?,
-                    up_b: find(&n("ffn_up.bias")),
-                    down_w: need(&n("ffn_down.weight"))?,
-                    down_b: find(&n("ffn_down.bias")),
+                    ln1: slot("attn_norm")?,
+                    qkv: slot("attn_qkv")?,
+                    proj: slot("attn_output")?,
+                    ln2: slot("ffn_norm")?,
+                    up: slot("ffn_up")?,
+                    down: slot("ffn_down")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -151,8 +146,7 @@ impl CpuGpt {
             wte: need("token_embd.weight")?,
             wpe: if c.positions == Positions::Learned { Some(need("position_embd.weight")?) } else { None },
             blocks,
-            lnf_w: need("output_norm.weight")?,
-            lnf_b: find("output_norm.bias"),
+            lnf: Slot { w: need("output_norm.weight")?, b: find("output_norm.bias") },
         })
     }
 
@@ -390,27 +384,27 @@ impl Model<'_> {
             let res_mid = &mut a.res_mid[l * nd..(l + 1) * nd];
             let ln1 = &mut a.ln1[l * nd..(l + 1) * nd];
             let (m1, r1) = a.ln1_stats[l * 2 * n..(l + 1) * 2 * n].split_at_mut(n);
-            ops::layer_norm_forward(ln1, m1, r1, res_in, slice(wt, &bs.ln1_w), opt(wt, &bs.ln1_b), n, d, eps);
+            ops::layer_norm_forward(ln1, m1, r1, res_in, slice(wt, &bs.ln1.w), opt(wt, &bs.ln1.b), n, d, eps);
             let qkv = &mut a.qkv[l * 3 * nd..(l + 1) * 3 * nd];
-            ops::linear_forward(qkv, ln1, slice(wt, &bs.qkv_w), opt(wt, &bs.qkv_b), n, d, 3 * d);
+            ops::linear_forward(qkv, ln1, slice(wt, &bs.qkv.w), opt(wt, &bs.qkv.b), n, d, 3 * d);
             let att = &mut a.att[l * b * c.n_head * t * t..(l + 1) * b * c.n_head * t * t];
             let atty = &mut a.atty[l * nd..(l + 1) * nd];
             ops::attention_forward(atty, att, qkv, shape);
-            ops::linear_forward(res_mid, atty, slice(wt, &bs.proj_w), opt(wt, &bs.proj_b), n, d, d);
+            ops::linear_forward(res_mid, atty, slice(wt, &bs.proj.w), opt(wt, &bs.proj.b), n, d, d);
             res_mid.iter_mut().zip(res_in).for_each(|(m, r)| *m += r);
             let ln2 = &mut a.ln2[l * nd..(l + 1) * nd];
             let (m2, r2) = a.ln2_stats[l * 2 * n..(l + 1) * 2 * n].split_at_mut(n);
-            ops::layer_norm_forward(ln2, m2, r2, res_mid, slice(wt, &bs.ln2_w), opt(wt, &bs.ln2_b), n, d, eps);
+            ops::layer_norm_forward(ln2, m2, r2, res_mid, slice(wt, &bs.ln2.w), opt(wt, &bs.ln2.b), n, d, eps);
             let fc = &mut a.fc[l * 4 * nd..(l + 1) * 4 * nd];
-            ops::linear_forward(fc, ln2, slice(wt, &bs.up_w), opt(wt, &bs.up_b), n, d, 4 * d);
+            ops::linear_forward(fc, ln2, slice(wt, &bs.up.w), opt(wt, &bs.up.b), n, d, 4 * d);
             let fc_gelu = &mut a.fc_gelu[l * 4 * nd..(l + 1) * 4 * nd];
             ops::gelu_forward(fc_gelu, fc);
-            ops::linear_forward(res_out, fc_gelu, slice(wt, &bs.down_w), opt(wt, &bs.down_b), n, 4 * d, d);
+            ops::linear_forward(res_out, fc_gelu, slice(wt, &bs.down.w), opt(wt, &bs.down.b), n, 4 * d, d);
             res_out.iter_mut().zip(res_mid.iter()).for_each(|(o, m)| *o += m);
         }
         let last = &a.res[c.n_layer * n * d..(c.n_layer + 1) * n * d];
         let (mf, rf) = a.lnf_stats[..2 * n].split_at_mut(n);
-        ops::layer_norm_forward(&mut a.lnf[..n * d], mf, rf, last, slice(wt, &s.lnf_w), opt(wt, &s.lnf_b), n, d, eps);
+        ops::layer_norm_forward(&mut a.lnf[..n * d], mf, rf, last, slice(wt, &s.lnf.w), opt(wt, &s.lnf.b), n, d, eps);
         // Weight tying: the output layer is the token embedding.
         ops::linear_forward(&mut a.logits[..n * v], &a.lnf[..n * d], wte, None, n, d, v);
     }
@@ -427,8 +421,8 @@ impl Model<'_> {
         ops::linear_backward(d_ln, &mut g[s.wte.clone()], None, &a.logits[..n * v], &a.lnf[..nd], slice(wt, &s.wte), (n, d, v), false);
         d_res.fill(0.0);
         let last = &a.res[c.n_layer * nd..(c.n_layer + 1) * nd];
-        let (gw, gb) = pair_mut(g, &s.lnf_w, &s.lnf_b);
-        ops::layer_norm_backward(d_res, gw, gb, d_ln, last, slice(wt, &s.lnf_w), &a.lnf_stats[..n], &a.lnf_stats[n..2 * n], n, d);
+        let (gw, gb) = pair_mut(g, &s.lnf);
+        ops::layer_norm_backward(d_res, gw, gb, d_ln, last, slice(wt, &s.lnf.w), &a.lnf_stats[..n], &a.lnf_stats[n..2 * n], n, d);
         let shape = AttnShape { b, t, h: c.n_head, c: d };
         for (l, bs) in s.blocks.iter().enumerate().rev() {
             let res_in = &a.res[l * nd..(l + 1) * nd];
@@ -438,27 +432,27 @@ impl Model<'_> {
             let (d_fc, d_fc_gelu) = (&mut a.d_fc[..4 * nd], &mut a.d_fc_gelu[..4 * nd]);
             // res_out = res_mid + FFN(LN2(res_mid)): d_res flows to res_mid unchanged, plus
             // what comes back through the feed-forward.
-            let (gw, gb) = pair_mut(g, &bs.down_w, &bs.down_b);
-            ops::linear_backward(d_fc_gelu, gw, gb, d_res, fc_gelu, slice(wt, &bs.down_w), (n, 4 * d, d), false);
+            let (gw, gb) = pair_mut(g, &bs.down);
+            ops::linear_backward(d_fc_gelu, gw, gb, d_res, fc_gelu, slice(wt, &bs.down.w), (n, 4 * d, d), false);
             ops::gelu_backward(d_fc, fc, d_fc_gelu);
-            let (gw, gb) = pair_mut(g, &bs.up_w, &bs.up_b);
-            ops::linear_backward(d_ln, gw, gb, d_fc, &a.ln2[l * nd..(l + 1) * nd], slice(wt, &bs.up_w), (n, d, 4 * d), false);
+            let (gw, gb) = pair_mut(g, &bs.up);
+            ops::linear_backward(d_ln, gw, gb, d_fc, &a.ln2[l * nd..(l + 1) * nd], slice(wt, &bs.up.w), (n, d, 4 * d), false);
             let st = &a.ln2_stats[l * 2 * n..(l + 1) * 2 * n];
-            let (gw, gb) = pair_mut(g, &bs.ln2_w, &bs.ln2_b);
-            ops::layer_norm_backward(d_res, gw, gb, d_ln, res_mid, slice(wt, &bs.ln2_w), &st[..n], &st[n..], n, d);
+            let (gw, gb) = pair_mut(g, &bs.ln2);
+            ops::layer_norm_backward(d_res, gw, gb, d_ln, res_mid, slice(wt, &bs.ln2.w), &st[..n], &st[n..], n, d);
             // res_mid = res_in + W_o·Attn(LN1(res_in)).
             let d_atty = &mut a.d_atty[..nd];
-            let (gw, gb) = pair_mut(g, &bs.proj_w, &bs.proj_b);
-            ops::linear_backward(d_atty, gw, gb, d_res, &a.atty[l * nd..(l + 1) * nd], slice(wt, &bs.proj_w), (n, d, d), false);
+            let (gw, gb) = pair_mut(g, &bs.proj);
+            ops::linear_backward(d_atty, gw, gb, d_res, &a.atty[l * nd..(l + 1) * nd], slice(wt, &bs.proj.w), (n, d, d), false);
             let qkv = &a.qkv[l * 3 * nd..(l + 1) * 3 * nd];
             let att = &a.att[l * b * c.n_head * t * t..(l + 1) * b * c.n_head * t * t];
             let d_qkv = &mut a.d_qkv[..3 * nd];
             ops::attention_backward(d_qkv, &mut a.d_scores, d_atty, qkv, att, shape);
-            let (gw, gb) = pair_mut(g, &bs.qkv_w, &bs.qkv_b);
-            ops::linear_backward(d_ln, gw, gb, d_qkv, &a.ln1[l * nd..(l + 1) * nd], slice(wt, &bs.qkv_w), (n, d, 3 * d), false);
+            let (gw, gb) = pair_mut(g, &bs.qkv);
+            ops::linear_backward(d_ln, gw, gb, d_qkv, &a.ln1[l * nd..(l + 1) * nd], slice(wt, &bs.qkv.w), (n, d, 3 * d), false);
             let st = &a.ln1_stats[l * 2 * n..(l + 1) * 2 * n];
-            let (gw, gb) = pair_mut(g, &bs.ln1_w, &bs.ln1_b);
-            ops::layer_norm_backward(d_res, gw, gb, d_ln, res_in, slice(wt, &bs.ln1_w), &st[..n], &st[n..], n, d);
+            let (gw, gb) = pair_mut(g, &bs.ln1);
+            ops::layer_norm_backward(d_res, gw, gb, d_ln, res_in, slice(wt, &bs.ln1.w), &st[..n], &st[n..], n, d);
         }
         // Embeddings: each position's gradient goes to its token's row and its position's.
         let d_res = &a.d_res[..nd];
