@@ -458,28 +458,73 @@ impl Model {
     }
 
     /// Causal (and for sliding layers, windowed) attention of every new row over its sequence's cache.
+    ///
+    /// Work is split by head and by runs of up to [`QUERIES_PER_TASK`] consecutive rows of one
+    /// sequence (a prompt's tokens): each cached key and value is converted from f16 once for
+    /// the run instead of once per query. The arithmetic per query is unchanged.
     fn attention(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
+        use half::slice::HalfFloatSliceExt;
         let c = &self.config;
         let hd = c.head_dim;
         let kvd = c.kv_dim();
         let group = c.n_head / c.n_head_kv;
         let scale = 1.0 / (hd as f32).sqrt();
-        out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
-            let (i, h) = (idx / c.n_head, idx % c.n_head);
-            let (s, pos) = rows[i];
-            let (keys, values) = batch[s].cache.layer(li);
-            let kh = h / group;
-            let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            // Query and attention weights are rounded to f16 as ggml's f16 products do.
-            let qh: Vec<f32> = q[i * c.n_head * hd + h * hd..][..hd].iter().map(|x| round_f16(*x)).collect();
-            let mut scores: Vec<f32> =
-                (first..=pos).map(|p| ops::dot_f16(&qh, &keys[p * kvd + kh * hd..][..hd]) * scale).collect();
-            ops::softmax(&mut scores);
-            scores.iter_mut().for_each(|x| *x = round_f16(*x));
-            o.fill(0.0);
-            for (p, w) in (first..=pos).zip(&scores) {
-                ops::axpy_f16(o, *w, &values[p * kvd + kh * hd..][..hd]);
+        let mut runs = Vec::new();
+        let mut start = 0;
+        while start < rows.len() {
+            let mut end = start + 1;
+            while end < rows.len() && end - start < QUERIES_PER_TASK && rows[end].0 == rows[start].0 {
+                end += 1;
             }
-        });
+            runs.push(start..end);
+            start = end;
+        }
+        let tasks: Vec<(std::ops::Range<usize>, usize)> = runs.iter().flat_map(|r| (0..c.n_head).map(move |h| (r.clone(), h))).collect();
+        let results: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|(run, h)| {
+                let (keys, values) = batch[rows[run.start].0].cache.layer(li);
+                let kh = h / group;
+                let spans: Vec<(usize, usize)> =
+                    run.clone().map(|i| (layer.window.map_or(0, |w| (rows[i].1 + 1).saturating_sub(w)), rows[i].1)).collect();
+                // Query and attention weights are rounded to f16 as ggml's f16 products do.
+                let qs: Vec<Vec<f32>> = run.clone().map(|i| q[i * c.n_head * hd + h * hd..][..hd].iter().map(|x| round_f16(*x)).collect()).collect();
+                let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
+                let hi = spans.iter().map(|s| s.1).max().unwrap_or(0);
+                let mut scores: Vec<Vec<f32>> = spans.iter().map(|(f, p)| Vec::with_capacity(p + 1 - f)).collect();
+                let mut row = vec![0f32; hd];
+                for p in lo..=hi {
+                    keys[p * kvd + kh * hd..][..hd].convert_to_f32_slice(&mut row);
+                    for ((first, pos), (qh, sc)) in spans.iter().zip(qs.iter().zip(scores.iter_mut())) {
+                        if (*first..=*pos).contains(&p) {
+                            sc.push(ops::dot(qh, &row) * scale);
+                        }
+                    }
+                }
+                for sc in &mut scores {
+                    ops::softmax(sc);
+                    sc.iter_mut().for_each(|x| *x = round_f16(*x));
+                }
+                let mut o = vec![0f32; run.len() * hd];
+                for p in lo..=hi {
+                    values[p * kvd + kh * hd..][..hd].convert_to_f32_slice(&mut row);
+                    for (((first, pos), sc), oj) in spans.iter().zip(&scores).zip(o.chunks_exact_mut(hd)) {
+                        if (*first..=*pos).contains(&p) {
+                            let w = sc[p - first];
+                            oj.iter_mut().zip(&row).for_each(|(o, v)| *o += w * v);
+                        }
+                    }
+                }
+                o
+            })
+            .collect();
+        for ((run, h), o) in tasks.iter().zip(results) {
+            for (i, oj) in run.clone().zip(o.chunks_exact(hd)) {
+                out[i * c.n_head * hd + h * hd..][..hd].copy_from_slice(oj);
+            }
+        }
     }
 }
+
+/// Query rows of one sequence that share each converted key and value in `attention`.
+const QUERIES_PER_TASK: usize = 8;
