@@ -114,39 +114,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `dot(a, b)` with `b` in f16 (a cached key), converted eight at a time.
-pub fn dot_f16(a: &[f32], b: &[half::f16]) -> f32 {
-    use half::slice::HalfFloatSliceExt;
-    let mut acc = [0f32; 8];
-    let mut tmp = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y.to_f32()).sum();
-    for (x, y) in ca.zip(cb) {
-        y.convert_to_f32_slice(&mut tmp);
-        for l in 0..8 {
-            acc[l] += x[l] * tmp[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// `out += w * v` with `v` in f16 (a cached value row).
-pub fn axpy_f16(out: &mut [f32], w: f32, v: &[half::f16]) {
-    use half::slice::HalfFloatSliceExt;
-    let mut tmp = [0f32; 8];
-    let (co, cv) = (out.chunks_exact_mut(8), v.chunks_exact(8));
-    for (o, y) in co.zip(cv) {
-        y.convert_to_f32_slice(&mut tmp);
-        for l in 0..8 {
-            o[l] += w * tmp[l];
-        }
-    }
-    let done = out.len() / 8 * 8;
-    for (o, y) in out[done..].iter_mut().zip(&v[done..]) {
-        *o += w * y.to_f32();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,21 +146,6 @@ mod tests {
         rms_norm(&mut x, &[1.0; 4], 0.0);
         let ms: f32 = x.iter().map(|v| v * v).sum::<f32>() / 4.0;
         assert!((ms - 1.0).abs() < 1e-5);
-    }
-
-    #[test]
-    fn f16_dot_and_axpy_match_f32() {
-        let a: Vec<f32> = (0..35).map(|i| (i as f32 * 0.3).sin()).collect();
-        let b: Vec<half::f16> = (0..35).map(|i| half::f16::from_f32((i as f32 * 0.7).cos())).collect();
-        let bf: Vec<f32> = b.iter().map(|x| x.to_f32()).collect();
-        assert!((dot_f16(&a, &b) - dot(&a, &bf)).abs() < 1e-4);
-        let mut o1 = a.clone();
-        let mut o2 = a.clone();
-        axpy_f16(&mut o1, 0.5, &b);
-        for (o, y) in o2.iter_mut().zip(&bf) {
-            *o += 0.5 * y;
-        }
-        assert_eq!(o1, o2);
     }
 
     #[test]
