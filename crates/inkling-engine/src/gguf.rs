@@ -46,6 +46,25 @@ impl TensorBytes {
         }
     }
 
+    /// Tells the kernel this process no longer needs the file pages wholly inside this
+    /// tensor (after its weights were repacked into memory of their own), so they stop
+    /// counting towards resident memory. Later reads still work: the pages come back from
+    /// the file. Owned storage is left alone.
+    pub fn release_pages(&self) {
+        #[cfg(unix)]
+        if let Storage::Map(map) = &self.storage {
+            let page = 4096;
+            let base = map.as_ptr() as usize;
+            let first = (base + self.start).div_ceil(page) * page - base;
+            let end = ((base + self.start + self.len) / page * page).saturating_sub(base);
+            if end > first {
+                // SAFETY: a read-only file mapping: dropped pages are read back from the file
+                // on the next access, so no data is lost and no reference is invalidated.
+                let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first) };
+            }
+        }
+    }
+
     /// `len` bytes from `offset` within this tensor (a row range of a fused matrix).
     pub fn slice(&self, offset: usize, len: usize) -> TensorBytes {
         debug_assert!(offset + len <= self.len);

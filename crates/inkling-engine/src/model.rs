@@ -152,6 +152,22 @@ struct Layer {
     window: Option<usize>,
 }
 
+impl Layer {
+    /// The layer with its projections repacked for the multi-row kernels.
+    fn packed(self) -> Self {
+        Layer {
+            wq: self.wq.into_packed(),
+            wk: self.wk.into_packed(),
+            wv: self.wv.into_packed(),
+            wo: self.wo.into_packed(),
+            w_gate: self.w_gate.map(QMatrix::into_packed),
+            w_up: self.w_up.into_packed(),
+            w_down: self.w_down.into_packed(),
+            ..self
+        }
+    }
+}
+
 /// A loaded model: weights (quantized, mapped) and its configuration.
 pub struct Model {
     pub config: ModelConfig,
@@ -253,9 +269,11 @@ impl Model {
                 window: if sliding { c.sliding_window } else { None },
             });
         }
+        // Repacking reads every weight once; the layers go in parallel.
+        let layers: Vec<Layer> = layers.into_par_iter().map(Layer::packed).collect();
         let token_embd = QMatrix::load(file, "token_embd.weight", Some((c.vocab_size, d)))?;
         let output = if file.tensors.contains_key("output.weight") {
-            QMatrix::load(file, "output.weight", Some((c.vocab_size, d)))?
+            QMatrix::load(file, "output.weight", Some((c.vocab_size, d)))?.into_packed()
         } else {
             token_embd.clone() // tied embeddings
         };
@@ -463,7 +481,6 @@ impl Model {
     /// sequence (a prompt's tokens): each cached key and value is converted from f16 once for
     /// the run instead of once per query. The arithmetic per query is unchanged.
     fn attention(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
-        use half::slice::HalfFloatSliceExt;
         let c = &self.config;
         let hd = c.head_dim;
         let kvd = c.kv_dim();
@@ -480,38 +497,44 @@ impl Model {
             start = end;
         }
         let tasks: Vec<(std::ops::Range<usize>, usize)> = runs.iter().flat_map(|r| (0..c.n_head).map(move |h| (r.clone(), h))).collect();
+        let isa = crate::kernels::best_isa();
         let results: Vec<Vec<f32>> = tasks
             .par_iter()
             .map(|(run, h)| {
                 let (keys, values) = batch[rows[run.start].0].cache.layer(li);
-                let kh = h / group;
+                let at = (h / group) * hd;
+                // Each query's span of cached positions: [first, pos].
                 let spans: Vec<(usize, usize)> =
                     run.clone().map(|i| (layer.window.map_or(0, |w| (rows[i].1 + 1).saturating_sub(w)), rows[i].1)).collect();
                 // Query and attention weights are rounded to f16 as ggml's f16 products do.
-                let qs: Vec<Vec<f32>> = run.clone().map(|i| q[i * c.n_head * hd + h * hd..][..hd].iter().map(|x| round_f16(*x)).collect()).collect();
+                let qs: Vec<f32> = run.clone().flat_map(|i| q[i * c.n_head * hd + h * hd..][..hd].iter().map(|x| round_f16(*x))).collect();
                 let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
                 let hi = spans.iter().map(|s| s.1).max().unwrap_or(0);
-                let mut scores: Vec<Vec<f32>> = spans.iter().map(|(f, p)| Vec::with_capacity(p + 1 - f)).collect();
+                let len = hi + 1 - lo;
+                // One row of scores per query over lo..=hi; positions outside a query's span
+                // are left at zero and skipped.
+                let mut scores = vec![0f32; run.len() * len];
                 let mut row = vec![0f32; hd];
                 for p in lo..=hi {
-                    keys[p * kvd + kh * hd..][..hd].convert_to_f32_slice(&mut row);
-                    for ((first, pos), (qh, sc)) in spans.iter().zip(qs.iter().zip(scores.iter_mut())) {
-                        if (*first..=*pos).contains(&p) {
-                            sc.push(ops::dot(qh, &row) * scale);
+                    ops::f16_to_f32(isa, &keys[p * kvd + at..][..hd], &mut row);
+                    for (j, &(first, pos)) in spans.iter().enumerate() {
+                        if first <= p && p <= pos {
+                            scores[j * len + p - lo] = ops::dot(&qs[j * hd..(j + 1) * hd], &row) * scale;
                         }
                     }
                 }
-                for sc in &mut scores {
-                    ops::softmax(sc);
-                    sc.iter_mut().for_each(|x| *x = round_f16(*x));
+                for (j, &(first, pos)) in spans.iter().enumerate() {
+                    let span = &mut scores[j * len + first - lo..=j * len + pos - lo];
+                    ops::softmax(span);
+                    span.iter_mut().for_each(|x| *x = round_f16(*x));
                 }
                 let mut o = vec![0f32; run.len() * hd];
                 for p in lo..=hi {
-                    values[p * kvd + kh * hd..][..hd].convert_to_f32_slice(&mut row);
-                    for (((first, pos), sc), oj) in spans.iter().zip(&scores).zip(o.chunks_exact_mut(hd)) {
-                        if (*first..=*pos).contains(&p) {
-                            let w = sc[p - first];
-                            oj.iter_mut().zip(&row).for_each(|(o, v)| *o += w * v);
+                    ops::f16_to_f32(isa, &values[p * kvd + at..][..hd], &mut row);
+                    for (j, &(first, pos)) in spans.iter().enumerate() {
+                        if first <= p && p <= pos {
+                            let w = scores[j * len + p - lo];
+                            o[j * hd..(j + 1) * hd].iter_mut().zip(&row).for_each(|(o, v)| *o = w.mul_add(*v, *o));
                         }
                     }
                 }

@@ -74,11 +74,8 @@ impl Rope {
 /// Numerically stable softmax in place.
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
+    x.iter_mut().for_each(|v| *v = exp(*v - max));
+    let sum: f32 = x.iter().sum();
     let inv = 1.0 / sum;
     for v in x.iter_mut() {
         *v *= inv;
@@ -86,7 +83,56 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    x / (1.0 + exp(-x))
+}
+
+/// `e^x` in a form the compiler can vectorise (libm's `expf` is a call per element), as
+/// ggml's softmax and SiLU use a vectorised exp too. `x = n·ln2 + r` with |r| ≤ ln2/2; `e^r`
+/// by its degree-6 Taylor polynomial (relative error under 2e-7 there), times 2^n built in
+/// the exponent bits. Inputs are clamped to [-87, 88]: below, the result is 1.6e-38 instead
+/// of smaller (nothing adds such a term to anything that is not at least 1); above, f32
+/// would overflow.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two so that n·LN2_HI is exact in f32.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x.mul_add(LOG2E, ROUND);
+    let n = shifted - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    p * f32::from_bits(((n_bits + 127) << 23) as u32)
+}
+
+/// Converts a row of the f16 KV cache to f32: eight values per instruction where the CPU
+/// has F16C (chosen at run time, like the kernels), else one at a time.
+pub fn f16_to_f32(isa: crate::kernels::Isa, src: &[half::f16], dst: &mut [f32]) {
+    debug_assert_eq!(src.len(), dst.len());
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
+        crate::kernels::Isa::Avx2 => unsafe { f16_to_f32_f16c(src, dst) },
+        _ => src.iter().zip(dst.iter_mut()).for_each(|(s, d)| *d = s.to_f32()),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_to_f32_f16c(src: &[half::f16], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let whole = src.len() / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= len for both slices.
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().add(i) as *const __m128i))) };
+    }
+    for i in whole..src.len() {
+        dst[i] = src[i].to_f32();
+    }
 }
 
 /// GELU, tanh approximation (what llama.cpp and Gemma use).
@@ -117,6 +163,30 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_matches_libm() {
+        let mut worst = 0f32;
+        for i in -86_999..=87_999 {
+            let x = i as f32 * 1e-3;
+            let (ours, std) = (exp(x), x.exp());
+            worst = worst.max(((ours - std) / std).abs());
+        }
+        assert!(worst < 4e-7, "relative error {worst}");
+        assert_eq!(exp(-1000.0), exp(-87.0));
+        assert!(exp(1000.0).is_finite());
+    }
+
+    #[test]
+    fn f16_rows_convert_exactly_on_every_path() {
+        let src: Vec<half::f16> = (0..37).map(|i| half::f16::from_f32(i as f32 * 0.37 - 5.0)).collect();
+        let want: Vec<f32> = src.iter().map(|v| v.to_f32()).collect();
+        for isa in [crate::kernels::Isa::Portable, crate::kernels::best_isa()] {
+            let mut got = vec![0f32; src.len()];
+            f16_to_f32(isa, &src, &mut got);
+            assert_eq!(got, want, "{isa:?}");
+        }
+    }
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {

@@ -18,6 +18,7 @@ use candle_core::quantized::k_quants::{
 };
 use half::{bf16, f16};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// A 2-D weight: `rows` outputs, each a dot product over `cols` inputs.
 #[derive(Clone)]
@@ -26,6 +27,16 @@ pub struct QMatrix {
     pub rows: usize,
     pub cols: usize,
     bytes: TensorBytes,
+    /// The same weights repacked for a kernel that wants another layout (see
+    /// [`QMatrix::into_packed`]); products use it when present, lookups use `bytes`.
+    packed: Option<Packed>,
+}
+
+/// Weights in a repacked layout, held in memory of their own.
+#[derive(Clone)]
+enum Packed {
+    Q4_1x8(Arc<Vec<kernels::q4_1x8::BlockQ4_1x8>>),
+    Q5_0x8(Arc<Vec<kernels::q5_0x8::BlockQ5_0x8>>),
 }
 
 /// Runs `$body` with `$t` bound to the candle block type of `$dtype`.
@@ -84,7 +95,7 @@ impl QMatrix {
                 problem: format!("has rows of {cols} values, not a multiple of its block size {}", dtype.block_size()),
             });
         }
-        Ok(Self { dtype, rows, cols, bytes })
+        Ok(Self { dtype, rows, cols, bytes, packed: None })
     }
 
     /// Loads tensor `name` from `file`, checking its shape against `expect` (rows, cols).
@@ -112,13 +123,31 @@ impl QMatrix {
     /// An f32 matrix from values held in memory (row-major, `rows * cols`).
     pub fn from_f32(rows: usize, cols: usize, values: Vec<f32>) -> QMatrix {
         debug_assert_eq!(values.len(), rows * cols);
-        QMatrix { dtype: GgmlDType::F32, rows, cols, bytes: TensorBytes::from_f32(values) }
+        QMatrix { dtype: GgmlDType::F32, rows, cols, bytes: TensorBytes::from_f32(values), packed: None }
     }
 
     /// Rows `start..start + n` as a matrix of their own (no copy).
     pub fn rows_range(&self, start: usize, n: usize) -> QMatrix {
         let rb = self.row_bytes();
-        QMatrix { dtype: self.dtype, rows: n, cols: self.cols, bytes: self.bytes.slice(start * rb, n * rb) }
+        QMatrix { dtype: self.dtype, rows: n, cols: self.cols, bytes: self.bytes.slice(start * rb, n * rb), packed: None }
+    }
+
+    /// Repacks the weights for the kernels that read several rows at once (Q4_1, with a
+    /// multiple of eight rows), then releases the file pages they came from. Formats without
+    /// such a kernel are returned as they are. Products give the same values up to rounding
+    /// order; the model loader calls this on every projection.
+    pub fn into_packed(mut self) -> Self {
+        if self.rows % 8 != 0 || self.packed.is_some() {
+            return self;
+        }
+        let nb = self.cols / 32;
+        self.packed = match self.dtype {
+            GgmlDType::Q4_1 => Some(Packed::Q4_1x8(Arc::new(kernels::q4_1x8::pack(as_blocks(self.bytes.bytes()), nb)))),
+            GgmlDType::Q5_0 => Some(Packed::Q5_0x8(Arc::new(kernels::q5_0x8::pack(as_blocks(self.bytes.bytes()), nb)))),
+            _ => return self,
+        };
+        self.bytes.release_pages();
+        self
     }
 
     pub fn size_in_bytes(&self) -> usize {
@@ -147,6 +176,11 @@ impl QMatrix {
         debug_assert_eq!(x.len() % self.cols, 0);
         let n = x.len() / self.cols;
         debug_assert_eq!(y.len(), n * self.rows);
+        match &self.packed {
+            Some(Packed::Q4_1x8(groups)) => return matmul_groups(self, groups, x, n, y),
+            Some(Packed::Q5_0x8(groups)) => return matmul_groups(self, groups, x, n, y),
+            None => {}
+        }
         match self.dtype {
             GgmlDType::Q4_1 => return matmul_kernel::<kernels::q4_1::Q4_1>(self, x, n, y),
             GgmlDType::Q8_0 => return matmul_kernel::<kernels::q8_0::Q8_0>(self, x, n, y),
@@ -178,6 +212,55 @@ fn matmul_kernel<K: RowKernel>(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) 
     let blocks = as_blocks::<K::Weight>(w.bytes.bytes());
     let isa = crate::kernels::best_isa();
     by_weight_rows(n, w.rows, y, |r, out| K::dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
+}
+
+/// A product through a kernel over groups of eight weight rows (see `kernels::GroupKernel`):
+/// work is split by groups, and each group's results are written straight into their
+/// columns of `y`.
+fn matmul_groups<K: kernels::GroupKernel>(w: &QMatrix, groups: &[K], x: &[f32], n: usize, y: &mut [f32]) {
+    let nb = w.cols / K::BLOCK;
+    let mut xq = vec![K::Act::default(); n * nb];
+    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| K::quantize(row, q));
+    let isa = kernels::best_isa();
+    let out = Columns::new(y, w.rows);
+    (0..w.rows / 8).into_par_iter().with_min_len(ROWS_PER_TASK / 8).for_each_init(
+        || vec![0f32; n * 8],
+        |o, g| {
+            K::dot_group(isa, &groups[g * nb..(g + 1) * nb], &xq, o);
+            for (i, v) in o.chunks_exact(8).enumerate() {
+                // SAFETY: group g is the only writer of columns 8g..8g + 8.
+                unsafe { out.write(i, 8 * g, v) };
+            }
+        },
+    );
+}
+
+/// The output matrix of a product (`n` rows of `cols` values) shared by tasks that each
+/// write their own columns, so results land in place without a transposing copy.
+struct Columns {
+    ptr: *mut f32,
+    cols: usize,
+    len: usize,
+}
+
+// SAFETY: tasks write disjoint columns (the callers' contract on `write`).
+unsafe impl Sync for Columns {}
+
+impl Columns {
+    fn new(y: &mut [f32], cols: usize) -> Self {
+        Columns { ptr: y.as_mut_ptr(), cols, len: y.len() }
+    }
+
+    /// Writes `values` into row `i` from column `col`.
+    ///
+    /// # Safety
+    /// No other task may write these columns while the borrow of `y` lasts.
+    unsafe fn write(&self, i: usize, col: usize, values: &[f32]) {
+        let at = i * self.cols + col;
+        assert!(col + values.len() <= self.cols && at + values.len() <= self.len);
+        // SAFETY: in bounds (checked above); disjoint from other writers (caller's contract).
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(at), values.len()) };
+    }
 }
 
 /// Runs `row(r, out)` for every weight row `r` across the worker pool, where `out` receives

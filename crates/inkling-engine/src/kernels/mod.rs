@@ -5,7 +5,9 @@
 //! features, so a binary built on one machine still runs correctly on another.
 
 pub mod q4_1;
+pub mod q4_1x8;
 pub mod q5_0;
+pub mod q5_0x8;
 pub mod q6_k;
 pub mod q8_0;
 
@@ -59,6 +61,66 @@ pub trait RowKernel {
     }
 }
 
+/// A weight format repacked eight rows at a time (`q4_1x8`, `q5_0x8`): one call multiplies
+/// a group of eight weight rows with a batch of quantized activation rows.
+/// Implemented by the packed block type itself: eight rows' blocks of one column.
+pub trait GroupKernel: Copy + Send + Sync + Sized {
+    /// One block of quantized activations.
+    type Act: Copy + Default + Send + Sync;
+    const BLOCK: usize;
+    fn quantize(x: &[f32], out: &mut [Self::Act]);
+    /// `out[i * 8 + r] = dot(row r, xs row i)`, in plain Rust.
+    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]);
+    /// The same with AVX2, FMA and F16C.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]);
+
+    /// The product on the given instruction set.
+    fn dot_group(isa: Isa, group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        match isa {
+            Isa::Portable => Self::dot_group_portable(group, xs, out),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
+            Isa::Avx2 => unsafe { Self::dot_group_avx2(group, xs, out) },
+        }
+    }
+}
+
+impl GroupKernel for q4_1x8::BlockQ4_1x8 {
+    type Act = q4_1::BlockQ8_1;
+    const BLOCK: usize = 32;
+    fn quantize(x: &[f32], out: &mut [Self::Act]) {
+        q4_1::quantize_q8_1(x, out)
+    }
+    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        q4_1x8::dot_group_portable(group, xs, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        // SAFETY: the caller guarantees the features.
+        unsafe { q4_1x8::avx2::dot_group(group, xs, out) }
+    }
+}
+
+impl GroupKernel for q5_0x8::BlockQ5_0x8 {
+    type Act = q5_0x8::BlockQ8Sum;
+    const BLOCK: usize = 32;
+    fn quantize(x: &[f32], out: &mut [Self::Act]) {
+        q5_0x8::quantize(x, out)
+    }
+    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        q5_0x8::dot_group_portable(group, xs, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        // SAFETY: the caller guarantees the features.
+        unsafe { q5_0x8::avx2::dot_group(group, xs, out) }
+    }
+}
+
 /// Instruction sets a kernel can use, detected once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
@@ -75,6 +137,7 @@ pub fn best_isa() -> Isa {
             if std::env::var_os("INKLING_PORTABLE_KERNELS").is_none()
                 && is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
             {
                 Isa::Avx2
             } else {
@@ -86,35 +149,43 @@ pub fn best_isa() -> Isa {
     Isa::Portable
 }
 
-/// Calls `rows(i, full)` over `0..n` in groups: `full` for each whole group of `R`
-/// activation rows starting at `i`, then once per leftover row. The kernels' `dot_many`
-/// drivers: a group shares each unpacked weight block.
+/// Calls `rows(i, count)` over `0..n` in groups: once for each whole group of `R`
+/// activation rows starting at `i` (`count == R`), then once for the leftover rows
+/// (`count < R`). The kernels' drivers: a group shares each unpacked weight block, and so
+/// does the remainder (three candidates decoding together unpack each block once, not thrice).
 #[inline]
-pub(crate) fn in_groups<const R: usize>(n: usize, mut rows: impl FnMut(usize, bool)) {
+pub(crate) fn in_groups<const R: usize>(n: usize, mut rows: impl FnMut(usize, usize)) {
     let mut i = 0;
     while i + R <= n {
-        rows(i, true);
+        rows(i, R);
         i += R;
     }
-    while i < n {
-        rows(i, false);
-        i += 1;
+    if i < n {
+        rows(i, n - i);
     }
 }
 
 /// Defines a kernel's `dot_many`: its `dot_rows::<ROWS>` over each whole group of activation
-/// rows, `dot_rows::<1>` over the rest (see [`in_groups`]).
+/// rows, then `dot_rows::<k>` over the `k < ROWS` left (see [`in_groups`]).
 macro_rules! grouped_dot_many {
     ($weight:ty, $act:ty) => {
         #[target_feature(enable = "avx2,fma")]
         pub unsafe fn dot_many(w_row: &[$weight], xs: &[$act], out: &mut [f32]) {
-            super::super::in_groups::<ROWS>(out.len(), |i, full| {
+            super::super::in_groups::<ROWS>(out.len(), |i, count| {
                 // SAFETY: AVX2 and FMA as the caller guarantees.
                 unsafe {
-                    if full {
+                    if count == ROWS {
                         dot_rows::<ROWS>(w_row, xs, i, out)
                     } else {
-                        dot_rows::<1>(w_row, xs, i, out)
+                        match count {
+                            7 => dot_rows::<7>(w_row, xs, i, out),
+                            6 => dot_rows::<6>(w_row, xs, i, out),
+                            5 => dot_rows::<5>(w_row, xs, i, out),
+                            4 => dot_rows::<4>(w_row, xs, i, out),
+                            3 => dot_rows::<3>(w_row, xs, i, out),
+                            2 => dot_rows::<2>(w_row, xs, i, out),
+                            _ => dot_rows::<1>(w_row, xs, i, out),
+                        }
                     }
                 }
             });

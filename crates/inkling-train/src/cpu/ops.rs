@@ -271,27 +271,7 @@ fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
-/// `e^x` in plain arithmetic, so loops over it vectorise (libm's `expf` is a call per
-/// element). `x = n·ln2 + r` with |r| ≤ ln2/2; `e^r` by its degree-6 Taylor polynomial
-/// (relative error under 2e-7 there), times 2^n built in the exponent bits. Inputs are
-/// clamped to [-87, 88]: below, the result is 1.6e-38 instead of smaller (nothing here adds
-/// such a term to anything that is not at least 1); above, f32 would overflow.
-#[inline]
-pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split in two so that n·LN2_HI is exact in f32.
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding 1.5·2^23 rounds to an integer, which then sits in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x.mul_add(LOG2E, ROUND);
-    let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    p * f32::from_bits(((n_bits + 127) << 23) as u32)
-}
+pub use inkling_engine::ops::exp;
 
 /// Softmax cross-entropy of each row of `logits` (n×v) against `targets`; returns the sum
 /// of the rows' losses, and turns `logits` into their gradient `scale·(softmax - onehot)`
@@ -327,18 +307,3 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], v: usize) -> f64 {
     total
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn exp_matches_libm() {
-        let mut worst = 0f32;
-        for i in -86_999..=87_999 {
-            let x = i as f32 * 1e-3;
-            let (ours, std) = (super::exp(x), x.exp());
-            worst = worst.max(((ours - std) / std).abs());
-        }
-        assert!(worst < 4e-7, "relative error {worst}");
-        assert_eq!(super::exp(-1000.0), super::exp(-87.0));
-        assert!(super::exp(1000.0).is_finite());
-    }
-}
