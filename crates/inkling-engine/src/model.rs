@@ -12,7 +12,7 @@ use crate::gguf::GgufFile;
 use crate::kernels::round_f16;
 use crate::kv_cache::KvCache;
 use crate::ops::{self, Rope};
-use crate::quant::QMatrix;
+use crate::quant::{self, QMatrix};
 use rayon::prelude::*;
 
 /// The model families inkling runs.
@@ -186,6 +186,18 @@ pub struct SeqBatch<'a> {
     pub tokens: &'a [u32],
     /// Return logits for every new token (perplexity) instead of only the last one.
     pub all_logits: bool,
+}
+
+/// `a[i] = f(a[i], b[i])`, across the worker pool only when there is enough work to pay
+/// for the trip (a prompt's worth of rows, not one decoded token's).
+fn elementwise(a: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    const CHUNK: usize = 4096;
+    let apply = |x: &mut [f32], y: &[f32]| x.iter_mut().zip(y).for_each(|(x, y)| *x = f(*x, *y));
+    if a.len() <= 4 * CHUNK {
+        apply(a, b);
+    } else {
+        a.par_chunks_mut(CHUNK).zip(b.par_chunks(CHUNK)).for_each(|(x, y)| apply(x, y));
+    }
 }
 
 fn add_bias(rows: &mut [f32], bias: &Option<Vec<f32>>) {
@@ -374,9 +386,7 @@ impl Model {
         let mut up = vec![0f32; n * c.n_ff];
         for (li, layer) in self.layers.iter().enumerate() {
             self.norm_into(&x, &mut h, &layer.attn_norm, layer.attn_norm_b.as_deref());
-            layer.wq.matmul(&h, &mut q);
-            layer.wk.matmul(&h, &mut k);
-            layer.wv.matmul(&h, &mut v);
+            quant::matmul_many(&h, &mut [(&layer.wq, &mut q[..]), (&layer.wk, &mut k[..]), (&layer.wv, &mut v[..])]);
             for (buf, bias) in [(&mut q, &layer.bq), (&mut k, &layer.bk), (&mut v, &layer.bv)] {
                 add_bias(buf, bias);
             }
@@ -408,22 +418,18 @@ impl Model {
             ops::add_assign(&mut x, &o);
 
             self.norm_into(&x, &mut h, &layer.ffn_norm, layer.ffn_norm_b.as_deref());
-            layer.w_up.matmul(&h, &mut up);
-            add_bias(&mut up, &layer.b_up);
             if let Some(w_gate) = &layer.w_gate {
-                w_gate.matmul(&h, &mut gate);
-                let act = if c.arch == Arch::Gemma3 { ops::gelu } else { ops::silu };
-                gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
-                    for (a, b) in g.iter_mut().zip(u) {
-                        *a = act(*a) * b;
-                    }
-                });
+                quant::matmul_many(&h, &mut [(w_gate, &mut gate[..]), (&layer.w_up, &mut up[..])]);
+                add_bias(&mut up, &layer.b_up);
+                if c.arch == Arch::Gemma3 {
+                    elementwise(&mut gate, &up, |g, u| ops::gelu(g) * u);
+                } else {
+                    elementwise(&mut gate, &up, |g, u| ops::silu(g) * u);
+                }
             } else {
-                gate.par_chunks_mut(4096).zip(up.par_chunks(4096)).for_each(|(g, u)| {
-                    for (a, b) in g.iter_mut().zip(u) {
-                        *a = ops::gelu(*b);
-                    }
-                });
+                layer.w_up.matmul(&h, &mut up);
+                add_bias(&mut up, &layer.b_up);
+                elementwise(&mut gate, &up, |_, u| ops::gelu(u));
             }
             layer.w_down.matmul(&gate, &mut o);
             add_bias(&mut o, &layer.b_down);
@@ -496,24 +502,32 @@ impl Model {
             runs.push(start..end);
             start = end;
         }
-        let tasks: Vec<(std::ops::Range<usize>, usize)> = runs.iter().flat_map(|r| (0..c.n_head).map(move |h| (r.clone(), h))).collect();
+        // One task per run and key/value head: the heads that share a cached key and value
+        // (grouped-query attention) read and convert it once between them.
+        let tasks: Vec<(std::ops::Range<usize>, usize)> = runs.iter().flat_map(|r| (0..c.n_head_kv).map(move |kh| (r.clone(), kh))).collect();
         let isa = crate::kernels::best_isa();
         let results: Vec<Vec<f32>> = tasks
             .par_iter()
-            .map(|(run, h)| {
+            .map(|(run, kh)| {
                 let (keys, values) = batch[rows[run.start].0].cache.layer(li);
-                let at = (h / group) * hd;
-                // Each query's span of cached positions: [first, pos].
-                let spans: Vec<(usize, usize)> =
-                    run.clone().map(|i| (layer.window.map_or(0, |w| (rows[i].1 + 1).saturating_sub(w)), rows[i].1)).collect();
+                let at = kh * hd;
+                // Each query's span of cached positions, [first, pos], repeated for each head
+                // of the group: query vector j is (row run.start + j / group, head kh * group + j % group).
+                let spans: Vec<(usize, usize)> = run
+                    .clone()
+                    .flat_map(|i| std::iter::repeat_n((layer.window.map_or(0, |w| (rows[i].1 + 1).saturating_sub(w)), rows[i].1), group))
+                    .collect();
                 // Query and attention weights are rounded to f16 as ggml's f16 products do.
-                let qs: Vec<f32> = run.clone().flat_map(|i| q[i * c.n_head * hd + h * hd..][..hd].iter().map(|x| round_f16(*x))).collect();
+                let qs: Vec<f32> = run
+                    .clone()
+                    .flat_map(|i| q[i * c.n_head * hd + kh * group * hd..][..group * hd].iter().map(|x| round_f16(*x)))
+                    .collect();
                 let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
                 let hi = spans.iter().map(|s| s.1).max().unwrap_or(0);
                 let len = hi + 1 - lo;
-                // One row of scores per query over lo..=hi; positions outside a query's span
+                // One row of scores per query vector over lo..=hi; positions outside its span
                 // are left at zero and skipped.
-                let mut scores = vec![0f32; run.len() * len];
+                let mut scores = vec![0f32; spans.len() * len];
                 let mut row = vec![0f32; hd];
                 for p in lo..=hi {
                     ops::f16_to_f32(isa, &keys[p * kvd + at..][..hd], &mut row);
@@ -528,7 +542,7 @@ impl Model {
                     ops::softmax(span);
                     span.iter_mut().for_each(|x| *x = round_f16(*x));
                 }
-                let mut o = vec![0f32; run.len() * hd];
+                let mut o = vec![0f32; spans.len() * hd];
                 for p in lo..=hi {
                     ops::f16_to_f32(isa, &values[p * kvd + at..][..hd], &mut row);
                     for (j, &(first, pos)) in spans.iter().enumerate() {
@@ -541,9 +555,9 @@ impl Model {
                 o
             })
             .collect();
-        for ((run, h), o) in tasks.iter().zip(results) {
-            for (i, oj) in run.clone().zip(o.chunks_exact(hd)) {
-                out[i * c.n_head * hd + h * hd..][..hd].copy_from_slice(oj);
+        for ((run, kh), o) in tasks.iter().zip(results) {
+            for (i, oj) in run.clone().zip(o.chunks_exact(group * hd)) {
+                out[i * c.n_head * hd + kh * group * hd..][..group * hd].copy_from_slice(oj);
             }
         }
     }

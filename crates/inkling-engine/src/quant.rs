@@ -173,82 +173,122 @@ impl QMatrix {
     /// `y[i][r] = dot(x[i], W[r])` for every activation row `i`.
     /// `x` holds `n` rows of `cols` values; `y` receives `n` rows of `rows` values.
     pub fn matmul(&self, x: &[f32], y: &mut [f32]) {
+        matmul_many(x, &mut [(self, y)]);
+    }
+
+    /// This product made ready to run: activations quantized, work split into tasks.
+    fn prepare<'a>(&'a self, x: &[f32], y: &'a mut [f32]) -> Prepared<'a> {
         debug_assert_eq!(x.len() % self.cols, 0);
         let n = x.len() / self.cols;
         debug_assert_eq!(y.len(), n * self.rows);
         match &self.packed {
-            Some(Packed::Q4_1x8(groups)) => return matmul_groups(self, groups, x, n, y),
-            Some(Packed::Q5_0x8(groups)) => return matmul_groups(self, groups, x, n, y),
+            Some(Packed::Q4_1x8(groups)) => return prepare_groups(self, groups, x, n, y),
+            Some(Packed::Q5_0x8(groups)) => return prepare_groups(self, groups, x, n, y),
             None => {}
         }
         match self.dtype {
-            GgmlDType::Q4_1 => return matmul_kernel::<kernels::q4_1::Q4_1>(self, x, n, y),
-            GgmlDType::Q8_0 => return matmul_kernel::<kernels::q8_0::Q8_0>(self, x, n, y),
-            GgmlDType::Q5_0 => return matmul_kernel::<kernels::q5_0::Q5_0>(self, x, n, y),
-            GgmlDType::Q6K => return matmul_kernel::<kernels::q6_k::Q6K>(self, x, n, y),
-            _ => {}
+            GgmlDType::Q4_1 => prepare_kernel::<kernels::q4_1::Q4_1>(self, x, n, y),
+            GgmlDType::Q8_0 => prepare_kernel::<kernels::q8_0::Q8_0>(self, x, n, y),
+            GgmlDType::Q5_0 => prepare_kernel::<kernels::q5_0::Q5_0>(self, x, n, y),
+            GgmlDType::Q6K => prepare_kernel::<kernels::q6_k::Q6K>(self, x, n, y),
+            _ => with_block_type!(self.dtype, T => prepare_typed::<T>(self, x, n, y)),
         }
-        with_block_type!(self.dtype, T => matmul_typed::<T>(self, x, n, y))
     }
+}
+
+/// Several products of the same activations (a layer's query, key and value projections;
+/// its gate and up projections) run as one batch of tasks across the worker pool. Decoding
+/// one token is a string of small products, and each trip through the pool costs about as
+/// much as a small product: one trip for three products instead of three.
+pub fn matmul_many(x: &[f32], products: &mut [(&QMatrix, &mut [f32])]) {
+    let prepared: Vec<Prepared<'_>> = products.iter_mut().map(|(w, y)| w.prepare(x, y)).collect();
+    let starts: Vec<usize> = prepared.iter().scan(0, |acc, p| { let s = *acc; *acc += p.tasks; Some(s) }).collect();
+    let total: usize = prepared.iter().map(|p| p.tasks).sum();
+    let run = |t: usize| {
+        let m = starts.partition_point(|&s| s <= t) - 1;
+        (prepared[m].run)(t - starts[m]);
+    };
+    if total == 1 {
+        run(0);
+    } else {
+        (0..total).into_par_iter().for_each(run);
+    }
+}
+
+/// A product ready to run as `tasks` independent calls of `run`.
+struct Prepared<'a> {
+    tasks: usize,
+    run: Box<dyn Fn(usize) + Sync + 'a>,
 }
 
 /// Weight rows handed to one worker task.
 const ROWS_PER_TASK: usize = 16;
 
-/// Writes `yt` (`rows` x `n`, computed one weight row at a time) into `y` (`n` x `rows`).
-fn transpose_into(yt: &[f32], n: usize, rows: usize, y: &mut [f32]) {
-    y.par_chunks_mut(rows).enumerate().for_each(|(i, yrow)| {
-        for (r, v) in yrow.iter_mut().enumerate() {
-            *v = yt[r * n + i];
-        }
-    });
+/// Activation rows below which quantizing them runs on the calling thread: a trip through
+/// the worker pool costs more than quantizing a few rows.
+const SERIAL_QUANTIZE_ROWS: usize = 8;
+
+/// Quantizes `n` rows of `x` into blocks with `quantize`, in parallel when there are many.
+fn quantize_rows<A: Copy + Default + Send>(x: &[f32], n: usize, per_row: usize, quantize: impl Fn(&[f32], &mut [A]) + Sync) -> Vec<A> {
+    let mut xq = vec![A::default(); n * per_row];
+    let cols = x.len() / n.max(1);
+    if n < SERIAL_QUANTIZE_ROWS {
+        xq.chunks_mut(per_row).zip(x.chunks(cols)).for_each(|(q, row)| quantize(row, q));
+    } else {
+        xq.par_chunks_mut(per_row).zip(x.par_chunks(cols)).for_each(|(q, row)| quantize(row, q));
+    }
+    xq
 }
 
-/// A product through one of inkling's own kernel sets (see `kernels`).
-fn matmul_kernel<K: RowKernel>(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) {
+/// A product through one of inkling's own row kernels (see `kernels`).
+fn prepare_kernel<'a, K: RowKernel + 'a>(w: &'a QMatrix, x: &[f32], n: usize, y: &'a mut [f32]) -> Prepared<'a> {
     let nb = w.cols / K::BLOCK;
-    let mut xq = vec![K::Act::default(); n * nb];
-    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| K::quantize(row, q));
+    let xq = quantize_rows(x, n, nb, K::quantize);
     let blocks = as_blocks::<K::Weight>(w.bytes.bytes());
     let isa = crate::kernels::best_isa();
-    by_weight_rows(n, w.rows, y, |r, out| K::dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out));
+    by_weight_rows(n, w.rows, y, move |r, out| K::dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq, out))
 }
 
 /// A product through a kernel over groups of eight weight rows (see `kernels::GroupKernel`):
-/// work is split by groups, and each group's results are written straight into their
-/// columns of `y`.
-fn matmul_groups<K: kernels::GroupKernel>(w: &QMatrix, groups: &[K], x: &[f32], n: usize, y: &mut [f32]) {
+/// each task takes a few groups and writes their results straight into their columns of `y`.
+fn prepare_groups<'a, K: kernels::GroupKernel>(w: &'a QMatrix, groups: &'a [K], x: &[f32], n: usize, y: &'a mut [f32]) -> Prepared<'a> {
     let nb = w.cols / K::BLOCK;
-    let mut xq = vec![K::Act::default(); n * nb];
-    xq.par_chunks_mut(nb).zip(x.par_chunks(w.cols)).for_each(|(q, row)| K::quantize(row, q));
+    let xq = quantize_rows(x, n, nb, K::quantize);
     let isa = kernels::best_isa();
     let out = Columns::new(y, w.rows);
-    (0..w.rows / 8).into_par_iter().with_min_len(ROWS_PER_TASK / 8).for_each_init(
-        || vec![0f32; n * 8],
-        |o, g| {
-            K::dot_group(isa, &groups[g * nb..(g + 1) * nb], &xq, o);
-            for (i, v) in o.chunks_exact(8).enumerate() {
-                // SAFETY: group g is the only writer of columns 8g..8g + 8.
-                unsafe { out.write(i, 8 * g, v) };
+    let per_task = ROWS_PER_TASK / 8;
+    let count = w.rows / 8;
+    Prepared {
+        tasks: count.div_ceil(per_task),
+        run: Box::new(move |t| {
+            let mut o = vec![0f32; n * 8];
+            for g in t * per_task..((t + 1) * per_task).min(count) {
+                K::dot_group(isa, &groups[g * nb..(g + 1) * nb], &xq, &mut o);
+                for (i, v) in o.chunks_exact(8).enumerate() {
+                    // SAFETY: group g is the only writer of columns 8g..8g + 8.
+                    unsafe { out.write(i, 8 * g, v) };
+                }
             }
-        },
-    );
+        }),
+    }
 }
 
 /// The output matrix of a product (`n` rows of `cols` values) shared by tasks that each
 /// write their own columns, so results land in place without a transposing copy.
-struct Columns {
+struct Columns<'a> {
     ptr: *mut f32,
     cols: usize,
     len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
 }
 
 // SAFETY: tasks write disjoint columns (the callers' contract on `write`).
-unsafe impl Sync for Columns {}
+unsafe impl Sync for Columns<'_> {}
+unsafe impl Send for Columns<'_> {}
 
-impl Columns {
-    fn new(y: &mut [f32], cols: usize) -> Self {
-        Columns { ptr: y.as_mut_ptr(), cols, len: y.len() }
+impl<'a> Columns<'a> {
+    fn new(y: &'a mut [f32], cols: usize) -> Self {
+        Columns { ptr: y.as_mut_ptr(), cols, len: y.len(), _borrow: std::marker::PhantomData }
     }
 
     /// Writes `values` into row `i` from column `col`.
@@ -263,27 +303,31 @@ impl Columns {
     }
 }
 
-/// Runs `row(r, out)` for every weight row `r` across the worker pool, where `out` receives
-/// the `n` dot products of that row; the results land in `y` as `n` rows of `rows` values.
-/// Computing by weight row reads each weight once per product, whatever `n` is.
-fn by_weight_rows(n: usize, rows: usize, y: &mut [f32], row: impl Fn(usize, &mut [f32]) + Sync) {
-    let run = |dst: &mut [f32]| {
-        dst.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, out)| {
-            for (j, o) in out.chunks_mut(n).enumerate() {
-                row(c * ROWS_PER_TASK + j, o);
+/// Runs `row(r, out)` for every weight row `r`, `ROWS_PER_TASK` rows per task, where `out`
+/// receives the `n` dot products of that row; the results land in `y` as `n` rows of `rows`
+/// values. Computing by weight row reads each weight once per product, whatever `n` is.
+fn by_weight_rows<'a>(n: usize, rows: usize, y: &'a mut [f32], row: impl Fn(usize, &mut [f32]) + Sync + 'a) -> Prepared<'a> {
+    let out = Columns::new(y, rows);
+    Prepared {
+        tasks: rows.div_ceil(ROWS_PER_TASK),
+        run: Box::new(move |t| {
+            let first = t * ROWS_PER_TASK;
+            let count = ROWS_PER_TASK.min(rows - first);
+            let mut yt = vec![0f32; n * count];
+            for (j, o) in yt.chunks_mut(n).enumerate() {
+                row(first + j, o);
             }
-        })
-    };
-    if n == 1 {
-        run(y);
-    } else {
-        let mut yt = vec![0f32; n * rows];
-        run(&mut yt);
-        transpose_into(&yt, n, rows, y);
+            let mut strip = vec![0f32; count];
+            for i in 0..n {
+                strip.iter_mut().enumerate().for_each(|(j, v)| *v = yt[j * n + i]);
+                // SAFETY: this task is the only writer of columns first..first + count.
+                unsafe { out.write(i, first, &strip) };
+            }
+        }),
     }
 }
 
-fn matmul_typed<T: GgmlType + Sync>(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32])
+fn prepare_typed<'a, T: GgmlType + Sync + 'a>(w: &'a QMatrix, x: &[f32], n: usize, y: &'a mut [f32]) -> Prepared<'a>
 where
     T::VecDotType: Sync + Send,
 {
@@ -293,10 +337,10 @@ where
     xq.par_chunks_mut(qb).zip(x.par_chunks(k)).for_each(|(q, row)| T::VecDotType::from_float(row, q));
     let blocks = as_blocks::<T>(w.bytes.bytes());
     let wb = k / T::BLCK_SIZE;
-    by_weight_rows(n, w.rows, y, |r, out| {
+    by_weight_rows(n, w.rows, y, move |r, out| {
         let wrow = &blocks[r * wb..(r + 1) * wb];
         for (i, o) in out.iter_mut().enumerate() {
             *o = T::vec_dot(k, wrow, &xq[i * qb..(i + 1) * qb]);
         }
-    });
+    })
 }
