@@ -18,6 +18,7 @@ pub mod backend;
 pub mod catalog;
 pub mod chat;
 pub mod constraint;
+mod disjoint;
 pub mod engine;
 pub mod error;
 pub mod gguf;

@@ -8,6 +8,7 @@
 //! This module is the seam a faster kernel set replaces; tests compare it against a
 //! dequantize-then-f32 reference.
 
+use crate::disjoint::DisjointSlice;
 use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, TensorBytes};
 use crate::kernels::{self, RowKernel};
@@ -255,7 +256,8 @@ fn prepare_groups<'a, K: kernels::GroupKernel>(w: &'a QMatrix, groups: &'a [K], 
     let nb = w.cols / K::BLOCK;
     let xq = quantize_rows(x, n, nb, K::quantize);
     let isa = kernels::best_isa();
-    let out = Columns::new(y, w.rows);
+    let out = DisjointSlice::new(y);
+    let cols = w.rows;
     let per_task = ROWS_PER_TASK / 8;
     let count = w.rows / 8;
     Prepared {
@@ -266,40 +268,10 @@ fn prepare_groups<'a, K: kernels::GroupKernel>(w: &'a QMatrix, groups: &'a [K], 
                 K::dot_group(isa, &groups[g * nb..(g + 1) * nb], &xq, &mut o);
                 for (i, v) in o.chunks_exact(8).enumerate() {
                     // SAFETY: group g is the only writer of columns 8g..8g + 8.
-                    unsafe { out.write(i, 8 * g, v) };
+                    unsafe { out.write(i * cols + 8 * g, v) };
                 }
             }
         }),
-    }
-}
-
-/// The output matrix of a product (`n` rows of `cols` values) shared by tasks that each
-/// write their own columns, so results land in place without a transposing copy.
-struct Columns<'a> {
-    ptr: *mut f32,
-    cols: usize,
-    len: usize,
-    _borrow: std::marker::PhantomData<&'a mut [f32]>,
-}
-
-// SAFETY: tasks write disjoint columns (the callers' contract on `write`).
-unsafe impl Sync for Columns<'_> {}
-unsafe impl Send for Columns<'_> {}
-
-impl<'a> Columns<'a> {
-    fn new(y: &'a mut [f32], cols: usize) -> Self {
-        Columns { ptr: y.as_mut_ptr(), cols, len: y.len(), _borrow: std::marker::PhantomData }
-    }
-
-    /// Writes `values` into row `i` from column `col`.
-    ///
-    /// # Safety
-    /// No other task may write these columns while the borrow of `y` lasts.
-    unsafe fn write(&self, i: usize, col: usize, values: &[f32]) {
-        let at = i * self.cols + col;
-        assert!(col + values.len() <= self.cols && at + values.len() <= self.len);
-        // SAFETY: in bounds (checked above); disjoint from other writers (caller's contract).
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(at), values.len()) };
     }
 }
 
@@ -307,7 +279,7 @@ impl<'a> Columns<'a> {
 /// receives the `n` dot products of that row; the results land in `y` as `n` rows of `rows`
 /// values. Computing by weight row reads each weight once per product, whatever `n` is.
 fn by_weight_rows<'a>(n: usize, rows: usize, y: &'a mut [f32], row: impl Fn(usize, &mut [f32]) + Sync + 'a) -> Prepared<'a> {
-    let out = Columns::new(y, rows);
+    let out = DisjointSlice::new(y);
     Prepared {
         tasks: rows.div_ceil(ROWS_PER_TASK),
         run: Box::new(move |t| {
@@ -321,7 +293,7 @@ fn by_weight_rows<'a>(n: usize, rows: usize, y: &'a mut [f32], row: impl Fn(usiz
             for i in 0..n {
                 strip.iter_mut().enumerate().for_each(|(j, v)| *v = yt[j * n + i]);
                 // SAFETY: this task is the only writer of columns first..first + count.
-                unsafe { out.write(i, first, &strip) };
+                unsafe { out.write(i * rows + first, &strip) };
             }
         }),
     }
