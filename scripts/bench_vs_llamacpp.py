@@ -6,12 +6,19 @@ pp512 / tg128). llama.cpp runs through llama-cpp-python (its per-token Python ov
 included, a few percent at these speeds); inkling runs `inkling bench --json`. Both run back
 to back; the ratio is what counts.
 
+llama.cpp runs in a child process of its own per model, so its peak resident memory
+(`ru_maxrss`, which includes the Python interpreter's ~30 MiB) and load time are its own.
+inkling also runs with three candidates (`-n 3`), reported as total decode throughput over a
+single stream's.
+
 Run: cargo build --release && python3 scripts/bench_vs_llamacpp.py [--threads 2] [--models NAME ...]
 """
 import argparse
 import json
 import os
+import resource
 import subprocess
+import sys
 import time
 
 import llama_cpp
@@ -29,7 +36,16 @@ def last_argmax(llm):
 
 
 def llama(path, threads, n_prompt, n_gen):
+    """Runs `llama_child` in a fresh process: (prompt tok/s, decode tok/s, peak RSS MiB, load ms)."""
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--llama-child", path, "--threads", str(threads),
+                        "--prompt", str(n_prompt), "--gen", str(n_gen)], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def llama_child(path, threads, n_prompt, n_gen):
+    t = time.perf_counter()
     llm = Llama(model_path=path, n_ctx=n_prompt + n_gen + 16, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
+    load_ms = (time.perf_counter() - t) * 1e3
     prose = b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness. "
     toks = llm.tokenize(prose * 64, add_bos=True)[:n_prompt]
     best_pp = best_tg = 0.0
@@ -45,12 +61,13 @@ def llama(path, threads, n_prompt, n_gen):
             tok = last_argmax(llm)
         tg = n_gen / (time.perf_counter() - t1)
         best_pp, best_tg = max(best_pp, pp), max(best_tg, tg)
-    return best_pp, best_tg
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"prompt": best_pp, "decode": best_tg, "rss": rss_mib, "load_ms": load_ms}
 
 
-def ours(path, threads, n_prompt, n_gen):
+def ours(path, threads, n_prompt, n_gen, candidates=1):
     r = subprocess.run([INKLING, "--model", path, "--threads", str(threads), "bench", "--prompt-tokens", str(n_prompt),
-                        "--gen-tokens", str(n_gen), "--repeat", "2", "--json"], capture_output=True, text=True, check=True)
+                        "--gen-tokens", str(n_gen), "--repeat", "2", "-n", str(candidates), "--json"], capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 
 
@@ -60,21 +77,30 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--llama-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.llama_child:
+        print(json.dumps(llama_child(args.llama_child, args.threads, args.prompt, args.gen)))
+        return
     listing = json.loads(subprocess.run([INKLING, "model", "list", "--json"], capture_output=True, text=True, check=True).stdout)
     paths = {r["id"]: r.get("file") for r in listing}
     for name in args.models:
         path = paths.get(name) or name
         if not path or not os.path.exists(path):
             continue
-        lp, lt = llama(path, args.threads, args.prompt, args.gen)
+        ll = llama(path, args.threads, args.prompt, args.gen)
+        lp, lt = ll["prompt"], ll["decode"]
         o = ours(path, args.threads, args.prompt, args.gen)
+        o3 = ours(path, args.threads, args.prompt, args.gen, candidates=3)
         print(json.dumps({
             "model": name, "threads": args.threads,
-            "llama_cpp": {"prompt_tok_s": round(lp, 1), "decode_tok_s": round(lt, 1)},
+            "llama_cpp": {"prompt_tok_s": round(lp, 1), "decode_tok_s": round(lt, 1), "peak_rss_mib": round(ll["rss"]), "load_ms": round(ll["load_ms"])},
             "inkling": {"prompt_tok_s": round(o["prompt_tokens_per_s"], 1), "decode_tok_s": round(o["decode_tokens_per_s"], 1),
+                        "decode_tok_s_3_candidates": round(o3["decode_tokens_per_s"], 1),
                         "ttft_ms": round(o["time_to_first_token_ms"]), "peak_rss_mib": round(o["peak_rss_mib"]), "load_ms": round(o["load_ms"])},
-            "ratio": {"prompt": round(o["prompt_tokens_per_s"] / lp, 2), "decode": round(o["decode_tokens_per_s"] / lt, 2)},
+            "ratio": {"prompt": round(o["prompt_tokens_per_s"] / lp, 2), "decode": round(o["decode_tokens_per_s"] / lt, 2),
+                      "three_candidates_over_one": round(o3["decode_tokens_per_s"] / o["decode_tokens_per_s"], 2),
+                      "rss": round(o["peak_rss_mib"] / ll["rss"], 2)},
         }))
 
 

@@ -9,7 +9,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::gguf::GgufFile;
-use crate::kernels::round_f16;
+use crate::kernels::{attend, round_f16};
 use crate::kv_cache::KvCache;
 use crate::ops::{self, Rope};
 use crate::quant::{self, QMatrix};
@@ -481,12 +481,95 @@ impl Model {
         }
     }
 
+    /// Attention when every sequence of the batch adds one token (decoding), through the
+    /// kernels in `kernels::attend`, which read the cache in place.
+    ///
+    /// Work is split by (sequence, key/value head, chunk of [`DECODE_POSITIONS_PER_TASK`]
+    /// positions) in two passes: scores, then (after each head's softmax over all its chunks,
+    /// weights rounded to f16 as ggml's f16 products do) weighted values, whose partial sums
+    /// are added in chunk order. Chunk bounds are absolute positions, so a sequence's result
+    /// does not depend on the rest of the batch.
+    fn attention_decode(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
+        let c = &self.config;
+        let (hd, nh, kvd) = (c.head_dim, c.n_head, c.kv_dim());
+        let group = nh / c.n_head_kv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let isa = crate::kernels::best_isa();
+        let qr: Vec<f32> = q[..rows.len() * nh * hd].iter().map(|x| round_f16(*x)).collect();
+        let mut tasks: Vec<(usize, usize, std::ops::Range<usize>)> = Vec::new();
+        for (i, &(_, pos)) in rows.iter().enumerate() {
+            let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            for kh in 0..c.n_head_kv {
+                for k in first / DECODE_POSITIONS_PER_TASK..=pos / DECODE_POSITIONS_PER_TASK {
+                    tasks.push((i, kh, (k * DECODE_POSITIONS_PER_TASK).max(first)..((k + 1) * DECODE_POSITIONS_PER_TASK).min(pos + 1)));
+                }
+            }
+        }
+        let query = |i: usize, h: usize| &qr[(i * nh + h) * hd..][..hd];
+        // Pass 1: scores, `group` rows of the chunk's length per task.
+        let mut scores: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|(i, kh, chunk)| {
+                let (keys, _) = batch[rows[*i].0].cache.layer(li);
+                let mut w = vec![0f32; group * chunk.len()];
+                for (g, wg) in w.chunks_exact_mut(chunk.len()).enumerate() {
+                    attend::scores(isa, query(*i, kh * group + g), keys, kvd, kh * hd, chunk.clone(), scale, wg);
+                }
+                w
+            })
+            .collect();
+        // Each head's softmax over all its chunks (consecutive tasks of one row and head).
+        let mut start = 0;
+        while start < tasks.len() {
+            let end = start + tasks[start..].iter().take_while(|t| (t.0, t.1) == (tasks[start].0, tasks[start].1)).count();
+            for g in 0..group {
+                // Head g's scores within a task's vector (`group` rows of the chunk's length).
+                let part = |s: &[f32]| s.len() / group * g..s.len() / group * (g + 1);
+                let max = scores[start..end].iter().flat_map(|s| s[part(s)].iter().copied()).fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in &mut scores[start..end] {
+                    let r = part(s);
+                    for x in &mut s[r] {
+                        *x = ops::exp(*x - max);
+                        sum += *x;
+                    }
+                }
+                let inv = 1.0 / sum;
+                for s in &mut scores[start..end] {
+                    let r = part(s);
+                    s[r].iter_mut().for_each(|x| *x = round_f16(*x * inv));
+                }
+            }
+            start = end;
+        }
+        // Pass 2: each chunk's weighted values, then the partial sums in chunk order.
+        let partials: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .zip(&scores)
+            .map(|((i, kh, chunk), w)| {
+                let (_, values) = batch[rows[*i].0].cache.layer(li);
+                let mut o = vec![0f32; group * hd];
+                for (wg, og) in w.chunks_exact(chunk.len()).zip(o.chunks_exact_mut(hd)) {
+                    attend::weighted_values(isa, wg, values, kvd, kh * hd, chunk.clone(), og);
+                }
+                o
+            })
+            .collect();
+        out[..rows.len() * nh * hd].fill(0.0);
+        for ((i, kh, _), o) in tasks.iter().zip(partials) {
+            ops::add_assign(&mut out[(i * nh + kh * group) * hd..][..group * hd], &o);
+        }
+    }
+
     /// Causal (and for sliding layers, windowed) attention of every new row over its sequence's cache.
     ///
     /// Work is split by head and by runs of up to [`QUERIES_PER_TASK`] consecutive rows of one
     /// sequence (a prompt's tokens): each cached key and value is converted from f16 once for
     /// the run instead of once per query. The arithmetic per query is unchanged.
     fn attention(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
+        if rows.len() == batch.len() {
+            return self.attention_decode(layer, li, batch, rows, q, out);
+        }
         let c = &self.config;
         let hd = c.head_dim;
         let kvd = c.kv_dim();
@@ -562,6 +645,11 @@ impl Model {
         }
     }
 }
+
+/// Cached positions of one decoding attention task: enough tasks for every core however few
+/// key/value heads a model has, and a block every head of the group reads while it is still
+/// in the core's cache (128 rows of a 64-wide head: 16 KiB of keys).
+const DECODE_POSITIONS_PER_TASK: usize = 128;
 
 /// Query rows of one sequence that share each converted key and value in `attention`.
 const QUERIES_PER_TASK: usize = 8;

@@ -89,9 +89,8 @@ pub fn silu(x: f32) -> f32 {
 /// `e^x` in a form the compiler can vectorise (libm's `expf` is a call per element), as
 /// ggml's softmax and SiLU use a vectorised exp too. `x = n·ln2 + r` with |r| ≤ ln2/2; `e^r`
 /// by its degree-6 Taylor polynomial (relative error under 2e-7 there), times 2^n built in
-/// the exponent bits. Inputs are clamped to [-87, 88]: below, the result is 1.6e-38 instead
-/// of smaller (nothing adds such a term to anything that is not at least 1); above, f32
-/// would overflow.
+/// the exponent bits. Below -87 the result is 0 (a masked score must weigh nothing; the true
+/// value is under f32's smallest normal number); above 88 it is e^88, as f32 would overflow.
 #[inline]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -106,7 +105,9 @@ pub fn exp(x: f32) -> f32 {
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    p * f32::from_bits(((n_bits + 127) << 23) as u32)
+    let e = p * f32::from_bits(((n_bits + 127) << 23) as u32);
+    // A select, not a branch: the loops calling this still vectorise.
+    if x <= -87.0 { 0.0 } else { e }
 }
 
 /// Converts a row of the f16 KV cache to f32: eight values per instruction where the CPU
@@ -173,7 +174,8 @@ mod tests {
             worst = worst.max(((ours - std) / std).abs());
         }
         assert!(worst < 4e-7, "relative error {worst}");
-        assert_eq!(exp(-1000.0), exp(-87.0));
+        assert_eq!(exp(-1000.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!(exp(1000.0).is_finite());
     }
 

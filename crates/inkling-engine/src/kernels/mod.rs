@@ -4,6 +4,7 @@
 //! tests compare with the SIMD one, and the SIMD version is chosen at run time from the CPU's
 //! features, so a binary built on one machine still runs correctly on another.
 
+pub mod attend;
 pub mod q4_1;
 pub mod q4_1x8;
 pub mod q5_0;
