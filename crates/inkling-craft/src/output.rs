@@ -80,7 +80,38 @@ pub fn parse_list(text: &str) -> Vec<String> {
             None => items.push(l.to_string()),
         }
     }
+    // A small model sometimes writes the whole list on one line ("A; 2. B; 3. C").
+    let items: Vec<String> = if items.len() < 3 { items.iter().flat_map(|i| split_inline_numbers(i)).collect() } else { items };
     items.into_iter().map(|i| clean_item(&i)).filter(|i| !i.is_empty()).collect()
+}
+
+/// Splits an item at " 2. ", " 3. ", ... when at least two such markers follow each other in
+/// order (one alone, as in "Chapter 2. The storm", is part of the text). Each piece loses the
+/// separator before the next marker (";" or ",").
+fn split_inline_numbers(item: &str) -> Vec<String> {
+    let mut cuts = Vec::new();
+    let mut from = 0;
+    for k in 2.. {
+        let marker = format!(" {k}. ");
+        match item[from..].find(&marker) {
+            Some(at) => {
+                cuts.push((from + at, marker.len()));
+                from += at + marker.len();
+            }
+            None => break,
+        }
+    }
+    if cuts.len() < 2 {
+        return vec![item.to_string()];
+    }
+    let mut pieces = Vec::with_capacity(cuts.len() + 1);
+    let mut start = 0;
+    for (at, len) in cuts {
+        pieces.push(item[start..at].trim_end_matches([';', ',', ' ']).to_string());
+        start = at + len;
+    }
+    pieces.push(item[start..].to_string());
+    pieces
 }
 
 fn strip_marker(line: &str) -> Option<&str> {
@@ -156,6 +187,11 @@ mod tests {
         assert_eq!(parse_list("1. \"Quoted title\""), ["Quoted title"]);
         assert_eq!(parse_list("1. **The Lost City** (Fantasy)"), ["The Lost City (Fantasy)"]);
         assert!(parse_list("\n\n").is_empty());
+        assert_eq!(
+            parse_list("The Keeper; by L. M.; 2. The Bottle; 3. A Sailor's Love, 4. Tides"),
+            ["The Keeper; by L. M.", "The Bottle", "A Sailor's Love", "Tides"]
+        );
+        assert_eq!(parse_list("Chapter 2. The storm breaks"), ["Chapter 2. The storm breaks"]);
     }
 
     #[test]

@@ -40,8 +40,10 @@ fn brainstorm_and_titles_give_parsed_lists() {
     for c in &out.candidates {
         assert!(!c.items.is_empty() && c.items.iter().all(|i| !i.trim().is_empty() && !i.starts_with("1.")), "{:?}", c.items);
     }
-    let out = tool(e, "titles", "a lighthouse keeper who finds a message in a bottle", 1);
-    assert!(out.candidates[0].items.len() >= 3, "{:?}", out.candidates[0].text);
+    // Likewise for titles: a sampled candidate can run on as prose (which candidate does
+    // moves with the last bits of the arithmetic), and the writer picks from those that list.
+    let out = tool(e, "titles", "a lighthouse keeper who finds a message in a bottle", 2);
+    assert!(out.candidates.iter().any(|c| c.items.len() >= 3), "{:?}", out.candidates.iter().map(|c| &c.text).collect::<Vec<_>>());
 }
 
 #[test]

@@ -7,14 +7,21 @@ use inkling_engine::quant::QMatrix;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn check(dtype: GgmlDType, rows: usize, cols: usize, batch: usize) {
-    let mut rng = StdRng::seed_from_u64(rows as u64 * 31 + cols as u64);
+/// A random `rows` x `cols` matrix quantized to `dtype`, written as tensor "w" of a GGUF file
+/// (the directory must outlive the file).
+fn random_matrix_file(rng: &mut StdRng, dtype: GgmlDType, rows: usize, cols: usize) -> (tempfile::TempDir, GgufFile, QTensor) {
     let w: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let q = QTensor::quantize(&Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap(), dtype).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.gguf");
     inkling_engine::testing::write_matrices(&path, &[("w", &q)]).unwrap();
     let file = GgufFile::open(&path).unwrap();
+    (dir, file, q)
+}
+
+fn check(dtype: GgmlDType, rows: usize, cols: usize, batch: usize) {
+    let mut rng = StdRng::seed_from_u64(rows as u64 * 31 + cols as u64);
+    let (_dir, file, q) = random_matrix_file(&mut rng, dtype, rows, cols);
     let m = QMatrix::load(&file, "w", Some((rows, cols))).unwrap();
     let dense = m.to_f32();
     // The reference dequantizes through candle's tensor path, independently of QMatrix.
@@ -43,6 +50,30 @@ fn every_format_matches_the_reference() {
     for dtype in [GgmlDType::Q2K, GgmlDType::Q3K, GgmlDType::Q4K, GgmlDType::Q5K, GgmlDType::Q6K] {
         check(dtype, 5, 256, 1);
         check(dtype, 19, 512, 2);
+    }
+}
+
+/// Q4_1 and Q5_0 matrices repacked eight rows at a time give what the row kernels give, for
+/// every batch size up to a whole group and its leftovers, and dequantization still reads
+/// the file (after the packed copy released its pages).
+#[test]
+fn repacked_matrices_match_the_row_kernels() {
+    for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0] {
+        let (rows, cols) = (24, 96);
+        let mut rng = StdRng::seed_from_u64(dtype as u64);
+        let (_dir, file, _) = random_matrix_file(&mut rng, dtype, rows, cols);
+        let plain = QMatrix::load(&file, "w", Some((rows, cols))).unwrap();
+        let packed = QMatrix::load(&file, "w", Some((rows, cols))).unwrap().into_packed();
+        assert_eq!(packed.to_f32(), plain.to_f32(), "{dtype:?} lookups after packing");
+        for batch in [1, 2, 3, 4, 5, 9] {
+            let x: Vec<f32> = (0..batch * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let (mut a, mut b) = (vec![0f32; batch * rows], vec![0f32; batch * rows]);
+            plain.matmul(&x, &mut a);
+            packed.matmul(&x, &mut b);
+            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{dtype:?} batch {batch} value {i}: packed {b} vs row kernel {a}");
+            }
+        }
     }
 }
 
