@@ -196,6 +196,34 @@ macro_rules! grouped_dot_many {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use grouped_dot_many;
 
+/// Defines a packed kernel's `dot_group` (the AVX2 version of its `dot_group_portable`): its
+/// `rows::<ROWS>` over each whole group of activation rows, then `rows::<k>` over the
+/// `k < ROWS` left (at most four rows per pass in these kernels).
+macro_rules! grouped_dot_group {
+    ($group:ty, $act:ty) => {
+        /// `out[i * 8 + r] = dot(row r of the group, xs row i)`, with AVX2.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn dot_group(group: &[$group], xs: &[$act], out: &mut [f32]) {
+            super::super::in_groups::<ROWS>(out.len() / 8, |i, count| {
+                // SAFETY: AVX2, FMA and F16C as the caller guarantees.
+                unsafe {
+                    match count {
+                        4 => rows::<4>(group, xs, i, out),
+                        3 => rows::<3>(group, xs, i, out),
+                        2 => rows::<2>(group, xs, i, out),
+                        _ => rows::<1>(group, xs, i, out),
+                    }
+                }
+            });
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use grouped_dot_group;
+
 /// Horizontal sum of eight floats.
 #[cfg(target_arch = "x86_64")]
 #[inline]

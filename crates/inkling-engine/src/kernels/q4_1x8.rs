@@ -82,25 +82,7 @@ pub mod avx2 {
     /// weights and constants this fills the sixteen vector registers).
     const ROWS: usize = 4;
 
-    /// The AVX2 version of [`super::dot_group_portable`].
-    ///
-    /// # Safety
-    /// The CPU must support AVX2, FMA and F16C.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_group(group: &[BlockQ4_1x8], xs: &[BlockQ8_1], out: &mut [f32]) {
-        let n = out.len() / 8;
-        super::super::in_groups::<ROWS>(n, |i, count| {
-            // SAFETY: AVX2, FMA and F16C as the caller guarantees.
-            unsafe {
-                match count {
-                    4 => rows::<4>(group, xs, i, out),
-                    3 => rows::<3>(group, xs, i, out),
-                    2 => rows::<2>(group, xs, i, out),
-                    _ => rows::<1>(group, xs, i, out),
-                }
-            }
-        });
-    }
+    super::super::grouped_dot_group!(BlockQ4_1x8, BlockQ8_1);
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
