@@ -65,7 +65,11 @@ def main():
                            capture_output=True, text=True, check=True)
         ours = json.loads(r.stdout)["result"]
         ids = subprocess.run([INKLING, "--model", path, "tokenize", "-"], input=text, capture_output=True, text=True, check=True).stdout
-        same = json.loads(ids)["ids"][: args.tokens] == list(ltokens)
+        ids = json.loads(ids)["ids"]
+        # `inkling tokenize` adds the model's BOS as generation does (Gemma); eval does not.
+        if ids and ltokens and ids[0] != ltokens[0]:
+            ids = ids[1:]
+        same = ids[: args.tokens] == list(ltokens)
         print(json.dumps({
             "model": name, "tokens_scored": {"llama_cpp": lscored, "inkling": ours["tokens_scored"]}, "same_tokens": same,
             "perplexity": {"llama_cpp": round(lp, 4), "inkling": round(ours["perplexity"], 4)},
