@@ -263,3 +263,48 @@ pub(crate) fn check_kernel<K: RowKernel, D: IntoIterator<Item = f32>>(
         }
     }
 }
+
+/// Checks a packed kernel set on random blocks: for each `(blocks per row, activation rows)`
+/// of `shapes`, 16 weight rows are packed, and every group's product matches between the
+/// SIMD and portable paths (to `simd_tol`) and matches `row_kernel`, the row-at-a-time
+/// kernel on the unpacked rows (to 1e-4).
+#[cfg(test)]
+pub(crate) fn check_group_kernel<K: GroupKernel, W>(
+    seed: u64,
+    shapes: &[(usize, usize)],
+    simd_tol: f32,
+    mut block: impl FnMut(&mut rand::rngs::StdRng) -> W,
+    pack: impl Fn(&[W], usize) -> Vec<K>,
+    row_kernel: impl Fn(&[W], &[K::Act], &mut [f32]),
+) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for &(nb, n) in shapes {
+        let rows = 16;
+        let w: Vec<W> = (0..rows * nb).map(|_| block(&mut rng)).collect();
+        let x: Vec<f32> = (0..n * nb * K::BLOCK).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let mut xq = vec![K::Act::default(); n * nb];
+        for (q, row) in xq.chunks_mut(nb).zip(x.chunks(nb * K::BLOCK)) {
+            K::quantize(row, q);
+        }
+        let packed = pack(&w, nb);
+        for g in 0..rows / 8 {
+            let group = &packed[g * nb..(g + 1) * nb];
+            let mut slow = vec![0f32; n * 8];
+            K::dot_group_portable(group, &xq, &mut slow);
+            let mut fast = vec![0f32; n * 8];
+            K::dot_group(best_isa(), group, &xq, &mut fast);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() <= simd_tol * (1.0 + b.abs()), "simd {a} vs portable {b}");
+            }
+            for r in 0..8 {
+                let mut want = vec![0f32; n];
+                row_kernel(&w[(g * 8 + r) * nb..(g * 8 + r + 1) * nb], &xq, &mut want);
+                for i in 0..n {
+                    let got = slow[i * 8 + r];
+                    assert!((got - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()), "row {r} act {i}: packed {got} vs row kernel {}", want[i]);
+                }
+            }
+        }
+    }
+}

@@ -173,50 +173,24 @@ pub mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::q5_0::dot_many_portable;
     use crate::kernels::q8_0::BlockQ8Act;
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
 
     /// The packed kernels (portable and SIMD) give what the row-at-a-time kernel gives on
     /// the same blocks, for odd block counts and every remainder of activation rows.
     #[test]
     fn packed_kernels_match_the_row_kernel() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(50);
-        for (nb, n) in [(1, 1), (3, 2), (5, 3), (7, 5), (20, 9), (2, 4)] {
-            let rows = 16;
-            let w: Vec<BlockQ5_0> = (0..rows * nb)
-                .map(|_| BlockQ5_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qh: rng.random(), qs: rng.random() })
-                .collect();
-            let x: Vec<f32> = (0..n * nb * 32).map(|_| rng.random_range(-2.0f32..2.0)).collect();
-            let mut xq = vec![BlockQ8Sum::default(); n * nb];
-            for (q, row) in xq.chunks_mut(nb).zip(x.chunks(nb * 32)) {
-                quantize(row, q);
-            }
-            // The row kernel's activations: the same codes and scales, without the sum.
-            let plain: Vec<BlockQ8Act> = xq.iter().map(|b| BlockQ8Act { d: b.d, qs: b.qs }).collect();
-            let packed = pack(&w, nb);
-            for g in 0..rows / 8 {
-                let group = &packed[g * nb..(g + 1) * nb];
-                let mut slow = vec![0f32; n * 8];
-                dot_group_portable(group, &xq, &mut slow);
-                #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
-                    let mut fast = vec![0f32; n * 8];
-                    // SAFETY: features checked above.
-                    unsafe { avx2::dot_group(group, &xq, &mut fast) };
-                    for (a, b) in fast.iter().zip(&slow) {
-                        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "simd {a} vs portable {b}");
-                    }
-                }
-                for r in 0..8 {
-                    let mut want = vec![0f32; n];
-                    dot_many_portable(&w[(g * 8 + r) * nb..(g * 8 + r + 1) * nb], &plain, &mut want);
-                    for i in 0..n {
-                        let got = slow[i * 8 + r];
-                        assert!((got - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()), "row {r} act {i}: packed {got} vs row kernel {}", want[i]);
-                    }
-                }
-            }
-        }
+        crate::kernels::check_group_kernel::<BlockQ5_0x8, _>(
+            50,
+            &[(1, 1), (3, 2), (5, 3), (7, 5), (20, 9), (2, 4)],
+            1e-5,
+            |rng| BlockQ5_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qh: rng.random(), qs: rng.random() },
+            pack,
+            |w, xs, out| {
+                // The row kernel's activations: the same codes and scales, without the sum.
+                let plain: Vec<BlockQ8Act> = xs.iter().map(|b| BlockQ8Act { d: b.d, qs: b.qs }).collect();
+                crate::kernels::q5_0::dot_many_portable(w, &plain, out)
+            },
+        );
     }
 }
