@@ -563,9 +563,10 @@ impl Model {
 
     /// Causal (and for sliding layers, windowed) attention of every new row over its sequence's cache.
     ///
-    /// Work is split by head and by runs of up to [`QUERIES_PER_TASK`] consecutive rows of one
-    /// sequence (a prompt's tokens): each cached key and value is converted from f16 once for
-    /// the run instead of once per query. The arithmetic per query is unchanged.
+    /// One new token per sequence (decoding) goes to [`Model::attention_decode`]. Otherwise
+    /// work is split by key/value head and by runs of up to [`QUERIES_PER_TASK`] consecutive
+    /// rows of one sequence (a prompt's tokens): each cached key and value is converted from
+    /// f16 once for the run and every head of its group.
     fn attention(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
         if rows.len() == batch.len() {
             return self.attention_decode(layer, li, batch, rows, q, out);
