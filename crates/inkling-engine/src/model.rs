@@ -287,7 +287,7 @@ impl Model {
         let output = if file.tensors.contains_key("output.weight") {
             QMatrix::load(file, "output.weight", Some((c.vocab_size, d)))?.into_packed()
         } else {
-            token_embd.clone() // tied embeddings
+            token_embd.clone().into_packed() // tied embeddings: lookups still read the file
         };
         let position_embd = if gpt2 { Some(QMatrix::load(file, "position_embd.weight", Some((c.context_length, d)))?) } else { None };
         Ok(Self {

@@ -38,6 +38,7 @@ pub struct QMatrix {
 enum Packed {
     Q4_1x8(Arc<Vec<kernels::q4_1x8::BlockQ4_1x8>>),
     Q5_0x8(Arc<Vec<kernels::q5_0x8::BlockQ5_0x8>>),
+    Q8_0x8(Arc<Vec<kernels::q8_0x8::BlockQ8_0x8>>),
 }
 
 /// Runs `$body` with `$t` bound to the candle block type of `$dtype`.
@@ -133,8 +134,8 @@ impl QMatrix {
         QMatrix { dtype: self.dtype, rows: n, cols: self.cols, bytes: self.bytes.slice(start * rb, n * rb), packed: None }
     }
 
-    /// Repacks the weights for the kernels that read several rows at once (Q4_1, with a
-    /// multiple of eight rows), then releases the file pages they came from. Formats without
+    /// Repacks the weights for the kernels that read several rows at once (Q4_1, Q5_0 and
+    /// Q8_0, with a multiple of eight rows), releasing the file pages they came from. Formats without
     /// such a kernel are returned as they are. Products give the same values up to rounding
     /// order; the model loader calls this on every projection.
     pub fn into_packed(mut self) -> Self {
@@ -142,12 +143,13 @@ impl QMatrix {
             return self;
         }
         let nb = self.cols / 32;
+        let bytes = &self.bytes;
         self.packed = match self.dtype {
-            GgmlDType::Q4_1 => Some(Packed::Q4_1x8(Arc::new(kernels::q4_1x8::pack(as_blocks(self.bytes.bytes()), nb)))),
-            GgmlDType::Q5_0 => Some(Packed::Q5_0x8(Arc::new(kernels::q5_0x8::pack(as_blocks(self.bytes.bytes()), nb)))),
+            GgmlDType::Q4_1 => Some(Packed::Q4_1x8(Arc::new(pack_released(bytes, nb)))),
+            GgmlDType::Q5_0 => Some(Packed::Q5_0x8(Arc::new(pack_released(bytes, nb)))),
+            GgmlDType::Q8_0 => Some(Packed::Q8_0x8(Arc::new(pack_released(bytes, nb)))),
             _ => return self,
         };
-        self.bytes.release_pages();
         self
     }
 
@@ -185,6 +187,7 @@ impl QMatrix {
         match &self.packed {
             Some(Packed::Q4_1x8(groups)) => return prepare_groups(self, groups, x, n, y),
             Some(Packed::Q5_0x8(groups)) => return prepare_groups(self, groups, x, n, y),
+            Some(Packed::Q8_0x8(groups)) => return prepare_groups(self, groups, x, n, y),
             None => {}
         }
         match self.dtype {
@@ -195,6 +198,34 @@ impl QMatrix {
             _ => with_block_type!(self.dtype, T => prepare_typed::<T>(self, x, n, y)),
         }
     }
+}
+
+/// File bytes repacked per task by [`pack_released`].
+const PACK_CHUNK_BYTES: usize = 1 << 20;
+
+/// Repacks a row-major matrix's blocks (`nb` per row, rows a multiple of 8) for kernel `K`,
+/// in parallel, releasing each stretch of file pages as soon as it is packed: the file's copy
+/// and the packed copy are never both resident in full, so peak memory stays one copy (plus
+/// a megabyte per worker) even for Gemma's 180 MB output projection.
+fn pack_released<K: kernels::GroupKernel>(bytes: &TensorBytes, nb: usize) -> Vec<K> {
+    let blocks = as_blocks::<K::Weight>(bytes.bytes());
+    let block_bytes = std::mem::size_of::<K::Weight>();
+    let total = blocks.len() / 8;
+    let groups_per_chunk = (PACK_CHUNK_BYTES / (8 * nb * block_bytes)).max(1);
+    let mut out: Vec<K> = Vec::with_capacity(total);
+    out.spare_capacity_mut()[..total].par_chunks_mut(groups_per_chunk * nb).enumerate().for_each(|(c, dst)| {
+        let first = c * groups_per_chunk * 8 * nb;
+        let src = &blocks[first..first + dst.len() * 8];
+        for (group, dst) in src.chunks_exact(8 * nb).zip(dst.chunks_mut(nb)) {
+            for (b, slot) in dst.iter_mut().enumerate() {
+                slot.write(K::pack_block(std::array::from_fn(|r| &group[r * nb + b])));
+            }
+        }
+        bytes.slice(first * block_bytes, src.len() * block_bytes).release_pages();
+    });
+    // SAFETY: the chunks above cover slots 0..total, and every slot of each was written.
+    unsafe { out.set_len(total) };
+    out
 }
 
 /// Several products of the same activations (a layer's query, key and value projections;

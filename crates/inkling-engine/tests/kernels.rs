@@ -53,14 +53,15 @@ fn every_format_matches_the_reference() {
     }
 }
 
-/// Q4_1 and Q5_0 matrices repacked eight rows at a time give what the row kernels give, for
-/// every batch size up to a whole group and its leftovers, and dequantization still reads
-/// the file (after the packed copy released its pages).
+/// Q4_1, Q5_0 and Q8_0 matrices repacked eight rows at a time give what the row kernels
+/// give, for every batch size up to a whole group and its leftovers, and dequantization
+/// still reads the file (after the packed copy released its pages). The larger matrices
+/// span several of the packer's one-megabyte chunks.
 #[test]
 fn repacked_matrices_match_the_row_kernels() {
-    for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_0] {
-        let (rows, cols) = (24, 96);
-        let mut rng = StdRng::seed_from_u64(dtype as u64);
+    let shapes = [(GgmlDType::Q4_1, 24, 96), (GgmlDType::Q5_0, 24, 96), (GgmlDType::Q8_0, 24, 96), (GgmlDType::Q8_0, 1032, 1024), (GgmlDType::Q4_1, 2056, 1024)];
+    for (dtype, rows, cols) in shapes {
+        let mut rng = StdRng::seed_from_u64(dtype as u64 + rows as u64);
         let (_dir, file, _) = random_matrix_file(&mut rng, dtype, rows, cols);
         let plain = QMatrix::load(&file, "w", Some((rows, cols))).unwrap();
         let packed = QMatrix::load(&file, "w", Some((rows, cols))).unwrap().into_packed();

@@ -28,25 +28,15 @@ pub struct BlockQ4_1x8 {
 }
 const _: () = assert!(std::mem::size_of::<BlockQ4_1x8>() == 160);
 
-/// Repacks a row-major Q4_1 matrix (`rows` a multiple of 8, `nb` blocks per row) into groups
-/// of eight rows: group `g`, block column `b` lands at `g * nb + b`.
-pub fn pack(blocks: &[BlockQ4_1], nb: usize) -> Vec<BlockQ4_1x8> {
-    debug_assert_eq!(blocks.len() % (8 * nb), 0);
-    let groups = blocks.len() / (8 * nb);
-    let mut out = Vec::with_capacity(groups * nb);
-    for g in 0..groups {
-        for b in 0..nb {
-            let src: [&BlockQ4_1; 8] = std::array::from_fn(|r| &blocks[(g * 8 + r) * nb + b]);
-            let mut qs = [0u8; 128];
-            for l in 0..4 {
-                for (r, s) in src.iter().enumerate() {
-                    qs[l * 32 + 4 * r..][..4].copy_from_slice(&s.qs[4 * l..4 * l + 4]);
-                }
-            }
-            out.push(BlockQ4_1x8 { d: src.map(|s| s.d), m: src.map(|s| s.m), qs });
+/// Interleaves eight rows' Q4_1 blocks of one column into one packed block.
+pub fn pack_block(src: [&BlockQ4_1; 8]) -> BlockQ4_1x8 {
+    let mut qs = [0u8; 128];
+    for l in 0..4 {
+        for (r, s) in src.iter().enumerate() {
+            qs[l * 32 + 4 * r..][..4].copy_from_slice(&s.qs[4 * l..4 * l + 4]);
         }
     }
-    out
+    BlockQ4_1x8 { d: src.map(|s| s.d), m: src.map(|s| s.m), qs }
 }
 
 /// `out[i * 8 + r] = dot(row r of the group, xs row i)` for every activation row `i`,
@@ -94,6 +84,7 @@ pub mod avx2 {
         for (b, w) in group.iter().enumerate() {
             // SAFETY: the block holds 8 + 8 halfs and 128 bytes; every load is in bounds.
             unsafe {
+                super::super::prefetch_ahead(w);
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.as_ptr() as *const __m128i));
                 let m = _mm256_cvtph_ps(_mm_loadu_si128(w.m.as_ptr() as *const __m128i));
                 let mut sums = [_mm256_setzero_si256(); R];
@@ -133,7 +124,7 @@ mod tests {
     /// the same blocks, for odd block counts and every remainder of activation rows.
     #[test]
     fn packed_kernels_match_the_row_kernel() {
-        crate::kernels::check_group_kernel::<BlockQ4_1x8, _>(
+        crate::kernels::check_group_kernel::<BlockQ4_1x8>(
             41,
             &[(1, 1), (3, 2), (5, 3), (7, 5), (18, 9), (2, 4)],
             1e-4,
@@ -142,7 +133,6 @@ mod tests {
                 m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(),
                 qs: std::array::from_fn(|_| rng.random()),
             },
-            pack,
             crate::kernels::q4_1::dot_many_portable,
         );
     }

@@ -44,33 +44,23 @@ pub fn quantize(x: &[f32], out: &mut [BlockQ8Sum]) {
     }
 }
 
-/// Repacks a row-major Q5_0 matrix (`rows` a multiple of 8, `nb` blocks per row) into groups
-/// of eight rows: group `g`, block column `b` lands at `g * nb + b`.
-pub fn pack(blocks: &[BlockQ5_0], nb: usize) -> Vec<BlockQ5_0x8> {
-    debug_assert_eq!(blocks.len() % (8 * nb), 0);
-    let groups = blocks.len() / (8 * nb);
-    let mut out = Vec::with_capacity(groups * nb);
-    for g in 0..groups {
-        for b in 0..nb {
-            let src: [&BlockQ5_0; 8] = std::array::from_fn(|r| &blocks[(g * 8 + r) * nb + b]);
-            let mut qs = [0u8; 128];
-            let mut qh = [0u8; 32];
-            for (r, s) in src.iter().enumerate() {
-                let bits = u32::from_le_bytes(s.qh);
-                for l in 0..4 {
-                    qs[l * 32 + 4 * r..][..4].copy_from_slice(&s.qs[4 * l..4 * l + 4]);
-                    for k in 0..4 {
-                        for h in 0..2 {
-                            let bit = (bits >> (16 * h + 4 * l + k)) & 1;
-                            qh[4 * r + k] |= (bit as u8) << (2 * l + h);
-                        }
-                    }
+/// Interleaves eight rows' Q5_0 blocks of one column into one packed block.
+pub fn pack_block(src: [&BlockQ5_0; 8]) -> BlockQ5_0x8 {
+    let mut qs = [0u8; 128];
+    let mut qh = [0u8; 32];
+    for (r, s) in src.iter().enumerate() {
+        let bits = u32::from_le_bytes(s.qh);
+        for l in 0..4 {
+            qs[l * 32 + 4 * r..][..4].copy_from_slice(&s.qs[4 * l..4 * l + 4]);
+            for k in 0..4 {
+                for h in 0..2 {
+                    let bit = (bits >> (16 * h + 4 * l + k)) & 1;
+                    qh[4 * r + k] |= (bit as u8) << (2 * l + h);
                 }
             }
-            out.push(BlockQ5_0x8 { d: src.map(|s| s.d), qh, qs });
         }
     }
-    out
+    BlockQ5_0x8 { d: src.map(|s| s.d), qh, qs }
 }
 
 /// `out[i * 8 + r] = dot(row r of the group, xs row i)` for every activation row `i`,
@@ -135,6 +125,7 @@ pub mod avx2 {
         for (b, w) in group.iter().enumerate() {
             // SAFETY: the block holds 8 halfs, 32 + 128 bytes; every load is in bounds.
             unsafe {
+                super::super::prefetch_ahead(w);
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.as_ptr() as *const __m128i));
                 let qh = _mm256_loadu_si256(w.qh.as_ptr() as *const __m256i);
                 let mut isum = [_mm256_setzero_si256(); R];
@@ -180,12 +171,11 @@ mod tests {
     /// the same blocks, for odd block counts and every remainder of activation rows.
     #[test]
     fn packed_kernels_match_the_row_kernel() {
-        crate::kernels::check_group_kernel::<BlockQ5_0x8, _>(
+        crate::kernels::check_group_kernel::<BlockQ5_0x8>(
             50,
             &[(1, 1), (3, 2), (5, 3), (7, 5), (20, 9), (2, 4)],
             1e-5,
             |rng| BlockQ5_0 { d: f16::from_f32(rng.random_range(0.001f32..0.05)).to_bits(), qh: rng.random(), qs: rng.random() },
-            pack,
             |w, xs, out| {
                 // The row kernel's activations: the same codes and scales, without the sum.
                 let plain: Vec<BlockQ8Act> = xs.iter().map(|b| BlockQ8Act { d: b.d, qs: b.qs }).collect();
