@@ -506,50 +506,47 @@ impl Model {
             }
         }
         let query = |i: usize, h: usize| &qr[(i * nh + h) * hd..][..hd];
-        // Pass 1: scores, `group` rows of the chunk's length per task.
-        let mut scores: Vec<Vec<f32>> = tasks
+        // Pass 1: scores, `group` rows of the chunk's length per task, each head's turned into
+        // exp(score - the chunk's max) with that max and the sum (see `ops::exp_below_max`).
+        let mut parts: Vec<(Vec<f32>, Vec<(f32, f32)>)> = tasks
             .par_iter()
             .map(|(i, kh, chunk)| {
                 let (keys, _) = batch[rows[*i].0].cache.layer(li);
                 let mut w = vec![0f32; group * chunk.len()];
+                let mut stats = Vec::with_capacity(group);
                 for (g, wg) in w.chunks_exact_mut(chunk.len()).enumerate() {
                     attend::scores(isa, query(*i, kh * group + g), keys, kvd, kh * hd, chunk.clone(), scale, wg);
+                    stats.push(ops::exp_below_max(wg));
                 }
-                w
+                (w, stats)
             })
             .collect();
-        // Each head's softmax over all its chunks (consecutive tasks of one row and head).
+        // Each head's softmax over all its chunks (consecutive tasks of one row and head):
+        // chunk c's weights are scaled by exp(max_c - max) / sum.
+        let mut factors = vec![0f32; tasks.len() * group];
         let mut start = 0;
         while start < tasks.len() {
             let end = start + tasks[start..].iter().take_while(|t| (t.0, t.1) == (tasks[start].0, tasks[start].1)).count();
             for g in 0..group {
-                // Head g's scores within a task's vector (`group` rows of the chunk's length).
-                let part = |s: &[f32]| s.len() / group * g..s.len() / group * (g + 1);
-                let max = scores[start..end].iter().flat_map(|s| s[part(s)].iter().copied()).fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for s in &mut scores[start..end] {
-                    let r = part(s);
-                    for x in &mut s[r] {
-                        *x = ops::exp(*x - max);
-                        sum += *x;
-                    }
-                }
-                let inv = 1.0 / sum;
-                for s in &mut scores[start..end] {
-                    let r = part(s);
-                    s[r].iter_mut().for_each(|x| *x = round_f16(*x * inv));
+                let max = parts[start..end].iter().map(|p| p.1[g].0).fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = parts[start..end].iter().map(|p| p.1[g].1 * ops::exp(p.1[g].0 - max)).sum();
+                for t in start..end {
+                    factors[t * group + g] = ops::exp(parts[t].1[g].0 - max) / sum;
                 }
             }
             start = end;
         }
-        // Pass 2: each chunk's weighted values, then the partial sums in chunk order.
+        // Pass 2: each chunk's final weights (rounded through f16 as ggml does) and weighted
+        // values, then the partial sums in chunk order.
         let partials: Vec<Vec<f32>> = tasks
             .par_iter()
-            .zip(&scores)
-            .map(|((i, kh, chunk), w)| {
+            .zip(&mut parts)
+            .zip(factors.par_chunks(group))
+            .map(|(((i, kh, chunk), (w, _)), f)| {
                 let (_, values) = batch[rows[*i].0].cache.layer(li);
                 let mut o = vec![0f32; group * hd];
-                for (wg, og) in w.chunks_exact(chunk.len()).zip(o.chunks_exact_mut(hd)) {
+                for ((wg, og), f) in w.chunks_exact_mut(chunk.len()).zip(o.chunks_exact_mut(hd)).zip(f) {
+                    ops::scale_round_f16(isa, wg, *f);
                     attend::weighted_values(isa, wg, values, kvd, kh * hd, chunk.clone(), og);
                 }
                 o
