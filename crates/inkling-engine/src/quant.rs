@@ -3,7 +3,7 @@
 //! Weights stay in their GGUF block format (read in place from the memory map). A product
 //! quantizes each activation row once into the block type the weight format pairs with
 //! (Q8_0, Q8_1 or Q8_K) and runs integer dot products per weight row: inkling's kernels
-//! (`kernels`) for Q4_1, Q5_0, Q8_0 and Q6_K, candle's per-block kernels for the other
+//! (`kernels`) for Q4_1, Q5_0, Q8_0, Q4_K and Q6_K, candle's per-block kernels for the other
 //! formats. Rows are split across the worker pool.
 //! This module is the seam a faster kernel set replaces; tests compare it against a
 //! dequantize-then-f32 reference.
@@ -194,6 +194,7 @@ impl QMatrix {
             GgmlDType::Q4_1 => prepare_kernel::<kernels::q4_1::Q4_1>(self, x, n, y),
             GgmlDType::Q8_0 => prepare_kernel::<kernels::q8_0::Q8_0>(self, x, n, y),
             GgmlDType::Q5_0 => prepare_kernel::<kernels::q5_0::Q5_0>(self, x, n, y),
+            GgmlDType::Q4K => prepare_kernel::<kernels::q4_k::Q4K>(self, x, n, y),
             GgmlDType::Q6K => prepare_kernel::<kernels::q6_k::Q6K>(self, x, n, y),
             _ => with_block_type!(self.dtype, T => prepare_typed::<T>(self, x, n, y)),
         }

@@ -145,6 +145,7 @@ mod avx2 {
         let m2 = _mm256_set1_epi8(0x03);
         let mut acc = [_mm256_setzero_ps(); R];
         for (b, w) in w_row.iter().enumerate() {
+            super::super::prefetch_ahead(w);
             let d = f16::from_bits(w.d).to_f32();
             // SAFETY: 16 readable bytes of scales.
             let scales8 = unsafe { _mm_loadu_si128(w.scales.as_ptr() as *const __m128i) };
