@@ -343,7 +343,7 @@ impl Model {
     }
 
     pub fn new_cache(&self, capacity: usize) -> KvCache {
-        KvCache::new(self.config.n_layer, self.config.kv_dim(), capacity)
+        KvCache::new(self.config.n_layer, self.config.n_head_kv, self.config.head_dim, capacity)
     }
 
     /// Runs the new tokens of every sequence through the model, appending to their caches.
@@ -491,7 +491,7 @@ impl Model {
     /// does not depend on the rest of the batch.
     fn attention_decode(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
         let c = &self.config;
-        let (hd, nh, kvd) = (c.head_dim, c.n_head, c.kv_dim());
+        let (hd, nh) = (c.head_dim, c.n_head);
         let group = nh / c.n_head_kv;
         let scale = 1.0 / (hd as f32).sqrt();
         let isa = crate::kernels::best_isa();
@@ -511,11 +511,11 @@ impl Model {
         let mut parts: Vec<(Vec<f32>, Vec<(f32, f32)>)> = tasks
             .par_iter()
             .map(|(i, kh, chunk)| {
-                let (keys, _) = batch[rows[*i].0].cache.layer(li);
+                let (keys, _) = batch[rows[*i].0].cache.head(li, *kh);
                 let mut w = vec![0f32; group * chunk.len()];
                 let mut stats = Vec::with_capacity(group);
                 for (g, wg) in w.chunks_exact_mut(chunk.len()).enumerate() {
-                    attend::scores(isa, query(*i, kh * group + g), keys, kvd, kh * hd, chunk.clone(), scale, wg);
+                    attend::scores(isa, query(*i, kh * group + g), keys, hd, 0, chunk.clone(), scale, wg);
                     stats.push(ops::exp_below_max(wg));
                 }
                 (w, stats)
@@ -543,11 +543,11 @@ impl Model {
             .zip(&mut parts)
             .zip(factors.par_chunks(group))
             .map(|(((i, kh, chunk), (w, _)), f)| {
-                let (_, values) = batch[rows[*i].0].cache.layer(li);
+                let (_, values) = batch[rows[*i].0].cache.head(li, *kh);
                 let mut o = vec![0f32; group * hd];
                 for ((wg, og), f) in w.chunks_exact_mut(chunk.len()).zip(o.chunks_exact_mut(hd)).zip(f) {
                     ops::scale_round_f16(isa, wg, *f);
-                    attend::weighted_values(isa, wg, values, kvd, kh * hd, chunk.clone(), og);
+                    attend::weighted_values(isa, wg, values, hd, 0, chunk.clone(), og);
                 }
                 o
             })
@@ -570,7 +570,6 @@ impl Model {
         }
         let c = &self.config;
         let hd = c.head_dim;
-        let kvd = c.kv_dim();
         let group = c.n_head / c.n_head_kv;
         let scale = 1.0 / (hd as f32).sqrt();
         let mut runs = Vec::new();
@@ -590,8 +589,7 @@ impl Model {
         let results: Vec<Vec<f32>> = tasks
             .par_iter()
             .map(|(run, kh)| {
-                let (keys, values) = batch[rows[run.start].0].cache.layer(li);
-                let at = kh * hd;
+                let (keys, values) = batch[rows[run.start].0].cache.head(li, *kh);
                 // Each query's span of cached positions, [first, pos], repeated for each head
                 // of the group: query vector j is (row run.start + j / group, head kh * group + j % group).
                 let spans: Vec<(usize, usize)> = run
@@ -611,7 +609,7 @@ impl Model {
                 let mut scores = vec![0f32; spans.len() * len];
                 let mut row = vec![0f32; hd];
                 for p in lo..=hi {
-                    ops::f16_to_f32(isa, &keys[p * kvd + at..][..hd], &mut row);
+                    ops::f16_to_f32(isa, &keys[p * hd..][..hd], &mut row);
                     for (j, &(first, pos)) in spans.iter().enumerate() {
                         if first <= p && p <= pos {
                             scores[j * len + p - lo] = ops::dot(&qs[j * hd..(j + 1) * hd], &row) * scale;
@@ -625,7 +623,7 @@ impl Model {
                 }
                 let mut o = vec![0f32; spans.len() * hd];
                 for p in lo..=hi {
-                    ops::f16_to_f32(isa, &values[p * kvd + at..][..hd], &mut row);
+                    ops::f16_to_f32(isa, &values[p * hd..][..hd], &mut row);
                     for (j, &(first, pos)) in spans.iter().enumerate() {
                         if first <= p && p <= pos {
                             let w = scores[j * len + p - lo];

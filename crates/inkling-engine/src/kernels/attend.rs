@@ -73,7 +73,7 @@ mod avx2 {
     }
 
     /// Positions ahead of the current one whose rows are prefetched.
-    const AHEAD: usize = 8;
+    const AHEAD: usize = 48;
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn scores(q: &[f32], keys: &[f16], stride: usize, at: usize, positions: Range<usize>, scale: f32, out: &mut [f32]) {
