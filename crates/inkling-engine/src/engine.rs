@@ -238,6 +238,8 @@ pub struct Engine {
     default_breakers: std::sync::OnceLock<Vec<u32>>,
     /// Every token's bytes, for constrained decoding (built on first use).
     vocab_bytes: std::sync::OnceLock<Vec<Vec<u8>>>,
+    /// Tokens whose bytes can never follow complete text as UTF-8 (see `mask_broken_utf8`).
+    breaks_text: std::sync::OnceLock<Vec<u32>>,
     prefix: Mutex<Option<PrefixCache>>,
     pub load_time_ms: f64,
 }
@@ -300,6 +302,7 @@ impl Engine {
             info,
             default_breakers: std::sync::OnceLock::new(),
             vocab_bytes: std::sync::OnceLock::new(),
+            breaks_text: std::sync::OnceLock::new(),
             prefix: Mutex::new(None),
             load_time_ms: t0.elapsed().as_secs_f64() * 1e3,
         })
@@ -380,6 +383,41 @@ impl Engine {
         let mut out = self.generate_batch(std::slice::from_ref(request), &mut |_, e| on_event(e));
         out.pop().unwrap_or(Err(EngineError::InvalidRequest("no request".into())))
     }
+    /// Forbids the tokens that would make the output invalid UTF-8, given the bytes of a
+    /// character still pending: byte-level vocabularies spell a Chinese character as two or
+    /// three tokens, and a small model sometimes follows a lead byte with something that is
+    /// not its continuation, which a writer would see as U+FFFD in their text. With nothing
+    /// pending the forbidden set is fixed (computed once); with a character pending every
+    /// token is checked. End-of-generation tokens stay allowed (an unfinished character is
+    /// dropped), and if nothing else would be left the logits are not touched.
+    fn mask_broken_utf8(&self, pending: &[u8], logits: &mut [f32], scratch: &mut Vec<bool>) {
+        if pending.is_empty() {
+            let forbidden = self.breaks_text.get_or_init(|| {
+                (0..self.tokenizer.vocab_size() as u32)
+                    .filter(|&t| !self.tokenizer.is_end_of_generation(t) && breaks_utf8(&[], &self.tokenizer.token_bytes(t)))
+                    .collect()
+            });
+            for &t in forbidden {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+            return;
+        }
+        let vocab = self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect());
+        scratch.clear();
+        scratch.extend(vocab.iter().enumerate().map(|(t, b)| breaks_utf8(pending, b) && !self.tokenizer.is_end_of_generation(t as u32)));
+        let any_left = logits.iter().enumerate().any(|(t, l)| *l > f32::NEG_INFINITY && !scratch.get(t).copied().unwrap_or(false));
+        if any_left {
+            for (l, &bad) in logits.iter_mut().zip(scratch.iter()) {
+                if bad {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+
+
 
     /// Generates several requests at once: each is checked and prefilled on its own, then the
     /// candidates of all of them decode together, one batched forward pass per token (the
@@ -469,6 +507,7 @@ impl Engine {
                             }
                         }
                     }
+                    self.mask_broken_utf8(s.text.pending_bytes(), &mut s.logits, &mut mask);
                     let t = s.sampler.sample(&s.logits, &s.history);
                     if let Some(k) = request.logprobs {
                         s.logprobs.push(token_logprob(&s.logits, t, k));
@@ -658,4 +697,35 @@ fn dry_breakers(tok: &crate::Tokenizer, breakers: &[String]) -> Vec<u32> {
             breakers.iter().any(|b| !b.is_empty() && text.contains(b.as_str()))
         })
         .collect()
+}
+
+/// Whether `pending` followed by `token` holds a byte sequence that is not UTF-8 (an
+/// unfinished character at the end is fine: its remaining bytes may follow).
+fn breaks_utf8(pending: &[u8], token: &[u8]) -> bool {
+    let mut buf = [0u8; 64];
+    let joined: std::borrow::Cow<'_, [u8]> = if pending.len() + token.len() <= buf.len() {
+        buf[..pending.len()].copy_from_slice(pending);
+        buf[pending.len()..pending.len() + token.len()].copy_from_slice(token);
+        std::borrow::Cow::Borrowed(&buf[..pending.len() + token.len()])
+    } else {
+        std::borrow::Cow::Owned([pending, token].concat())
+    };
+    matches!(std::str::from_utf8(&joined), Err(e) if e.error_len().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::breaks_utf8;
+
+    #[test]
+    fn unfinished_characters_may_continue_and_broken_ones_may_not() {
+        assert!(!breaks_utf8(&[], &[0xE5]), "a lead byte may be followed by its continuation");
+        assert!(breaks_utf8(&[], &[0x8F]), "a continuation byte cannot follow complete text");
+        assert!(!breaks_utf8(&[0xE5], &[0x8F]));
+        assert!(!breaks_utf8(&[0xE5, 0x8F], &[0xB0, b'a']));
+        assert!(breaks_utf8(&[0xE5], b"kedd"), "a lead byte followed by ASCII is not text");
+        assert!(!breaks_utf8(&[], "好kedd".as_bytes()));
+        assert!(!breaks_utf8(&[0xE5, 0x8F], &[0xB0; 1]));
+        assert!(breaks_utf8(&[], &[b'x'; 100].iter().chain(&[0xFF]).copied().collect::<Vec<u8>>()), "long tokens too");
+    }
 }

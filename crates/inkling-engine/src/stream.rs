@@ -32,6 +32,11 @@ impl TextStream {
         &self.released
     }
 
+    /// Bytes of a character whose remaining bytes have not been generated yet.
+    pub fn pending_bytes(&self) -> &[u8] {
+        &self.pending
+    }
+
     pub fn push(&mut self, bytes: &[u8]) -> Step {
         self.pending.extend_from_slice(bytes);
         // Move the longest valid UTF-8 prefix into `held`; a truncated character at the end

@@ -119,7 +119,23 @@ fn streamed_events_add_up_to_the_result_and_are_whole_characters() {
     assert_eq!(finished, vec![1, 1]);
     for c in &g.candidates {
         assert_eq!(streamed[c.index], c.text);
-        assert!(!c.text.contains('\u{FFFD}') || c.tokens.iter().any(|_| true));
+        assert!(!c.text.contains('\u{FFFD}'), "{:?}", c.text);
+    }
+}
+
+/// Random weights sample byte tokens freely, so without the UTF-8 mask their output is full
+/// of sequences that are not text (U+FFFD). With it, every candidate is valid text, on both
+/// a byte-level (GPT-2) and a byte-fallback (SentencePiece) vocabulary.
+#[test]
+fn sampled_text_is_always_valid_utf8() {
+    for vocab in [TinyVocab::Bpe, TinyVocab::Spm] {
+        let (_d, e) = engine(&TinyModel { vocab, ..TinyModel::default() });
+        for seed in 0..4 {
+            let req = GenerateRequest { n: 2, max_tokens: 60, seed: Some(seed), ignore_eos: true, ..GenerateRequest::new(Prompt::Text("雨下得很大".into())) };
+            for c in e.generate(&req, |_| true).unwrap().candidates {
+                assert!(!c.text.contains('\u{FFFD}'), "{vocab:?} seed {seed}: {:?}", c.text);
+            }
+        }
     }
 }
 
