@@ -383,6 +383,7 @@ impl Engine {
         let mut out = self.generate_batch(std::slice::from_ref(request), &mut |_, e| on_event(e));
         out.pop().unwrap_or(Err(EngineError::InvalidRequest("no request".into())))
     }
+
     /// Forbids the tokens that would make the output invalid UTF-8, given the bytes of a
     /// character still pending: byte-level vocabularies spell a Chinese character as two or
     /// three tokens, and a small model sometimes follows a lead byte with something that is
@@ -416,8 +417,6 @@ impl Engine {
             }
         }
     }
-
-
 
     /// Generates several requests at once: each is checked and prefilled on its own, then the
     /// candidates of all of them decode together, one batched forward pass per token (the

@@ -485,10 +485,11 @@ impl Model {
     /// kernels in `kernels::attend`, which read the cache in place.
     ///
     /// Work is split by (sequence, key/value head, chunk of [`DECODE_POSITIONS_PER_TASK`]
-    /// positions) in two passes: scores, then (after each head's softmax over all its chunks,
-    /// weights rounded to f16 as ggml's f16 products do) weighted values, whose partial sums
-    /// are added in chunk order. Chunk bounds are absolute positions, so a sequence's result
-    /// does not depend on the rest of the batch.
+    /// positions) in two parallel passes: scores, each chunk taking exp below its own maximum
+    /// with the sum; then, once every chunk's maximum and sum are known, each chunk's weights
+    /// scaled to their softmax value and rounded to f16 (as ggml's f16 products do) and its
+    /// weighted values, whose partial sums are added in chunk order. Chunk bounds are absolute
+    /// positions, so a sequence's result does not depend on the rest of the batch.
     fn attention_decode(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
         let c = &self.config;
         let (hd, nh) = (c.head_dim, c.n_head);
