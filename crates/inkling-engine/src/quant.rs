@@ -217,14 +217,10 @@ fn pack_released<K: kernels::GroupKernel>(bytes: &TensorBytes, nb: usize) -> Vec
     out.spare_capacity_mut()[..total].par_chunks_mut(groups_per_chunk * nb).enumerate().for_each(|(c, dst)| {
         let first = c * groups_per_chunk * 8 * nb;
         let src = &blocks[first..first + dst.len() * 8];
-        for (group, dst) in src.chunks_exact(8 * nb).zip(dst.chunks_mut(nb)) {
-            for (b, slot) in dst.iter_mut().enumerate() {
-                slot.write(K::pack_block(std::array::from_fn(|r| &group[r * nb + b])));
-            }
-        }
+        kernels::pack_into(src, nb, dst);
         bytes.slice(first * block_bytes, src.len() * block_bytes).release_pages();
     });
-    // SAFETY: the chunks above cover slots 0..total, and every slot of each was written.
+    // SAFETY: the chunks above cover slots 0..total, and pack_into writes every slot of each.
     unsafe { out.set_len(total) };
     out
 }

@@ -158,14 +158,27 @@ impl GroupKernel for q8_0x8::BlockQ8_0x8 {
     }
 }
 
-/// Repacks a row-major matrix (`rows` a multiple of 8, `nb` blocks per row) into groups of
-/// eight rows: group `g`, block column `b` lands at `g * nb + b`.
-pub fn pack<K: GroupKernel>(blocks: &[K::Weight], nb: usize) -> Vec<K> {
+/// Interleaves a row-major matrix's blocks (whole groups of eight rows, `nb` blocks per row)
+/// into `out`: group `g`, block column `b` lands at `g * nb + b`. Every slot of `out` (one
+/// per eight blocks) is written.
+pub fn pack_into<K: GroupKernel>(blocks: &[K::Weight], nb: usize, out: &mut [std::mem::MaybeUninit<K>]) {
     debug_assert_eq!(blocks.len() % (8 * nb), 0);
-    let mut out = Vec::with_capacity(blocks.len() / 8);
-    for group in blocks.chunks_exact(8 * nb) {
-        out.extend((0..nb).map(|b| K::pack_block(std::array::from_fn(|r| &group[r * nb + b]))));
+    debug_assert_eq!(out.len() * 8, blocks.len());
+    for (group, dst) in blocks.chunks_exact(8 * nb).zip(out.chunks_mut(nb)) {
+        for (b, slot) in dst.iter_mut().enumerate() {
+            slot.write(K::pack_block(std::array::from_fn(|r| &group[r * nb + b])));
+        }
     }
+}
+
+/// [`pack_into`] a new vector (the tests' way; `quant` packs in parallel chunks).
+#[cfg(test)]
+pub fn pack<K: GroupKernel>(blocks: &[K::Weight], nb: usize) -> Vec<K> {
+    let total = blocks.len() / 8;
+    let mut out = Vec::with_capacity(total);
+    pack_into(blocks, nb, &mut out.spare_capacity_mut()[..total]);
+    // SAFETY: pack_into wrote slots 0..total.
+    unsafe { out.set_len(total) };
     out
 }
 
