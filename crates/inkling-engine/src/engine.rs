@@ -450,7 +450,7 @@ impl Engine {
             let request = &requests[ri];
             let mut cache = Some(std::mem::replace(&mut su.cache, self.model.new_cache(0)));
             for i in 0..request.n {
-                let cache = if i + 1 == request.n { cache.take().unwrap_or_else(|| self.model.new_cache(0)) } else { cache.as_ref().map_or_else(|| self.model.new_cache(0), |c| c.fork(su.max_tokens)) };
+                let cache = if i + 1 == request.n { cache.take().unwrap_or_else(|| self.model.new_cache(0)) } else { cache.as_mut().map_or_else(|| self.model.new_cache(0), |c| c.fork(su.max_tokens)) };
                 streams.push(Stream {
                     req: ri,
                     candidate: i,

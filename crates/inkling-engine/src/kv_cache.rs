@@ -1,28 +1,90 @@
 //! The key/value cache of one sequence.
 //!
 //! Layout: one buffer per layer and key/value head, `[position][head_dim]`, so appending a
-//! token is a copy onto the end of each, forking a sequence (n candidates from one prompt) is
-//! a clone of the prefix, and attention reads one head's positions as one contiguous stream
-//! (with the heads interleaved, a head's rows were a whole row of heads apart, and decoding
-//! over a long cache waited on memory). Entries are f16, as in llama.cpp: half the memory of
-//! f32, and the same numbers.
+//! token is a copy onto the end of each, and attention reads one head's positions as one
+//! contiguous stream (with the heads interleaved, a head's rows were a whole row of heads
+//! apart, and decoding over a long cache waited on memory). Entries are f16, as in llama.cpp:
+//! half the memory of f32, and the same numbers.
+//!
+//! Forking (n candidates from one prompt) freezes the positions computed so far into a shared,
+//! read-only prefix that every fork points to: the prompt's cache is held once, not n times,
+//! and attention reads it once for all candidates (see `Model::attention_decode`). Each cache
+//! appends its own positions after the prefix. Truncating into the prefix takes the prefix
+//! back as the cache's own (copying it only while other forks still hold it).
 
 use half::f16;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct KvCache {
     n_kv_head: usize,
     head_dim: usize,
     len: usize,
-    /// Indexed by `layer * n_kv_head + head`.
+    /// Positions `0..prefix.len` (a cache without a prefix of its own), shared with forks.
+    prefix: Option<Arc<KvCache>>,
+    /// This cache's own positions, `base()..len`, indexed by `layer * n_kv_head + head`.
     keys: Vec<Vec<f16>>,
     values: Vec<Vec<f16>>,
+}
+
+/// One key/value head of one layer of a cache: the shared prefix's positions and the
+/// cache's own.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeadView<'a> {
+    head_dim: usize,
+    /// Positions before `base` are in `shared`, the rest in `own` (position `p` at
+    /// `(p - base) * head_dim`).
+    base: usize,
+    shared: (&'a [f16], &'a [f16]),
+    own: (&'a [f16], &'a [f16]),
+}
+
+/// A run of positions that lie in one buffer: `keys`/`values` hold position `p` of
+/// `positions` at `(p - offset) * head_dim`.
+pub(crate) struct Segment<'a> {
+    pub positions: std::ops::Range<usize>,
+    pub offset: usize,
+    pub keys: &'a [f16],
+    pub values: &'a [f16],
+}
+
+impl<'a> HeadView<'a> {
+    /// Position `p`'s key.
+    pub fn key(&self, p: usize) -> &'a [f16] {
+        &self.segment_of(p).0[self.index(p)..][..self.head_dim]
+    }
+
+    /// Position `p`'s value.
+    pub fn value(&self, p: usize) -> &'a [f16] {
+        &self.segment_of(p).1[self.index(p)..][..self.head_dim]
+    }
+
+    fn segment_of(&self, p: usize) -> (&'a [f16], &'a [f16]) {
+        if p < self.base { self.shared } else { self.own }
+    }
+
+    fn index(&self, p: usize) -> usize {
+        if p < self.base { p * self.head_dim } else { (p - self.base) * self.head_dim }
+    }
+
+    /// Whether `positions` lie wholly in the shared prefix.
+    pub fn is_shared(&self, positions: &std::ops::Range<usize>) -> bool {
+        positions.end <= self.base
+    }
+
+    /// `positions` cut at the end of the shared prefix: at most two runs, in order.
+    pub fn segments(&self, positions: std::ops::Range<usize>) -> impl Iterator<Item = Segment<'a>> {
+        let cut = self.base.clamp(positions.start, positions.end);
+        let shared = Segment { positions: positions.start..cut, offset: 0, keys: self.shared.0, values: self.shared.1 };
+        let own = Segment { positions: cut..positions.end, offset: self.base, keys: self.own.0, values: self.own.1 };
+        [shared, own].into_iter().filter(|s| !s.positions.is_empty())
+    }
 }
 
 impl KvCache {
     pub fn new(n_layer: usize, n_kv_head: usize, head_dim: usize, capacity: usize) -> Self {
         let buffers = || (0..n_layer * n_kv_head).map(|_| Vec::with_capacity(capacity * head_dim)).collect();
-        Self { n_kv_head, head_dim, len: 0, keys: buffers(), values: buffers() }
+        Self { n_kv_head, head_dim, len: 0, prefix: None, keys: buffers(), values: buffers() }
     }
 
     /// Number of positions stored (identical in every layer once a forward pass completes).
@@ -34,8 +96,27 @@ impl KvCache {
         self.len == 0
     }
 
-    /// A copy of this cache with room for `extra` more positions (n candidates from one prefill).
-    pub fn fork(&self, extra: usize) -> Self {
+    /// Positions held in the shared prefix.
+    fn base(&self) -> usize {
+        self.prefix.as_ref().map_or(0, |p| p.len)
+    }
+
+    /// The shared prefix, if this cache has one (forks of one prompt share the same).
+    pub(crate) fn prefix(&self) -> Option<&Arc<KvCache>> {
+        self.prefix.as_ref()
+    }
+
+    /// Another cache for the same prefix, with room for `extra` more positions (n candidates
+    /// from one prefill). The positions computed so far become a prefix shared by both.
+    pub fn fork(&mut self, extra: usize) -> Self {
+        if self.prefix.is_none() && self.len > 0 {
+            let (n, width) = (self.keys.len(), extra * self.head_dim);
+            let fresh = || (0..n).map(|_| Vec::with_capacity(width)).collect::<Vec<_>>();
+            let (keys, values) = (std::mem::replace(&mut self.keys, fresh()), std::mem::replace(&mut self.values, fresh()));
+            let mut frozen = Self { n_kv_head: self.n_kv_head, head_dim: self.head_dim, len: self.len, prefix: None, keys, values };
+            frozen.keys.iter_mut().chain(frozen.values.iter_mut()).for_each(Vec::shrink_to_fit);
+            self.prefix = Some(Arc::new(frozen));
+        }
         let copy = |v: &Vec<f16>| {
             let mut c = Vec::with_capacity(v.len() + extra * self.head_dim);
             c.extend_from_slice(v);
@@ -45,6 +126,7 @@ impl KvCache {
             n_kv_head: self.n_kv_head,
             head_dim: self.head_dim,
             len: self.len,
+            prefix: self.prefix.clone(),
             keys: self.keys.iter().map(copy).collect(),
             values: self.values.iter().map(copy).collect(),
         }
@@ -53,8 +135,24 @@ impl KvCache {
     /// Drops every position from `len` on: the cache then describes a shorter prefix.
     pub fn truncate(&mut self, len: usize) {
         let len = len.min(self.len);
-        for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
-            b.truncate(len * self.head_dim);
+        let base = self.base();
+        if len < base {
+            // The cut falls inside the shared prefix: its first `len` positions become this
+            // cache's own (taken over when no other fork holds them any more).
+            let Some(prefix) = self.prefix.take() else { unreachable!("base > 0 means a prefix") };
+            let (keys, values) = match Arc::try_unwrap(prefix) {
+                Ok(p) => (p.keys, p.values),
+                Err(shared) => (shared.keys.clone(), shared.values.clone()),
+            };
+            self.keys = keys;
+            self.values = values;
+            for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
+                b.truncate(len * self.head_dim);
+            }
+        } else {
+            for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
+                b.truncate((len - base) * self.head_dim);
+            }
         }
         self.len = len;
     }
@@ -70,18 +168,98 @@ impl KvCache {
     }
 
     pub(crate) fn set_len(&mut self, len: usize) {
-        debug_assert!(self.keys.iter().all(|k| k.len() == len * self.head_dim));
+        debug_assert!(self.keys.iter().all(|k| k.len() == (len - self.base()) * self.head_dim));
         self.len = len;
     }
 
-    /// Keys and values of one key/value head of `layer`: position `p` at `p * head_dim`.
-    pub(crate) fn head(&self, layer: usize, head: usize) -> (&[f16], &[f16]) {
+    /// Keys and values of one key/value head of `layer`.
+    pub(crate) fn head(&self, layer: usize, head: usize) -> HeadView<'_> {
         let b = layer * self.n_kv_head + head;
-        (&self.keys[b], &self.values[b])
+        let shared = self.prefix.as_ref().map_or((&[][..], &[][..]), |p| (&p.keys[b][..], &p.values[b][..]));
+        HeadView { head_dim: self.head_dim, base: self.base(), shared, own: (&self.keys[b], &self.values[b]) }
     }
 
-    /// Bytes held by keys and values.
+    /// Bytes held by keys and values, the shared prefix included.
     pub fn size_in_bytes(&self) -> usize {
-        self.keys.iter().chain(&self.values).map(|v| v.capacity() * 2).sum()
+        let own: usize = self.keys.iter().chain(&self.values).map(|v| v.capacity() * 2).sum();
+        own + self.prefix.as_ref().map_or(0, |p| p.size_in_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys and values of position `p` (2 layers, 2 heads, width 4): all entries equal
+    /// `p + layer/10 + head/100` (keys) or its negation (values), exact in f16 for small p.
+    fn push_positions(c: &mut KvCache, range: std::ops::Range<usize>) {
+        for p in range {
+            for layer in 0..2 {
+                let k: Vec<f32> = (0..8).map(|i| p as f32 + layer as f32 * 0.25 + (i / 4) as f32 * 0.125).collect();
+                let v: Vec<f32> = k.iter().map(|x| -x).collect();
+                c.push(layer, &k, &v);
+            }
+            c.set_len(p + 1);
+        }
+    }
+
+    fn check(c: &KvCache, len: usize) {
+        assert_eq!(c.len(), len);
+        for layer in 0..2 {
+            for h in 0..2 {
+                let view = c.head(layer, h);
+                for p in 0..len {
+                    let want = p as f32 + layer as f32 * 0.25 + h as f32 * 0.125;
+                    assert!(view.key(p).iter().all(|x| x.to_f32() == want), "key {p} layer {layer} head {h}");
+                    assert!(view.value(p).iter().all(|x| x.to_f32() == -want), "value {p}");
+                }
+                let seen: Vec<usize> = view.segments(0..len).flat_map(|s| s.positions).collect();
+                assert_eq!(seen, (0..len).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    /// Forks share the prompt's positions, append their own, and truncating into the shared
+    /// part (the writer edited the prompt) gives back a whole cache, whether or not other
+    /// forks still hold the prefix.
+    #[test]
+    fn forks_share_the_prefix_and_truncate_back_into_it() {
+        let mut a = KvCache::new(2, 2, 4, 8);
+        push_positions(&mut a, 0..5);
+        let mut b = a.fork(3);
+        let c = a.fork(3);
+        assert!(Arc::ptr_eq(a.prefix().unwrap(), b.prefix().unwrap()) && Arc::ptr_eq(a.prefix().unwrap(), c.prefix().unwrap()));
+        push_positions(&mut a, 5..7);
+        push_positions(&mut b, 5..6);
+        check(&a, 7);
+        check(&b, 6);
+        check(&c, 5);
+        assert_eq!(a.head(0, 0).segments(3..7).map(|s| s.positions).collect::<Vec<_>>(), vec![3..5, 5..7]);
+        assert!(a.head(0, 0).is_shared(&(0..5)) && !a.head(0, 0).is_shared(&(4..6)));
+
+        // Truncating within its own positions keeps the prefix.
+        a.truncate(6);
+        assert!(a.prefix().is_some());
+        check(&a, 6);
+        // Into the prefix while others hold it: copied.
+        a.truncate(3);
+        assert!(a.prefix().is_none());
+        check(&a, 3);
+        push_positions(&mut a, 3..9);
+        check(&a, 9);
+        check(&b, 6);
+        // The last holder takes the prefix over.
+        drop(c);
+        b.truncate(2);
+        assert!(b.prefix().is_none());
+        check(&b, 2);
+        // A fork of a fork copies only the own positions and shares the same prefix.
+        let mut d = KvCache::new(2, 2, 4, 0);
+        push_positions(&mut d, 0..4);
+        let _ = d.fork(1);
+        push_positions(&mut d, 4..6);
+        let e = d.fork(1);
+        assert!(Arc::ptr_eq(d.prefix().unwrap(), e.prefix().unwrap()));
+        check(&e, 6);
     }
 }

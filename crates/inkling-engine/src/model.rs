@@ -14,6 +14,8 @@ use crate::kv_cache::KvCache;
 use crate::ops::{self, Rope};
 use crate::quant::{self, QMatrix};
 use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The model families inkling runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -484,78 +486,114 @@ impl Model {
     /// Attention when every sequence of the batch adds one token (decoding), through the
     /// kernels in `kernels::attend`, which read the cache in place.
     ///
-    /// Work is split by (sequence, key/value head, chunk of [`DECODE_POSITIONS_PER_TASK`]
-    /// positions) in two parallel passes: scores, each chunk taking exp below its own maximum
-    /// with the sum; then, once every chunk's maximum and sum are known, each chunk's weights
-    /// scaled to their softmax value and rounded to f16 (as ggml's f16 products do) and its
-    /// weighted values, whose partial sums are added in chunk order. Chunk bounds are absolute
-    /// positions, so a sequence's result does not depend on the rest of the batch.
+    /// Work is split by (key/value head, chunk of [`DECODE_POSITIONS_PER_TASK`] positions,
+    /// the rows that read that chunk from the same buffer) in two parallel passes: scores, each
+    /// chunk taking exp below its own maximum with the sum; then, once every chunk's maximum
+    /// and sum are known, each chunk's weights scaled to their softmax value and rounded to f16
+    /// (as ggml's f16 products do) and its weighted values, whose partial sums are added in
+    /// chunk order. A chunk of a prompt that candidates share (a forked cache's prefix) is one
+    /// task for all of them, read once; every head of a grouped-query group is in the same
+    /// task. Chunk bounds are absolute positions and each query's arithmetic does not depend
+    /// on the others of its task (see `kernels::attend`), so a sequence's result does not
+    /// depend on the rest of the batch or on whether its prompt is shared.
     fn attention_decode(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
+        struct Task {
+            kh: usize,
+            chunk: std::ops::Range<usize>,
+            /// Indices into `rows`: each contributes `group` queries, in this order.
+            rows: Vec<usize>,
+        }
         let c = &self.config;
-        let (hd, nh) = (c.head_dim, c.n_head);
-        let group = nh / c.n_head_kv;
+        let (hd, nh, nkv) = (c.head_dim, c.n_head, c.n_head_kv);
+        let group = nh / nkv;
         let scale = 1.0 / (hd as f32).sqrt();
         let isa = crate::kernels::best_isa();
         let qr: Vec<f32> = q[..rows.len() * nh * hd].iter().map(|x| round_f16(*x)).collect();
-        let mut tasks: Vec<(usize, usize, std::ops::Range<usize>)> = Vec::new();
-        for (i, &(_, pos)) in rows.iter().enumerate() {
+        let mut tasks: Vec<Task> = Vec::new();
+        // For each (row, key/value head): its (task, place in the task's rows), in chunk order.
+        let mut places: Vec<Vec<(usize, usize)>> = vec![Vec::new(); rows.len() * nkv];
+        // Tasks over a shared prefix, by (prefix, head, chunk).
+        let mut shared: HashMap<(usize, usize, usize, usize), usize> = HashMap::new();
+        for (i, &(s, pos)) in rows.iter().enumerate() {
             let first = layer.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-            for kh in 0..c.n_head_kv {
+            let cache = &batch[s].cache;
+            for kh in 0..nkv {
+                let view = cache.head(li, kh);
                 for k in first / DECODE_POSITIONS_PER_TASK..=pos / DECODE_POSITIONS_PER_TASK {
-                    tasks.push((i, kh, (k * DECODE_POSITIONS_PER_TASK).max(first)..((k + 1) * DECODE_POSITIONS_PER_TASK).min(pos + 1)));
+                    let chunk = (k * DECODE_POSITIONS_PER_TASK).max(first)..((k + 1) * DECODE_POSITIONS_PER_TASK).min(pos + 1);
+                    let key = cache.prefix().filter(|_| view.is_shared(&chunk)).map(|p| (Arc::as_ptr(p) as usize, kh, chunk.start, chunk.end));
+                    let t = match key.and_then(|key| shared.get(&key)) {
+                        Some(&t) => t,
+                        None => {
+                            tasks.push(Task { kh, chunk, rows: Vec::new() });
+                            if let Some(key) = key {
+                                shared.insert(key, tasks.len() - 1);
+                            }
+                            tasks.len() - 1
+                        }
+                    };
+                    places[i * nkv + kh].push((t, tasks[t].rows.len()));
+                    tasks[t].rows.push(i);
                 }
             }
         }
-        let query = |i: usize, h: usize| &qr[(i * nh + h) * hd..][..hd];
-        // Pass 1: scores, `group` rows of the chunk's length per task, each head's turned into
-        // exp(score - the chunk's max) with that max and the sum (see `ops::exp_below_max`).
+        let queries = |t: &Task| -> Vec<f32> { t.rows.iter().flat_map(|&i| &qr[(i * nh + t.kh * group) * hd..][..group * hd]).copied().collect() };
+        // Pass 1: scores, one row of the chunk's length per query, each turned into
+        // exp(score - the row's max) with that max and the sum (see `ops::exp_below_max`).
         let mut parts: Vec<(Vec<f32>, Vec<(f32, f32)>)> = tasks
             .par_iter()
-            .map(|(i, kh, chunk)| {
-                let (keys, _) = batch[rows[*i].0].cache.head(li, *kh);
-                let mut w = vec![0f32; group * chunk.len()];
-                let mut stats = Vec::with_capacity(group);
-                for (g, wg) in w.chunks_exact_mut(chunk.len()).enumerate() {
-                    attend::scores(isa, query(*i, kh * group + g), keys, hd, 0, chunk.clone(), scale, wg);
-                    stats.push(ops::exp_below_max(wg));
+            .map(|t| {
+                let view = batch[rows[t.rows[0]].0].cache.head(li, t.kh);
+                let qs = queries(t);
+                let len = t.chunk.len();
+                let mut w = vec![0f32; qs.len() / hd * len];
+                for seg in view.segments(t.chunk.clone()) {
+                    let at = seg.positions.start - t.chunk.start;
+                    attend::scores(isa, &qs, hd, seg.keys, seg.positions.start - seg.offset..seg.positions.end - seg.offset, scale, &mut w[at..], len);
                 }
+                let stats = w.chunks_exact_mut(len).map(ops::exp_below_max).collect();
                 (w, stats)
             })
             .collect();
-        // Each head's softmax over all its chunks (consecutive tasks of one row and head):
-        // chunk c's weights are scaled by exp(max_c - max) / sum.
-        let mut factors = vec![0f32; tasks.len() * group];
-        let mut start = 0;
-        while start < tasks.len() {
-            let end = start + tasks[start..].iter().take_while(|t| (t.0, t.1) == (tasks[start].0, tasks[start].1)).count();
+        // Each query's softmax over all its chunks: chunk c's weights are scaled by
+        // exp(max_c - max) / sum.
+        let mut factors: Vec<Vec<f32>> = tasks.iter().map(|t| vec![0f32; t.rows.len() * group]).collect();
+        for list in &places {
             for g in 0..group {
-                let max = parts[start..end].iter().map(|p| p.1[g].0).fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = parts[start..end].iter().map(|p| p.1[g].1 * ops::exp(p.1[g].0 - max)).sum();
-                for t in start..end {
-                    factors[t * group + g] = ops::exp(parts[t].1[g].0 - max) / sum;
+                let stat = |&(t, place): &(usize, usize)| parts[t].1[place * group + g];
+                let max = list.iter().map(|tp| stat(tp).0).fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = list.iter().map(|tp| stat(tp).1 * ops::exp(stat(tp).0 - max)).sum();
+                for tp in list {
+                    factors[tp.0][tp.1 * group + g] = ops::exp(stat(tp).0 - max) / sum;
                 }
             }
-            start = end;
         }
         // Pass 2: each chunk's final weights (rounded through f16 as ggml does) and weighted
-        // values, then the partial sums in chunk order.
+        // values, then each query's partial sums in chunk order.
         let partials: Vec<Vec<f32>> = tasks
             .par_iter()
             .zip(&mut parts)
-            .zip(factors.par_chunks(group))
-            .map(|(((i, kh, chunk), (w, _)), f)| {
-                let (_, values) = batch[rows[*i].0].cache.head(li, *kh);
-                let mut o = vec![0f32; group * hd];
-                for ((wg, og), f) in w.chunks_exact_mut(chunk.len()).zip(o.chunks_exact_mut(hd)).zip(f) {
-                    ops::scale_round_f16(isa, wg, *f);
-                    attend::weighted_values(isa, wg, values, hd, 0, chunk.clone(), og);
+            .zip(&factors)
+            .map(|((t, (w, _)), f)| {
+                let view = batch[rows[t.rows[0]].0].cache.head(li, t.kh);
+                let len = t.chunk.len();
+                for (wj, fj) in w.chunks_exact_mut(len).zip(f) {
+                    ops::scale_round_f16(isa, wj, *fj);
+                }
+                let mut o = vec![0f32; f.len() * hd];
+                for seg in view.segments(t.chunk.clone()) {
+                    let at = seg.positions.start - t.chunk.start;
+                    attend::weighted_values(isa, &w[at..], len, seg.values, hd, seg.positions.start - seg.offset..seg.positions.end - seg.offset, &mut o);
                 }
                 o
             })
             .collect();
         out[..rows.len() * nh * hd].fill(0.0);
-        for ((i, kh, _), o) in tasks.iter().zip(partials) {
-            ops::add_assign(&mut out[(i * nh + kh * group) * hd..][..group * hd], &o);
+        for (at, list) in places.iter().enumerate() {
+            let (i, kh) = (at / nkv, at % nkv);
+            for &(t, place) in list {
+                ops::add_assign(&mut out[(i * nh + kh * group) * hd..][..group * hd], &partials[t][place * group * hd..][..group * hd]);
+            }
         }
     }
 
@@ -590,7 +628,7 @@ impl Model {
         let results: Vec<Vec<f32>> = tasks
             .par_iter()
             .map(|(run, kh)| {
-                let (keys, values) = batch[rows[run.start].0].cache.head(li, *kh);
+                let view = batch[rows[run.start].0].cache.head(li, *kh);
                 // Each query's span of cached positions, [first, pos], repeated for each head
                 // of the group: query vector j is (row run.start + j / group, head kh * group + j % group).
                 let spans: Vec<(usize, usize)> = run
@@ -610,7 +648,7 @@ impl Model {
                 let mut scores = vec![0f32; spans.len() * len];
                 let mut row = vec![0f32; hd];
                 for p in lo..=hi {
-                    ops::f16_to_f32(isa, &keys[p * hd..][..hd], &mut row);
+                    ops::f16_to_f32(isa, view.key(p), &mut row);
                     for (j, &(first, pos)) in spans.iter().enumerate() {
                         if first <= p && p <= pos {
                             scores[j * len + p - lo] = ops::dot(&qs[j * hd..(j + 1) * hd], &row) * scale;
@@ -624,7 +662,7 @@ impl Model {
                 }
                 let mut o = vec![0f32; spans.len() * hd];
                 for p in lo..=hi {
-                    ops::f16_to_f32(isa, &values[p * hd..][..hd], &mut row);
+                    ops::f16_to_f32(isa, view.value(p), &mut row);
                     for (j, &(first, pos)) in spans.iter().enumerate() {
                         if first <= p && p <= pos {
                             let w = scores[j * len + p - lo];

@@ -65,6 +65,61 @@ fn candidates_share_one_prefill_and_batched_decoding_matches_single() {
     }
 }
 
+/// Candidates read their prompt's cache from one shared prefix (one attention task per chunk
+/// for all of them): every candidate's log-probabilities are bit for bit those of a lone
+/// decode, over a prompt of several attention chunks, on a full-attention and on a
+/// sliding-window model, and an edit that cuts into the shared prompt then reuses it.
+#[test]
+fn candidates_over_a_shared_prompt_match_a_lone_decode_bit_for_bit() {
+    for m in [TinyModel { context: 512, ..TinyModel::default() }, TinyModel { arch: "gemma3", vocab: TinyVocab::Spm, context: 512, ..TinyModel::default() }] {
+        let (_d, e) = engine(&m);
+        // Over two chunks of 128 positions.
+        let mut prompt = String::from("the sea ");
+        while e.prompt_tokens(&Prompt::Text(prompt.clone())).unwrap().len() < 300 {
+            prompt.push_str("the sea and the wind and the rain and the cat ");
+        }
+        let req = |n| GenerateRequest { logprobs: Some(2), ..greedy(&prompt, n, 12) };
+        let one = e.generate(&req(1), |_| true).unwrap();
+        e.clear_prefix_cache();
+        let three = e.generate(&req(3), |_| true).unwrap();
+        for c in &three.candidates {
+            assert_eq!(c.tokens, one.candidates[0].tokens, "{}", m.arch);
+            for (a, b) in c.logprobs.iter().zip(&one.candidates[0].logprobs) {
+                assert_eq!(a.logprob.to_bits(), b.logprob.to_bits(), "{}: shared-prompt candidate differs from a lone decode", m.arch);
+                assert_eq!(a.top, b.top);
+            }
+        }
+        // Sampled candidates differ from each other, so each reads the shared prompt with its
+        // own queries: candidate i is what a lone request with seed + i gives.
+        let sampled = |n, seed| GenerateRequest {
+            seed: Some(seed),
+            sampling: SamplingConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::default() },
+            ..req(n)
+        };
+        e.clear_prefix_cache();
+        let together = e.generate(&sampled(3, 40), |_| true).unwrap();
+        assert!(together.candidates[0].tokens != together.candidates[1].tokens || together.candidates[1].tokens != together.candidates[2].tokens);
+        for (i, c) in together.candidates.iter().enumerate() {
+            e.clear_prefix_cache();
+            let alone = e.generate(&sampled(1, 40 + i as u64), |_| true).unwrap();
+            assert_eq!(c.tokens, alone.candidates[0].tokens, "{}: candidate {i}", m.arch);
+            let bits = |c: &inkling_engine::Candidate| c.logprobs.iter().map(|l| l.logprob.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(c), bits(&alone.candidates[0]), "{}: candidate {i}", m.arch);
+        }
+        // The kept cache came from a fork; an edit inside the prompt cuts into its shared part.
+        let edited = format!("{}the dog", &prompt[..prompt.len() / 2]);
+        let warm = e.generate(&req(2), |_| true).unwrap();
+        assert!(warm.timings.prompt_tokens_reused > 0);
+        let warm = e.generate(&GenerateRequest { logprobs: Some(2), ..greedy(&edited, 2, 12) }, |_| true).unwrap();
+        assert!(warm.timings.prompt_tokens_reused > 100, "reused {}", warm.timings.prompt_tokens_reused);
+        e.clear_prefix_cache();
+        let cold = e.generate(&GenerateRequest { logprobs: Some(2), ..greedy(&edited, 2, 12) }, |_| true).unwrap();
+        for (w, c) in warm.candidates.iter().zip(&cold.candidates) {
+            assert_eq!(w.tokens, c.tokens, "{}", m.arch);
+        }
+    }
+}
+
 #[test]
 fn sampled_candidates_differ_and_seeds_reproduce() {
     let (_d, e) = engine(&TinyModel::default());
