@@ -8,8 +8,14 @@ decode greedily for 32 tokens (end-of-text ignored). The script reports:
   - free-running agreement: the share of the 32 positions where both greedy decodes chose the
     same token (one near-tie early on makes every later position differ);
   - teacher-forced agreement: at each of the 32 positions, given llama.cpp's tokens so far,
-    whether inkling's most likely next token is llama.cpp's.
-The bar is 95% teacher-forced agreement per model; exit status 1 if a model misses it.
+    whether inkling's most likely next token is llama.cpp's. llama.cpp chose its tokens while
+    decoding (one token per step), so inkling computes them the same way: the prompt as a
+    prompt, then each token alone (`logits --decode-from`). Also reported: the same with
+    inkling running the whole sequence as one prompt, and llama.cpp's own agreement between
+    its prompt path and its decoding path, which is how far the same engine's two paths
+    differ (the noise floor: near-ties that either engine's rounding can tip).
+The bar is 95% teacher-forced agreement (decoding path) per model; exit status 1 if a model
+misses it.
 Needs the `logits` example: cargo build --release --example logits.
 
 Setup (once): pip install numpy llama-cpp-python==0.3.36   (builds llama.cpp; about 20 minutes on 2 cores)
@@ -60,7 +66,7 @@ def inkling(model, *args):
 def compare(name, path, texts, n_tokens):
     llm = Llama(model_path=path, n_ctx=1024, n_threads=2, n_batch=512, verbose=False, logits_all=True)
     tok_same = 0
-    agree = forced = total = 0
+    agree = forced = forced_prompt = llama_self = total = 0
     rows = []
     for text in texts:
         ref_prompt = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
@@ -78,21 +84,36 @@ def compare(name, path, texts, n_tokens):
         ours = out["candidates"][0]["tokens"]
         same = sum(1 for a, b in zip(ref, ours) if a == b)
         # Teacher-forced: inkling's choice at each position given llama.cpp's text so far, so
-        # one near-tie does not turn every later position into a mismatch.
+        # one near-tie does not turn every later position into a mismatch; through inkling's
+        # decoding path (as llama.cpp's tokens were chosen) and through its prompt path.
         seq = ref_prompt + ref[:-1]
-        r = subprocess.run([LOGITS, "--argmax", path, *map(str, seq)], capture_output=True, text=True, check=True)
-        forced_choices = json.loads(r.stdout)[len(ref_prompt) - 1:]
-        forced_same = sum(1 for a, b in zip(ref, forced_choices) if a == b)
+        start = len(ref_prompt) - 1
+
+        def choices(*opts):
+            r = subprocess.run([LOGITS, "--argmax", *opts, path, *map(str, seq)], capture_output=True, text=True, check=True)
+            return json.loads(r.stdout)[start:]
+
+        forced_same = sum(1 for a, b in zip(ref, choices("--decode-from", str(len(ref_prompt)))) if a == b)
+        forced_prompt_same = sum(1 for a, b in zip(ref, choices()) if a == b)
+        # llama.cpp against itself: the whole sequence as one prompt.
+        llm.reset()
+        llm.eval(seq)
+        self_same = sum(1 for j, a in enumerate(ref) if int(np.argmax(llm.scores[start + j])) == a)
+        forced_prompt += forced_prompt_same
+        llama_self += self_same
         agree += same
         forced += forced_same
         total += n_tokens
-        rows.append({"prompt": text[:40], "same_prompt_tokens": ref_prompt == ours_prompt, "agree": same, "forced_agree": forced_same})
+        rows.append({"prompt": text[:40], "same_prompt_tokens": ref_prompt == ours_prompt, "agree": same, "forced_agree": forced_same,
+                     "forced_agree_prompt_path": forced_prompt_same, "llama_prompt_vs_decode": self_same})
     return {
         "model": name,
         "prompts": len(texts),
         "tokenizer_identical": tok_same,
         "decode_agreement": agree / total,
         "forced_agreement": forced / total,
+        "forced_agreement_prompt_path": forced_prompt / total,
+        "llama_prompt_path_vs_its_decode": llama_self / total,
         "per_prompt": rows,
     }
 
@@ -115,7 +136,9 @@ def main():
         print(json.dumps(res, ensure_ascii=False))
         print(f"{name}: tokenizer identical on {res['tokenizer_identical']}/{res['prompts']} prompts, "
               f"free-running greedy agreement {res['decode_agreement']:.1%}, "
-              f"teacher-forced agreement {res['forced_agreement']:.1%}", file=sys.stderr)
+              f"teacher-forced agreement {res['forced_agreement']:.1%} "
+              f"(through inkling's prompt path {res['forced_agreement_prompt_path']:.1%}; "
+              f"llama.cpp's prompt path against its own decoding {res['llama_prompt_path_vs_its_decode']:.1%})", file=sys.stderr)
         ok &= res["forced_agreement"] >= 0.95
     sys.exit(0 if ok else 1)
 

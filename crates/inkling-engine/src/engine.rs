@@ -370,6 +370,27 @@ impl Engine {
         Ok(out)
     }
 
+    /// Logits for every position of `tokens` (from a fresh cache), the first `prompt_len`
+    /// computed as a prompt and each later one alone, as decoding computes them: teacher
+    /// forcing through the decoding path, to compare with another engine's greedy decode.
+    pub fn logits_decoding(&self, tokens: &[u32], prompt_len: usize) -> Result<Vec<f32>> {
+        if tokens.len() > self.context {
+            return Err(EngineError::PromptTooLong { prompt_tokens: tokens.len(), context: self.context, trained: self.model.config.context_length });
+        }
+        self.check_tokens(tokens)?;
+        let prompt_len = prompt_len.clamp(1, tokens.len().max(1));
+        let mut cache = self.model.new_cache(tokens.len());
+        let mut out = Vec::with_capacity(tokens.len() * self.model.config.vocab_size);
+        self.pool.install(|| {
+            let (prompt, rest) = tokens.split_at(prompt_len.min(tokens.len()));
+            for chunk in prompt.chunks(PREFILL_CHUNK).chain(rest.chunks(1)) {
+                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: true }];
+                out.extend(self.model.forward(&mut b).remove(0));
+            }
+        });
+        Ok(out)
+    }
+
     fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
         match tokens.iter().find(|&&t| t as usize >= self.model.config.vocab_size) {
             Some(t) => Err(EngineError::InvalidRequest(format!("token id {t} is outside the vocabulary of {}", self.model.config.vocab_size))),

@@ -402,3 +402,23 @@ fn requests_decoded_together_give_what_each_gives_alone() {
     assert!(a.candidates[0].completion_tokens < 20);
     assert_eq!(b.candidates[0].completion_tokens, 20);
 }
+
+/// `logits_decoding` runs the continuation as decoding does: its choices are greedy
+/// decoding's, and its prompt positions are `logits`'.
+#[test]
+fn teacher_forcing_through_the_decoding_path_reproduces_greedy_decoding() {
+    let (_d, e) = engine(&TinyModel::default());
+    let prompt = e.prompt_tokens(&Prompt::Text("the weather and the sea".into())).unwrap();
+    let g = e.generate(&greedy("the weather and the sea", 1, 10), |_| true).unwrap();
+    let generated = &g.candidates[0].tokens;
+    let mut seq = prompt.clone();
+    seq.extend(&generated[..generated.len() - 1]);
+    let stepped = e.logits_decoding(&seq, prompt.len()).unwrap();
+    let vocab = stepped.len() / seq.len();
+    let argmax = |row: &[f32]| row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i as u32, v) } else { b }).0;
+    let choices: Vec<u32> = stepped.chunks(vocab).skip(prompt.len() - 1).map(argmax).collect();
+    assert_eq!(&choices, generated);
+    let batched = e.logits(&seq).unwrap();
+    assert_eq!(stepped[..prompt.len() * vocab], batched[..prompt.len() * vocab]);
+    assert!(matches!(e.logits_decoding(&[u32::MAX], 1), Err(EngineError::InvalidRequest(_))));
+}
