@@ -136,22 +136,24 @@ impl KvCache {
     pub fn truncate(&mut self, len: usize) {
         let len = len.min(self.len);
         let base = self.base();
-        if len < base {
+        match self.prefix.take_if(|_| len < base) {
             // The cut falls inside the shared prefix: its first `len` positions become this
             // cache's own (taken over when no other fork holds them any more).
-            let Some(prefix) = self.prefix.take() else { unreachable!("base > 0 means a prefix") };
-            let (keys, values) = match Arc::try_unwrap(prefix) {
-                Ok(p) => (p.keys, p.values),
-                Err(shared) => (shared.keys.clone(), shared.values.clone()),
-            };
-            self.keys = keys;
-            self.values = values;
-            for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
-                b.truncate(len * self.head_dim);
+            Some(prefix) => {
+                let (keys, values) = match Arc::try_unwrap(prefix) {
+                    Ok(p) => (p.keys, p.values),
+                    Err(shared) => (shared.keys.clone(), shared.values.clone()),
+                };
+                self.keys = keys;
+                self.values = values;
+                for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
+                    b.truncate(len * self.head_dim);
+                }
             }
-        } else {
-            for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
-                b.truncate((len - base) * self.head_dim);
+            None => {
+                for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
+                    b.truncate((len - base) * self.head_dim);
+                }
             }
         }
         self.len = len;
