@@ -48,6 +48,13 @@ pub(crate) struct Segment<'a> {
     pub values: &'a [f16],
 }
 
+impl Segment<'_> {
+    /// The positions as indices into `keys`/`values` (in rows of `head_dim`).
+    pub fn local(&self) -> std::ops::Range<usize> {
+        self.positions.start - self.offset..self.positions.end - self.offset
+    }
+}
+
 impl<'a> HeadView<'a> {
     /// Position `p`'s key.
     pub fn key(&self, p: usize) -> &'a [f16] {

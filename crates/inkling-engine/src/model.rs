@@ -549,7 +549,7 @@ impl Model {
                 let mut w = vec![0f32; qs.len() / hd * len];
                 for seg in view.segments(t.chunk.clone()) {
                     let at = seg.positions.start - t.chunk.start;
-                    attend::scores(isa, &qs, hd, seg.keys, seg.positions.start - seg.offset..seg.positions.end - seg.offset, scale, &mut w[at..], len);
+                    attend::scores(isa, &qs, hd, seg.keys, seg.local(), scale, &mut w[at..], len);
                 }
                 let stats = w.chunks_exact_mut(len).map(ops::exp_below_max).collect();
                 (w, stats)
@@ -583,7 +583,7 @@ impl Model {
                 let mut o = vec![0f32; f.len() * hd];
                 for seg in view.segments(t.chunk.clone()) {
                     let at = seg.positions.start - t.chunk.start;
-                    attend::weighted_values(isa, &w[at..], len, seg.values, hd, seg.positions.start - seg.offset..seg.positions.end - seg.offset, &mut o);
+                    attend::weighted_values(isa, &w[at..], len, seg.values, hd, seg.local(), &mut o);
                 }
                 o
             })
