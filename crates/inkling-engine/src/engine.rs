@@ -353,21 +353,10 @@ impl Engine {
         Ok(tokens)
     }
 
-    /// Logits for every position of `tokens` (from a fresh cache): perplexity and tests.
+    /// Logits for every position of `tokens` (from a fresh cache), all computed as a prompt:
+    /// perplexity and tests.
     pub fn logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
-        if tokens.len() > self.context {
-            return Err(EngineError::PromptTooLong { prompt_tokens: tokens.len(), context: self.context, trained: self.model.config.context_length });
-        }
-        self.check_tokens(tokens)?;
-        let mut cache = self.model.new_cache(tokens.len());
-        let mut out = Vec::with_capacity(tokens.len() * self.model.config.vocab_size);
-        self.pool.install(|| {
-            for chunk in tokens.chunks(PREFILL_CHUNK) {
-                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: true }];
-                out.extend(self.model.forward(&mut b).remove(0));
-            }
-        });
-        Ok(out)
+        self.logits_decoding(tokens, tokens.len())
     }
 
     /// Logits for every position of `tokens` (from a fresh cache), the first `prompt_len`
