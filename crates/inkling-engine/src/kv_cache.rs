@@ -114,28 +114,34 @@ impl KvCache {
     }
 
     /// Another cache for the same prefix, with room for `extra` more positions (n candidates
-    /// from one prefill). The positions computed so far become a prefix shared by both.
+    /// from one prefill). Every position computed so far (an earlier shared prefix and this
+    /// cache's own, such as a reused chapter and the edit after it) becomes one prefix shared
+    /// by both.
     pub fn fork(&mut self, extra: usize) -> Self {
-        if self.prefix.is_none() && self.len > 0 {
-            let (n, width) = (self.keys.len(), extra * self.head_dim);
-            let fresh = || (0..n).map(|_| Vec::with_capacity(width)).collect::<Vec<_>>();
-            let (keys, values) = (std::mem::replace(&mut self.keys, fresh()), std::mem::replace(&mut self.values, fresh()));
-            let mut frozen = Self { n_kv_head: self.n_kv_head, head_dim: self.head_dim, len: self.len, prefix: None, keys, values };
-            frozen.keys.iter_mut().chain(frozen.values.iter_mut()).for_each(Vec::shrink_to_fit);
-            self.prefix = Some(Arc::new(frozen));
+        let (n, width) = (self.keys.len(), extra * self.head_dim);
+        let fresh = || (0..n).map(|_| Vec::with_capacity(width)).collect::<Vec<_>>();
+        if self.len > self.base() {
+            let (own_keys, own_values) = (std::mem::replace(&mut self.keys, fresh()), std::mem::replace(&mut self.values, fresh()));
+            let (mut keys, mut values) = match self.prefix.take() {
+                None => (own_keys, own_values),
+                Some(prefix) => {
+                    let (mut keys, mut values) = Self::into_buffers(prefix);
+                    keys.iter_mut().zip(own_keys).for_each(|(all, own)| all.extend_from_slice(&own));
+                    values.iter_mut().zip(own_values).for_each(|(all, own)| all.extend_from_slice(&own));
+                    (keys, values)
+                }
+            };
+            keys.iter_mut().chain(values.iter_mut()).for_each(Vec::shrink_to_fit);
+            self.prefix = Some(Arc::new(Self { n_kv_head: self.n_kv_head, head_dim: self.head_dim, len: self.len, prefix: None, keys, values }));
         }
-        let copy = |v: &Vec<f16>| {
-            let mut c = Vec::with_capacity(v.len() + extra * self.head_dim);
-            c.extend_from_slice(v);
-            c
-        };
-        Self {
-            n_kv_head: self.n_kv_head,
-            head_dim: self.head_dim,
-            len: self.len,
-            prefix: self.prefix.clone(),
-            keys: self.keys.iter().map(copy).collect(),
-            values: self.values.iter().map(copy).collect(),
+        Self { n_kv_head: self.n_kv_head, head_dim: self.head_dim, len: self.len, prefix: self.prefix.clone(), keys: fresh(), values: fresh() }
+    }
+
+    /// A prefix's buffers: taken over when no other fork holds it any more, copied otherwise.
+    fn into_buffers(prefix: Arc<KvCache>) -> (Vec<Vec<f16>>, Vec<Vec<f16>>) {
+        match Arc::try_unwrap(prefix) {
+            Ok(p) => (p.keys, p.values),
+            Err(shared) => (shared.keys.clone(), shared.values.clone()),
         }
     }
 
@@ -145,14 +151,9 @@ impl KvCache {
         let base = self.base();
         match self.prefix.take_if(|_| len < base) {
             // The cut falls inside the shared prefix: its first `len` positions become this
-            // cache's own (taken over when no other fork holds them any more).
+            // cache's own.
             Some(prefix) => {
-                let (keys, values) = match Arc::try_unwrap(prefix) {
-                    Ok(p) => (p.keys, p.values),
-                    Err(shared) => (shared.keys.clone(), shared.values.clone()),
-                };
-                self.keys = keys;
-                self.values = values;
+                (self.keys, self.values) = Self::into_buffers(prefix);
                 for b in self.keys.iter_mut().chain(self.values.iter_mut()) {
                     b.truncate(len * self.head_dim);
                 }
@@ -262,13 +263,22 @@ mod tests {
         b.truncate(2);
         assert!(b.prefix().is_none());
         check(&b, 2);
-        // A fork of a fork copies only the own positions and shares the same prefix.
-        let mut d = KvCache::new(2, 2, 4, 0);
-        push_positions(&mut d, 0..4);
-        let _ = d.fork(1);
-        push_positions(&mut d, 4..6);
-        let e = d.fork(1);
-        assert!(Arc::ptr_eq(d.prefix().unwrap(), e.prefix().unwrap()));
-        check(&e, 6);
+        // Forking a cache that has its own positions after a prefix (a reused chapter, then
+        // the edit) shares all of them, whether or not others still hold the old prefix.
+        for keep_old in [false, true] {
+            let mut d = KvCache::new(2, 2, 4, 0);
+            push_positions(&mut d, 0..4);
+            let old = d.fork(1);
+            let old = keep_old.then_some(old);
+            push_positions(&mut d, 4..6);
+            let e = d.fork(1);
+            assert!(Arc::ptr_eq(d.prefix().unwrap(), e.prefix().unwrap()));
+            assert_eq!((d.base(), e.base()), (6, 6));
+            check(&d, 6);
+            check(&e, 6);
+            if let Some(old) = old {
+                check(&old, 4);
+            }
+        }
     }
 }
