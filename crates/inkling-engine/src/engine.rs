@@ -367,7 +367,6 @@ impl Engine {
             return Err(EngineError::PromptTooLong { prompt_tokens: tokens.len(), context: self.context, trained: self.model.config.context_length });
         }
         self.check_tokens(tokens)?;
-        let prompt_len = prompt_len.clamp(1, tokens.len().max(1));
         let mut cache = self.model.new_cache(tokens.len());
         let mut out = Vec::with_capacity(tokens.len() * self.model.config.vocab_size);
         self.pool.install(|| {

@@ -58,20 +58,18 @@ impl Segment<'_> {
 impl<'a> HeadView<'a> {
     /// Position `p`'s key.
     pub fn key(&self, p: usize) -> &'a [f16] {
-        &self.segment_of(p).0[self.index(p)..][..self.head_dim]
+        self.rows(p).0
     }
 
     /// Position `p`'s value.
     pub fn value(&self, p: usize) -> &'a [f16] {
-        &self.segment_of(p).1[self.index(p)..][..self.head_dim]
+        self.rows(p).1
     }
 
-    fn segment_of(&self, p: usize) -> (&'a [f16], &'a [f16]) {
-        if p < self.base { self.shared } else { self.own }
-    }
-
-    fn index(&self, p: usize) -> usize {
-        if p < self.base { p * self.head_dim } else { (p - self.base) * self.head_dim }
+    fn rows(&self, p: usize) -> (&'a [f16], &'a [f16]) {
+        let ((keys, values), at) = if p < self.base { (self.shared, p) } else { (self.own, p - self.base) };
+        let at = at * self.head_dim;
+        (&keys[at..][..self.head_dim], &values[at..][..self.head_dim])
     }
 
     /// Whether `positions` lie wholly in the shared prefix.
@@ -201,7 +199,7 @@ mod tests {
     use super::*;
 
     /// Keys and values of position `p` (2 layers, 2 heads, width 4): all entries equal
-    /// `p + layer/10 + head/100` (keys) or its negation (values), exact in f16 for small p.
+    /// `p + layer/4 + head/8` (keys) or its negation (values), exact in f16 for small p.
     fn push_positions(c: &mut KvCache, range: std::ops::Range<usize>) {
         for p in range {
             for layer in 0..2 {
