@@ -26,12 +26,13 @@ pub enum CraftError {
     #[error("the model's answer for `{tool}` could not be read as {expected}: {reason}")]
     Unparsable { tool: String, expected: &'static str, reason: String },
 
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // `error`, not `source`: the message already includes it, and a chained report would
+
+    // print it twice.
+
+    #[error("cannot read {path}: {error}")]
+
+    Io { path: PathBuf, error: std::io::Error },
 
     #[error(transparent)]
     Engine(#[from] EngineError),

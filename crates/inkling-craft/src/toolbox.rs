@@ -49,12 +49,12 @@ impl Toolbox {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(tb),
-            Err(source) => return Err(CraftError::Io { path: dir.to_path_buf(), source }),
+            Err(source) => return Err(CraftError::Io { path: dir.to_path_buf(), error: source }),
         };
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
         files.sort();
         for path in files {
-            let src = std::fs::read_to_string(&path).map_err(|source| CraftError::Io { path: path.clone(), source })?;
+            let src = std::fs::read_to_string(&path).map_err(|source| CraftError::Io { path: path.clone(), error: source })?;
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             tb.recipes.insert(name.clone(), Recipe::parse(&name, &src, &path)?);
         }

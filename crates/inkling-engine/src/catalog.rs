@@ -116,7 +116,7 @@ pub enum FetchProgress {
 
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let io = |source| EngineError::Io { path: path.to_path_buf(), source };
+    let io = |source| EngineError::Io { path: path.to_path_buf(), error: source };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -151,7 +151,7 @@ pub fn fetch(model: &CatalogModel, mut progress: impl FnMut(FetchProgress)) -> R
     let dir = models_dir();
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| EngineError::Io { path: p, source }
+        move |source| EngineError::Io { path: p, error: source }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let work = dir.join(format!(".fetch-{}", model.name));

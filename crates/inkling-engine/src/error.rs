@@ -8,12 +8,13 @@ pub enum EngineError {
     #[error("model file not found: {path}\n  pass --model PATH.gguf, set INKLING_MODEL, or run `inkling model pull`")]
     ModelNotFound { path: PathBuf },
 
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // `error`, not `source`: the message already includes it, and a chained report would
+
+    // print it twice.
+
+    #[error("cannot read {path}: {error}")]
+
+    Io { path: PathBuf, error: std::io::Error },
 
     #[error("{path} is not a usable GGUF file: {reason}\n  the file may be truncated or corrupt; fetch it again (`inkling model pull`)")]
     BadGguf { path: PathBuf, reason: String },

@@ -136,7 +136,7 @@ impl GgufFile {
         if !path.exists() {
             return Err(EngineError::ModelNotFound { path: path.to_path_buf() });
         }
-        let io = |source| EngineError::Io { path: path.to_path_buf(), source };
+        let io = |source| EngineError::Io { path: path.to_path_buf(), error: source };
         let mut file = std::fs::File::open(path).map_err(io)?;
         let file_size = file.metadata().map_err(io)?.len();
         let bad = |reason: String| EngineError::BadGguf { path: path.to_path_buf(), reason };

@@ -462,6 +462,11 @@ impl Model {
         self.norm_into(&normed, &mut hs, &self.output_norm, self.output_norm_b.as_deref());
         let mut logits = vec![0f32; picked.len() * c.vocab_size];
         self.output.matmul(&hs, &mut logits);
+        if batch.len() == 1 {
+            // One stream decoding: its rows are the whole matrix (1 MiB a step for Gemma's
+            // vocabulary), so hand it over rather than copy it.
+            return vec![logits];
+        }
         let mut out = Vec::with_capacity(batch.len());
         let mut it = logits.chunks(c.vocab_size);
         for w in &wanted {

@@ -43,12 +43,13 @@ pub enum StoreError {
     #[error("cannot export: {0}")]
     Export(String),
 
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // `error`, not `source`: the message already includes it, and a chained report would
+
+    // print it twice.
+
+    #[error("{path}: {error}")]
+
+    Io { path: PathBuf, error: std::io::Error },
 
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),

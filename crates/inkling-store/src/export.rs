@@ -88,7 +88,7 @@ impl Store {
         };
         // Write beside the target and rename, so a failed export never leaves half a file.
         let tmp = path.with_extension("partial");
-        let io = |source| StoreError::Io { path: path.clone(), source };
+        let io = |source| StoreError::Io { path: path.clone(), error: source };
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);

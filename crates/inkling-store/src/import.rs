@@ -14,7 +14,7 @@ pub struct Section {
 /// Reads `path` as UTF-8 text (a BOM is dropped), refusing binary files and other encodings
 /// with a message that says what to do.
 pub fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), error: source })?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         return Err(StoreError::BadImport { path: path.to_path_buf(), reason: "it is UTF-16 text; save it as UTF-8 first".into() });

@@ -118,6 +118,15 @@ fn clear_errors_for_missing_model_empty_prompt_and_bad_settings() {
 
     let o = f.run(&["--model", f.m(), "generate", "x", "-n", "99"], None);
     assert!(String::from_utf8_lossy(&o.stderr).contains("n must be"));
+
+    // A missing input file is named once, with the system's reason once (the reason was
+    // printed twice when the I/O error was both in the message and its chained source).
+    let missing = f.dir.path().join("no-such-chapter.txt");
+    let o = f.run(&["--model", f.m(), "generate", "--file", missing.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no-such-chapter.txt"), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
 
 #[test]
