@@ -33,6 +33,8 @@ pub fn peak_rss_bytes() -> u64 {
 }
 
 pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
+    // With a start-of-text token, 2 is the shortest prompt that still holds some text.
+    anyhow::ensure!(args.prompt_tokens >= 2, "--prompt-tokens must be at least 2, got {}", args.prompt_tokens);
     let engine = models::load(model)?;
     // A natural-language prompt of exactly the requested length: repeated prose, tokenized.
     let prose = "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity. ";

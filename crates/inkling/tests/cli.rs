@@ -161,4 +161,8 @@ fn bench_reports_throughput_and_memory() {
     assert!(v["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["prompt_tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["peak_rss_mib"].as_f64().unwrap() > 1.0);
+
+    let o = f.run(&["--model", f.m(), "bench", "--prompt-tokens", "0"], None);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--prompt-tokens must be at least 2"), "{}", String::from_utf8_lossy(&o.stderr));
 }
