@@ -251,12 +251,20 @@ pub fn eval(model: &ModelArgs, cmd: EvalCommand) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("pages").required(true).args(["corpus", "project"])))]
 pub struct FinetuneArgs {
     /// The writer's own pages: a text file or a folder of .txt/.md files.
     #[arg(long)]
-    corpus: PathBuf,
-    /// Where the adapter goes (default: `inkling-adapter.gguf` in the corpus folder, or
-    /// `<file>.adapter.gguf` beside a corpus file).
+    corpus: Option<PathBuf>,
+    /// Or a project's documents, at their current revisions (what the writer kept, their
+    /// typing and the suggestions they accepted alike).
+    #[arg(long)]
+    project: Option<String>,
+    /// The project database for --project (default: $INKLING_HOME/inkling.db).
+    #[arg(long, env = "INKLING_DB")]
+    db: Option<PathBuf>,
+    /// Where the adapter goes (default: `inkling-adapter.gguf` in the corpus folder,
+    /// `<file>.adapter.gguf` beside a corpus file, or `$INKLING_HOME/adapters/<project>.gguf`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// LoRA rank.
@@ -290,11 +298,17 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
     if model.adapter.is_some() {
         bail!("--adapter is for using an adapter; fine-tuning starts from the base model");
     }
-    let corpus = Corpus::read(&a.corpus)?;
+    let (corpus, default_out) = match (&a.corpus, &a.project) {
+        (Some(path), _) => {
+            let out = if path.is_dir() { path.join("inkling-adapter.gguf") } else { path.with_extension("adapter.gguf") };
+            (Corpus::read(path)?, out)
+        }
+        (None, Some(name)) => project_corpus(a.db.as_deref(), name)?,
+        // clap requires one of the two.
+        (None, None) => bail!("give --corpus FILE_OR_FOLDER or --project NAME"),
+    };
     let base = models::resolve(model)?;
-    let out = a.out.clone().unwrap_or_else(|| {
-        if a.corpus.is_dir() { a.corpus.join("inkling-adapter.gguf") } else { a.corpus.with_extension("adapter.gguf") }
-    });
+    let out = a.out.clone().unwrap_or(default_out);
     let config = inkling_train::FinetuneConfig {
         lora: inkling_train::LoraConfig { rank: a.rank, alpha: a.alpha, targets: a.targets.clone() },
         block_size: a.block,
@@ -305,6 +319,9 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
         ..Default::default()
     };
     let mut run = inkling_train::Finetuning::start(&base, &corpus, config)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     eprintln!(
         "fine-tuning {} on {} training tokens: {} iterations of {}x{} tokens, {} trainable values (rank {}, {})",
         base.display(),
@@ -359,4 +376,33 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A project's documents in order, each at its current revision, as one corpus; and the
+/// adapter's default place, `$INKLING_HOME/adapters/<project>.gguf`.
+fn project_corpus(db: Option<&std::path::Path>, name: &str) -> Result<(Corpus, PathBuf)> {
+    let store = inkling_store::Store::open(&crate::project::db_or_default(db))?;
+    let project = store.project(name)?;
+    let mut parts = Vec::new();
+    for doc in store.documents(&project)? {
+        let text = store.head(&doc)?.text;
+        if !text.trim().is_empty() {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        bail!("project `{name}` holds no text yet; write or import some pages first (`inkling project import {name} FILE`)");
+    }
+    let share = store.report(&project)?.total;
+    eprintln!(
+        "learning from project `{name}`: {} document(s), {} characters ({:.1}% from accepted suggestions)",
+        parts.len(),
+        share.total(),
+        100.0 * share.ai_assisted()
+    );
+    // A file name from any project name: letters and digits of any script are kept.
+    let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let out = inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}.gguf"));
+    // A blank line between documents, as between chapters (the same join as a folder corpus).
+    Ok((Corpus::from_text(parts.join("\n\n")), out))
 }

@@ -12,6 +12,7 @@ fn inkling(home: &Path, args: &[&str]) -> Output {
         .env("INKLING_HOME", home)
         .env_remove("INKLING_MODEL")
         .env_remove("INKLING_ADAPTER")
+        .env_remove("INKLING_DB")
         .args(args)
         .output()
         .unwrap()
@@ -62,6 +63,51 @@ fn train_a_gpt_stop_resume_generate_and_evaluate() {
     std::fs::create_dir(&empty).unwrap();
     let e = inkling(dir.path(), &["train", "gpt", "--corpus", empty.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()]);
     assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("holds no text"));
+}
+
+/// The "N training tokens" figure `inkling finetune` prints before training.
+fn training_tokens(stderr: &str) -> usize {
+    let tail = stderr.split(" training tokens").next().unwrap_or_default();
+    tail.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no token count in: {stderr}"))
+}
+
+#[test]
+fn finetuning_on_a_project_learns_from_its_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    inkling_engine::testing::TinyModel::default().write(&model).unwrap();
+    let m = model.to_str().unwrap();
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/writer/pages");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&pages).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in &files {
+        ok(&inkling(dir.path(), &["project", "import", "Ysolde's Book", f.to_str().unwrap()]));
+    }
+    let short = ["--iters", "2", "--block", "32", "--batch", "2", "--json"];
+
+    let from_project = inkling(dir.path(), &[&["--model", m, "finetune", "--project", "Ysolde's Book"], &short[..]].concat());
+    ok(&from_project);
+    let said = String::from_utf8_lossy(&from_project.stderr);
+    assert!(said.contains("learning from project `Ysolde's Book`: 6 document(s)"), "{said}");
+    // The project's text is the same corpus as the folder it was imported from.
+    let from_folder = inkling(dir.path(), &[&["--model", m, "finetune", "--corpus", pages.to_str().unwrap(), "--out", dir.path().join("f.gguf").to_str().unwrap()], &short[..]].concat());
+    ok(&from_folder);
+    assert_eq!(training_tokens(&said), training_tokens(&String::from_utf8_lossy(&from_folder.stderr)));
+    // The adapter lands under the home's adapters folder and generation runs with it.
+    let adapter = dir.path().join("adapters/Ysolde_s_Book.gguf");
+    assert!(adapter.is_file(), "{said}");
+    ok(&inkling(dir.path(), &["--model", m, "--adapter", adapter.to_str().unwrap(), "generate", "The lamp", "--max-tokens", "4"]));
+
+    // Clear refusals: an unknown project, an empty one, both sources, neither.
+    let e = inkling(dir.path(), &["--model", m, "finetune", "--project", "Nope"]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("no project named `Nope`"), "{}", String::from_utf8_lossy(&e.stderr));
+    ok(&inkling(dir.path(), &["project", "new", "Empty"]));
+    let e = inkling(dir.path(), &["--model", m, "finetune", "--project", "Empty"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("holds no text yet"), "{}", String::from_utf8_lossy(&e.stderr));
+    let e = inkling(dir.path(), &["--model", m, "finetune", "--project", "Empty", "--corpus", pages.to_str().unwrap()]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("cannot be used with"));
+    let e = inkling(dir.path(), &["--model", m, "finetune"]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("--project"));
 }
 
 fn default_model() -> Option<PathBuf> {
