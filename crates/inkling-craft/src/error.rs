@@ -27,11 +27,8 @@ pub enum CraftError {
     Unparsable { tool: String, expected: &'static str, reason: String },
 
     // `error`, not `source`: the message already includes it, and a chained report would
-
     // print it twice.
-
     #[error("cannot read {path}: {error}")]
-
     Io { path: PathBuf, error: std::io::Error },
 
     #[error(transparent)]

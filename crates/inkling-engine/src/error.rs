@@ -9,11 +9,8 @@ pub enum EngineError {
     ModelNotFound { path: PathBuf },
 
     // `error`, not `source`: the message already includes it, and a chained report would
-
     // print it twice.
-
     #[error("cannot read {path}: {error}")]
-
     Io { path: PathBuf, error: std::io::Error },
 
     #[error("{path} is not a usable GGUF file: {reason}\n  the file may be truncated or corrupt; fetch it again (`inkling model pull`)")]

@@ -44,11 +44,8 @@ pub enum StoreError {
     Export(String),
 
     // `error`, not `source`: the message already includes it, and a chained report would
-
     // print it twice.
-
     #[error("{path}: {error}")]
-
     Io { path: PathBuf, error: std::io::Error },
 
     #[error("database error: {0}")]

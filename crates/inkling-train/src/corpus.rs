@@ -29,18 +29,16 @@ impl Corpus {
         } else {
             vec![path.to_path_buf()]
         };
-        let mut parts = Vec::with_capacity(files.len());
-        for f in &files {
-            let text = read_text(f)?;
-            if !text.trim().is_empty() {
-                parts.push(text);
-            }
-        }
-        if parts.is_empty() {
-            return Err(TrainError::EmptyCorpus { path: path.to_path_buf() });
-        }
-        // A blank line between files, as between chapters.
-        Ok(Self { text: parts.join("\n\n"), files })
+        let texts = files.iter().map(|f| read_text(f)).collect::<Result<Vec<_>>>()?;
+        let text = Self::join(texts).ok_or_else(|| TrainError::EmptyCorpus { path: path.to_path_buf() })?;
+        Ok(Self { text, files })
+    }
+
+    /// Several texts (files, a project's documents) as one: blank ones are dropped, and a
+    /// blank line separates the rest, as between chapters. `None` when none holds text.
+    pub fn join(texts: impl IntoIterator<Item = String>) -> Option<String> {
+        let parts: Vec<String> = texts.into_iter().filter(|t| !t.trim().is_empty()).collect();
+        (!parts.is_empty()).then(|| parts.join("\n\n"))
     }
 
     /// A corpus from text in memory (tests, the server).

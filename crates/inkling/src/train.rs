@@ -383,26 +383,21 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
 fn project_corpus(db: Option<&std::path::Path>, name: &str) -> Result<(Corpus, PathBuf)> {
     let store = inkling_store::Store::open(&crate::project::db_or_default(db))?;
     let project = store.project(name)?;
-    let mut parts = Vec::new();
-    for doc in store.documents(&project)? {
-        let text = store.head(&doc)?.text;
-        if !text.trim().is_empty() {
-            parts.push(text);
-        }
-    }
-    if parts.is_empty() {
+    let docs = store.documents(&project)?;
+    let texts = docs.iter().map(|d| Ok(store.head(d)?.text)).collect::<Result<Vec<_>>>()?;
+    let with_text = texts.iter().filter(|t| !t.trim().is_empty()).count();
+    let Some(text) = Corpus::join(texts) else {
         bail!("project `{name}` holds no text yet; write or import some pages first (`inkling project import {name} FILE`)");
-    }
+    };
     let share = store.report(&project)?.total;
     eprintln!(
         "learning from project `{name}`: {} document(s), {} characters ({:.1}% from accepted suggestions)",
-        parts.len(),
+        with_text,
         share.total(),
         100.0 * share.ai_assisted()
     );
     // A file name from any project name: letters and digits of any script are kept.
     let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     let out = inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}.gguf"));
-    // A blank line between documents, as between chapters (the same join as a folder corpus).
-    Ok((Corpus::from_text(parts.join("\n\n")), out))
+    Ok((Corpus::from_text(text), out))
 }
