@@ -53,20 +53,32 @@ fn every_format_matches_the_reference() {
     }
 }
 
-/// Q4_1, Q5_0 and Q8_0 matrices repacked eight rows at a time give what the row kernels
-/// give, for every batch size up to a whole group and its leftovers, and dequantization
-/// still reads the file (after the packed copy released its pages). The larger matrices
-/// span several of the packer's one-megabyte chunks.
+/// Q4_1, Q5_0, Q8_0, Q4_K and Q6_K matrices repacked eight rows at a time give what the
+/// row kernels give, for every batch size up to a whole group and its leftovers and for a
+/// prompt's worth of rows (several activation tiles), and dequantization still reads the
+/// file (after the packed copy released its pages). The larger matrices span several of
+/// the packer's one-megabyte chunks.
 #[test]
 fn repacked_matrices_match_the_row_kernels() {
-    let shapes = [(GgmlDType::Q4_1, 24, 96), (GgmlDType::Q5_0, 24, 96), (GgmlDType::Q8_0, 24, 96), (GgmlDType::Q8_0, 1032, 1024), (GgmlDType::Q4_1, 2056, 1024)];
+    let shapes = [
+        (GgmlDType::Q4_1, 24, 96),
+        (GgmlDType::Q5_0, 24, 96),
+        (GgmlDType::Q8_0, 24, 96),
+        (GgmlDType::Q4K, 24, 512),
+        (GgmlDType::Q6K, 24, 512),
+        (GgmlDType::Q8_0, 1032, 1024),
+        (GgmlDType::Q4_1, 2056, 1024),
+        (GgmlDType::Q4K, 1032, 2048),
+        (GgmlDType::Q6K, 1032, 1024),
+    ];
     for (dtype, rows, cols) in shapes {
         let mut rng = StdRng::seed_from_u64(dtype as u64 + rows as u64);
         let (_dir, file, _) = random_matrix_file(&mut rng, dtype, rows, cols);
         let plain = QMatrix::load(&file, "w", Some((rows, cols))).unwrap();
         let packed = QMatrix::load(&file, "w", Some((rows, cols))).unwrap().into_packed();
         assert_eq!(packed.to_f32(), plain.to_f32(), "{dtype:?} lookups after packing");
-        for batch in [1, 2, 3, 4, 5, 9] {
+        let prompt = if rows < 100 { 700 } else { 9 };
+        for batch in [1, 2, 3, 4, 5, 9, prompt] {
             let x: Vec<f32> = (0..batch * cols).map(|_| rng.random_range(-1.0f32..1.0)).collect();
             let (mut a, mut b) = (vec![0f32; batch * rows], vec![0f32; batch * rows]);
             plain.matmul(&x, &mut a);

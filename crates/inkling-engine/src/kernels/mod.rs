@@ -10,9 +10,11 @@ pub mod attend;
 pub mod q4_1;
 pub mod q4_1x8;
 pub mod q4_k;
+pub mod q4_kx8;
 pub mod q5_0;
 pub mod q5_0x8;
 pub mod q6_k;
+pub mod q6_kx8;
 pub mod q8_0;
 pub mod q8_0x8;
 
@@ -155,6 +157,46 @@ impl GroupKernel for q8_0x8::BlockQ8_0x8 {
     unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
         // SAFETY: the caller guarantees the features.
         unsafe { q8_0x8::avx2::dot_group(group, xs, out) }
+    }
+}
+
+impl GroupKernel for q4_kx8::BlockQ4Kx8 {
+    type Weight = q4_k::BlockQ4K;
+    type Act = q6_k::BlockQ8K;
+    const BLOCK: usize = 256;
+    fn quantize(x: &[f32], out: &mut [Self::Act]) {
+        q6_k::quantize_q8_k(x, out)
+    }
+    fn pack_block(src: [&Self::Weight; 8]) -> Self {
+        q4_kx8::pack_block(src)
+    }
+    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        q4_kx8::dot_group_portable(group, xs, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        // SAFETY: the caller guarantees the features.
+        unsafe { q4_kx8::avx2::dot_group(group, xs, out) }
+    }
+}
+
+impl GroupKernel for q6_kx8::BlockQ6Kx8 {
+    type Weight = q6_k::BlockQ6K;
+    type Act = q6_k::BlockQ8K;
+    const BLOCK: usize = 256;
+    fn quantize(x: &[f32], out: &mut [Self::Act]) {
+        q6_k::quantize_q8_k(x, out)
+    }
+    fn pack_block(src: [&Self::Weight; 8]) -> Self {
+        q6_kx8::pack_block(src)
+    }
+    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        q6_kx8::dot_group_portable(group, xs, out)
+    }
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        // SAFETY: the caller guarantees the features.
+        unsafe { q6_kx8::avx2::dot_group(group, xs, out) }
     }
 }
 
