@@ -31,7 +31,6 @@ pub struct KvCache {
 /// cache's own.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HeadView<'a> {
-    head_dim: usize,
     /// Positions before `base` are in `shared`, the rest in `own` (position `p` at
     /// `(p - base) * head_dim`).
     base: usize,
@@ -56,22 +55,6 @@ impl Segment<'_> {
 }
 
 impl<'a> HeadView<'a> {
-    /// Position `p`'s key.
-    pub fn key(&self, p: usize) -> &'a [f16] {
-        self.rows(p).0
-    }
-
-    /// Position `p`'s value.
-    pub fn value(&self, p: usize) -> &'a [f16] {
-        self.rows(p).1
-    }
-
-    fn rows(&self, p: usize) -> (&'a [f16], &'a [f16]) {
-        let ((keys, values), at) = if p < self.base { (self.shared, p) } else { (self.own, p - self.base) };
-        let at = at * self.head_dim;
-        (&keys[at..][..self.head_dim], &values[at..][..self.head_dim])
-    }
-
     /// Whether `positions` lie wholly in the shared prefix.
     pub fn is_shared(&self, positions: &std::ops::Range<usize>) -> bool {
         positions.end <= self.base
@@ -184,7 +167,7 @@ impl KvCache {
     pub(crate) fn head(&self, layer: usize, head: usize) -> HeadView<'_> {
         let b = layer * self.n_kv_head + head;
         let shared = self.prefix.as_ref().map_or((&[][..], &[][..]), |p| (&p.keys[b][..], &p.values[b][..]));
-        HeadView { head_dim: self.head_dim, base: self.base(), shared, own: (&self.keys[b], &self.values[b]) }
+        HeadView { base: self.base(), shared, own: (&self.keys[b], &self.values[b]) }
     }
 
     /// Bytes held by keys and values, the shared prefix included.
@@ -216,10 +199,12 @@ mod tests {
         for layer in 0..2 {
             for h in 0..2 {
                 let view = c.head(layer, h);
-                for p in 0..len {
-                    let want = p as f32 + layer as f32 * 0.25 + h as f32 * 0.125;
-                    assert!(view.key(p).iter().all(|x| x.to_f32() == want), "key {p} layer {layer} head {h}");
-                    assert!(view.value(p).iter().all(|x| x.to_f32() == -want), "value {p}");
+                for seg in view.segments(0..len) {
+                    for (p, at) in seg.positions.clone().zip(seg.local()) {
+                        let want = p as f32 + layer as f32 * 0.25 + h as f32 * 0.125;
+                        assert!(seg.keys[at * 4..][..4].iter().all(|x| x.to_f32() == want), "key {p} layer {layer} head {h}");
+                        assert!(seg.values[at * 4..][..4].iter().all(|x| x.to_f32() == -want), "value {p}");
+                    }
                 }
                 let seen: Vec<usize> = view.segments(0..len).flat_map(|s| s.positions).collect();
                 assert_eq!(seen, (0..len).collect::<Vec<_>>());

@@ -606,8 +606,9 @@ impl Model {
     ///
     /// One new token per sequence (decoding) goes to [`Model::attention_decode`]. Otherwise
     /// work is split by key/value head and by runs of up to [`QUERIES_PER_TASK`] consecutive
-    /// rows of one sequence (a prompt's tokens): each cached key and value is converted from
-    /// f16 once for the run and every head of its group.
+    /// rows of one sequence (a prompt's tokens): the run's query vectors (every head of the
+    /// group for each row) go through the decoding kernels in `kernels::attend` together, so
+    /// each cached key and value is converted from f16 once per tile of four of them.
     fn attention(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
         if rows.len() == batch.len() {
             return self.attention_decode(layer, li, batch, rows, q, out);
@@ -648,32 +649,27 @@ impl Model {
                 let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
                 let hi = spans.iter().map(|s| s.1).max().unwrap_or(0);
                 let len = hi + 1 - lo;
-                // One row of scores per query vector over lo..=hi; positions outside its span
-                // are left at zero and skipped.
+                // One row of scores per query vector over lo..=hi, through the decoding
+                // kernels (each cached key converted once per tile of four query vectors);
+                // positions outside a query's span weigh nothing.
                 let mut scores = vec![0f32; spans.len() * len];
-                let mut row = vec![0f32; hd];
-                for p in lo..=hi {
-                    ops::f16_to_f32(isa, view.key(p), &mut row);
-                    for (j, &(first, pos)) in spans.iter().enumerate() {
-                        if first <= p && p <= pos {
-                            scores[j * len + p - lo] = ops::dot(&qs[j * hd..(j + 1) * hd], &row) * scale;
-                        }
-                    }
+                for seg in view.segments(lo..hi + 1) {
+                    let at = seg.positions.start - lo;
+                    attend::scores(isa, &qs, hd, seg.keys, seg.local(), scale, &mut scores[at..], len);
                 }
                 for (j, &(first, pos)) in spans.iter().enumerate() {
-                    let span = &mut scores[j * len + first - lo..=j * len + pos - lo];
-                    ops::softmax(span);
-                    span.iter_mut().for_each(|x| *x = round_f16(*x));
+                    let row = &mut scores[j * len..(j + 1) * len];
+                    let (before, rest) = row.split_at_mut(first - lo);
+                    let (span, after) = rest.split_at_mut(pos + 1 - first);
+                    before.fill(0.0);
+                    after.fill(0.0);
+                    let (_, sum) = ops::exp_below_max(span);
+                    ops::scale_round_f16(isa, span, 1.0 / sum);
                 }
                 let mut o = vec![0f32; spans.len() * hd];
-                for p in lo..=hi {
-                    ops::f16_to_f32(isa, view.value(p), &mut row);
-                    for (j, &(first, pos)) in spans.iter().enumerate() {
-                        if first <= p && p <= pos {
-                            let w = scores[j * len + p - lo];
-                            o[j * hd..(j + 1) * hd].iter_mut().zip(&row).for_each(|(o, v)| *o = w.mul_add(*v, *o));
-                        }
-                    }
+                for seg in view.segments(lo..hi + 1) {
+                    let at = seg.positions.start - lo;
+                    attend::weighted_values(isa, &scores[at..], len, seg.values, hd, seg.local(), &mut o);
                 }
                 o
             })
