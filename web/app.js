@@ -233,16 +233,29 @@ async function runTool({ regenerate = false } = {}) {
   $('candidates').replaceChildren();
   try {
     await streamEvents(`/api/tools/${enc(tool.name)}`, body, controller.signal, (ev) => {
-      if (ev.type === 'text') card(ev.candidate).body.textContent += ev.text;
+      if (ev.type === 'progress') showReading(ev);
+      else if (ev.type === 'text') { showReading(null); card(ev.candidate).body.textContent += ev.text; }
       else if (ev.type === 'result') showResult(tool, ev.result);
       else if (ev.type === 'error') say(ev.error.message);
     });
   } catch (e) {
     if (e.name !== 'AbortError') say(e.message);
   } finally {
+    showReading(null);
     $('run').disabled = false; $('stop').disabled = true; $('regenerate').disabled = false;
     loadAlternatives();
   }
+}
+
+/// While the model reads a long prompt (a chapter takes seconds to tens of seconds), the
+/// share of it read so far; gone once the reading is done or text arrives.
+function showReading(ev) {
+  const el = $('reading');
+  const left = ev ? ev.total - ev.cached : 0;
+  if (!ev || ev.processed >= ev.total || left < 300) { el.hidden = true; return; }
+  const pct = Math.floor(100 * (ev.processed - ev.cached) / left);
+  el.hidden = false;
+  el.textContent = `Reading your chapter… ${pct}%`;
 }
 
 /// POSTs `body` and calls `onEvent` with each server-sent event's JSON.

@@ -4,7 +4,8 @@
 //
 // A writer creates a project, types, runs `continue`, accepts a candidate, undoes it,
 // reloads and finds the text intact, types Chinese through an IME composition, proofreads and
-// applies a fix. Exits non-zero with the step that failed.
+// applies a fix, then starts continuing a long chapter, sees how much of it has been read and
+// stops. Exits non-zero with the step that failed.
 'use strict';
 
 const { chromium } = require('playwright-core');
@@ -108,6 +109,24 @@ async function main() {
     await page.reload();
     await page.waitForFunction(() => document.getElementById('text').value.includes('the library.'), null, { timeout: 15000 });
     check(true, 'a one-click fix is applied and saved');
+
+    // A long chapter: the editor says how much of it the model has read, and Stop ends
+    // the reading at once.
+    await page.fill('#doc-title', 'Chapter 2');
+    await page.click('#create-doc');
+    await page.waitForFunction(() => !document.getElementById('text').disabled && document.getElementById('text').value === '');
+    const chapter = 'The storm kept the boats in the harbour for a week, and every evening the keeper wrote to his sister about the light. '.repeat(60);
+    await text.fill(chapter);
+    await saved();
+    await page.selectOption('#tool', 'continue');
+    await text.evaluate((t) => t.setSelectionRange(t.value.length, t.value.length));
+    await page.click('#run');
+    await page.waitForFunction(() => /^Reading your chapter… \d+%$/.test(document.getElementById('reading').textContent) && !document.getElementById('reading').hidden, null, { timeout: 60000 });
+    const reading = await page.textContent('#reading');
+    if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-reading.png'), fullPage: true });
+    await page.click('#stop');
+    await page.waitForFunction(() => !document.getElementById('run').disabled && document.getElementById('reading').hidden, null, { timeout: 15000 });
+    check(true, `a long chapter shows the reading's progress ("${reading}") and Stop ends it`);
 
     check((await page.textContent('#message')) === '', `no error is shown at the end (${await page.textContent('#message')})`);
     check(errors.length === 0, `no script errors on the page ${errors.join('; ')}`);

@@ -55,6 +55,10 @@ pub struct GenerationParams {
     pub logprobs: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<usize>,
+    /// Streams only: chunks with no choices and a `prompt_progress` go out while the prompt
+    /// is read (llama.cpp server's field of the same name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub return_progress: bool,
 }
 
 /// `{"include_usage": true}` adds a last chunk with the token counts.
@@ -176,6 +180,20 @@ pub struct CompletionResponse {
     pub choices: Vec<Choice>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// How far the prompt has been read (streams that asked with `return_progress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_progress: Option<PromptProgress>,
+}
+
+/// llama.cpp server's `prompt_progress`: of the `total` prompt tokens, `cache` came from the
+/// reused prefix and `processed` have been read so far (the cached ones included), after
+/// `time_ms`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PromptProgress {
+    pub total: usize,
+    pub cache: usize,
+    pub processed: usize,
+    pub time_ms: f64,
 }
 
 /// `GET /v1/models`

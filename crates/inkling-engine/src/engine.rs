@@ -143,6 +143,12 @@ pub enum FinishReason {
 /// Streaming events, in order; `candidate` indexes the request's candidates.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
+    /// The prompt is being read: `processed` of its `total` tokens are in the cache, of
+    /// which `cached` came from the reused prefix (llama.cpp server's `prompt_progress`).
+    /// Sent after each prefill chunk, so a writer waiting on a long chapter sees it move;
+    /// returning `false` stops the prefill there, and what was computed stays in the prefix
+    /// cache for the next request.
+    Prefill { cached: usize, processed: usize, total: usize },
     Text { candidate: usize, text: &'a str },
     Finished { candidate: usize, reason: FinishReason },
 }
@@ -216,6 +222,10 @@ struct Setup {
     grammar: Option<JsonGrammar>,
     cache: KvCache,
     reused: usize,
+    /// Prompt tokens computed past the reused prefix (fewer than the rest when cancelled).
+    computed: usize,
+    /// The caller stopped the prefill (`Event::Prefill` answered `false`).
+    cancelled: bool,
     logits: Vec<f32>,
     prompt_ms: f64,
 }
@@ -434,7 +444,8 @@ impl Engine {
     pub fn generate_batch(&self, requests: &[GenerateRequest], on_event: &mut dyn FnMut(usize, Event<'_>) -> bool) -> Vec<Result<Generation>> {
         let t0 = Instant::now();
         // Validation, tokenization and prefill, request by request.
-        let mut setups: Vec<Result<Setup>> = requests.iter().map(|r| self.setup(r)).collect();
+        let mut setups: Vec<Result<Setup>> =
+            requests.iter().enumerate().map(|(ri, r)| self.setup(r, &mut |cached, processed, total| on_event(ri, Event::Prefill { cached, processed, total }))).collect();
         let grammars: Vec<Option<JsonGrammar>> = setups.iter_mut().map(|s| s.as_mut().ok().and_then(|s| s.grammar.take())).collect();
         let vocab_bytes = grammars.iter().any(Option::is_some).then(|| self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect()));
 
@@ -477,7 +488,7 @@ impl Engine {
             }
         }
         let mut first_token_ms: Vec<Option<f64>> = vec![None; requests.len()];
-        let mut cancelled = vec![false; requests.len()];
+        let mut cancelled: Vec<bool> = setups.iter().map(|s| s.as_ref().is_ok_and(|s| s.cancelled)).collect();
         let mut mask = Vec::new();
         let t1 = Instant::now();
         loop {
@@ -608,7 +619,7 @@ impl Engine {
             .map(|((setup, candidates), first)| {
                 let su = setup?;
                 let generated: usize = candidates.iter().map(|c| c.completion_tokens).sum();
-                let computed = su.prompt.len() - su.reused;
+                let computed = su.computed;
                 Ok(Generation {
                     candidates,
                     prompt_tokens: su.prompt.len(),
@@ -628,8 +639,9 @@ impl Engine {
     }
 
     /// Checks one request and computes its prompt (reusing the cached prefix of the previous
-    /// generation where it matches).
-    fn setup(&self, request: &GenerateRequest) -> Result<Setup> {
+    /// generation where it matches), telling `progress` (cached, processed, total) after each
+    /// chunk; a `false` from it stops there.
+    fn setup(&self, request: &GenerateRequest, progress: &mut dyn FnMut(usize, usize, usize) -> bool) -> Result<Setup> {
         if request.n == 0 || request.n > MAX_CANDIDATES {
             return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", request.n)));
         }
@@ -672,14 +684,18 @@ impl Engine {
         };
         let reused = cache.len();
         let mut logits = Vec::new();
-        self.pool.install(|| {
-            for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
-                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: false }];
-                logits = self.model.forward(&mut b).remove(0);
+        let mut cancelled = false;
+        for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
+            let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: false }];
+            logits = self.pool.install(|| self.model.forward(&mut b)).remove(0);
+            if !progress(reused, cache.len(), prompt.len()) {
+                cancelled = true;
+                break;
             }
-        });
+        }
+        let computed = cache.len() - reused;
         let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
-        Ok(Setup { prompt, max_tokens, seed, breakers, grammar, cache, reused, logits, prompt_ms })
+        Ok(Setup { prompt, max_tokens, seed, breakers, grammar, cache, reused, computed, cancelled, logits, prompt_ms })
     }
 
     /// Whether generation may run past the context by re-reading the latest half-window:

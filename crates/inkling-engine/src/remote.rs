@@ -475,6 +475,8 @@ impl Backend for RemoteBackend {
                                 let _ = tx.send(match e {
                                     Event::Text { candidate, text } => Msg::Text(candidate, text.to_string()),
                                     Event::Finished { candidate, reason } => Msg::Finished(candidate, reason),
+                                    // A remote server reads the prompt on its side.
+                                    Event::Prefill { .. } => return !stop.load(std::sync::atomic::Ordering::Relaxed),
                                 });
                                 !stop.load(std::sync::atomic::Ordering::Relaxed)
                             };

@@ -167,6 +167,7 @@ fn streamed_events_add_up_to_the_result_and_are_whole_characters() {
             match ev {
                 Event::Text { candidate, text } => streamed[candidate].push_str(text),
                 Event::Finished { candidate, .. } => finished[candidate] += 1,
+                Event::Prefill { .. } => {}
             }
             true
         })
@@ -229,6 +230,78 @@ fn returning_false_cancels_and_keeps_the_text_so_far() {
         assert!(c.completion_tokens < 50);
     }
     assert!(g.candidates.iter().any(|c| !c.text.is_empty()));
+}
+
+/// A prompt of `n` tokens or a little more.
+fn long_prompt(e: &Engine, n: usize) -> String {
+    let mut text = String::from("the cat and the hat sat by the sea, ");
+    while e.prompt_tokens(&Prompt::Text(text.clone())).unwrap().len() < n {
+        text.push_str("the cat and the hat sat by the sea, ");
+    }
+    text
+}
+
+#[test]
+fn a_long_prompt_reports_its_progress_chunk_by_chunk() {
+    let (_d, e) = engine(&TinyModel { context: 2048, ..TinyModel::default() });
+    let prompt = long_prompt(&e, 700);
+    let total = e.prompt_tokens(&Prompt::Text(prompt.clone())).unwrap().len();
+    let mut seen = Vec::new();
+    let mut text_before_prefill_ended = false;
+    e.generate(&greedy(&prompt, 1, 4), |ev| {
+        match ev {
+            Event::Prefill { cached, processed, total } => seen.push((cached, processed, total)),
+            Event::Text { .. } => text_before_prefill_ended |= seen.last().is_none_or(|&(_, p, t)| p < t),
+            Event::Finished { .. } => {}
+        }
+        true
+    })
+    .unwrap();
+    assert!(!text_before_prefill_ended, "the prompt is read in full before any text");
+    assert_eq!(seen.len(), total.div_ceil(256), "one report per prefill chunk: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "progress only moves forward: {seen:?}");
+    assert_eq!(seen.last(), Some(&(0, total, total)));
+    // A prompt that extends this one reports the reused part as cached.
+    let longer = format!("{prompt} and then the rain");
+    let mut first = None;
+    e.generate(&greedy(&longer, 1, 2), |ev| {
+        if let Event::Prefill { cached, .. } = ev {
+            first.get_or_insert(cached);
+        }
+        true
+    })
+    .unwrap();
+    assert!(first.is_some_and(|c| c > 600), "cached {first:?} of {total}");
+}
+
+#[test]
+fn cancelling_during_the_prefill_stops_it_and_keeps_what_was_read() {
+    let (_d, e) = engine(&TinyModel { context: 2048, ..TinyModel::default() });
+    let prompt = long_prompt(&e, 700);
+    let mut reports = 0;
+    let g = e
+        .generate(&greedy(&prompt, 2, 8), |ev| {
+            if matches!(ev, Event::Prefill { .. }) {
+                reports += 1;
+            }
+            // Stop after the first chunk.
+            !matches!(ev, Event::Prefill { .. })
+        })
+        .unwrap();
+    assert_eq!(reports, 1, "nothing more is read once the caller says stop");
+    assert_eq!(g.timings.prompt_tokens_computed, 256);
+    for c in &g.candidates {
+        assert_eq!(c.finish_reason, FinishReason::Cancelled);
+        assert_eq!(c.completion_tokens, 0);
+        assert!(c.text.is_empty());
+    }
+    // Asking again reads only what the cancelled request had not, and gives what a cold
+    // start gives.
+    let resumed = e.generate(&greedy(&prompt, 1, 8), |_| true).unwrap();
+    assert_eq!(resumed.timings.prompt_tokens_reused, 256);
+    e.clear_prefix_cache();
+    let cold = e.generate(&greedy(&prompt, 1, 8), |_| true).unwrap();
+    assert_eq!(resumed.candidates[0].tokens, cold.candidates[0].tokens);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use inkling_api::{ChatRequest, Choice, CompletionRequest, CompletionResponse, Delta, GenerationParams, ModelCard, ModelList, Usage};
+use inkling_api::{ChatRequest, Choice, CompletionRequest, CompletionResponse, Delta, GenerationParams, ModelCard, ModelList, PromptProgress, Usage};
 use inkling_engine::{Backend, ChatMessage, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingConfig, TokenLogprob};
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -48,6 +48,7 @@ struct Plan {
     request: GenerateRequest,
     stream: bool,
     include_usage: bool,
+    return_progress: bool,
 }
 
 async fn completions(State(s): State<AppState>, Body(req): Body<CompletionRequest>) -> ApiResult<Response> {
@@ -161,7 +162,13 @@ fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Opti
     if request.max_tokens == 0 {
         return Err(ApiError::BadRequest("max_tokens must be at least 1".into()));
     }
-    Ok(Plan { endpoint, request, stream: p.stream, include_usage: p.stream_options.as_ref().is_some_and(|o| o.include_usage) })
+    Ok(Plan {
+        endpoint,
+        request,
+        stream: p.stream,
+        include_usage: p.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        return_progress: p.return_progress,
+    })
 }
 
 fn finish_reason(r: FinishReason) -> String {
@@ -197,7 +204,16 @@ async fn whole(s: AppState, plan: Plan) -> ApiResult<Response> {
         Endpoint::Completions => ("text_completion", "cmpl"),
         Endpoint::Chat => ("chat.completion", "chatcmpl"),
     };
-    Ok(Json(CompletionResponse { id: response_id(prefix), object: object.into(), created: unix_now(), model: s.config.model_id.clone(), choices, usage: Some(usage(&g)) }).into_response())
+    Ok(Json(CompletionResponse {
+        id: response_id(prefix),
+        object: object.into(),
+        created: unix_now(),
+        model: s.config.model_id.clone(),
+        choices,
+        usage: Some(usage(&g)),
+        prompt_progress: None,
+    })
+    .into_response())
 }
 
 fn usage(g: &Generation) -> Usage {
@@ -236,6 +252,7 @@ fn logprob_report(backend: &dyn Backend, endpoint: Endpoint, lps: &[TokenLogprob
 
 /// What the model worker sends a streaming response.
 enum Piece {
+    Progress(PromptProgress),
     Text(usize, String),
     Finished(usize, FinishReason),
 }
@@ -254,18 +271,26 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn chunk(&self, choices: Vec<Choice>, usage: Option<Usage>) -> SseEvent {
+    fn body(&self, choices: Vec<Choice>, usage: Option<Usage>) -> CompletionResponse {
         let object = if self.endpoint == Endpoint::Chat { "chat.completion.chunk" } else { "text_completion" };
-        let body = CompletionResponse { id: self.id.clone(), object: object.into(), created: self.created, model: self.state.config.model_id.clone(), choices, usage };
-        SseEvent::default().data(serde_json::to_string(&body).unwrap_or_default())
+        CompletionResponse { id: self.id.clone(), object: object.into(), created: self.created, model: self.state.config.model_id.clone(), choices, usage, prompt_progress: None }
+    }
+
+    fn chunk(&self, choices: Vec<Choice>, usage: Option<Usage>) -> SseEvent {
+        SseEvent::default().data(serde_json::to_string(&self.body(choices, usage)).unwrap_or_default())
     }
 }
 
 fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
     let (tx, pieces) = mpsc::unbounded_channel::<Piece>();
-    let request = plan.request;
+    let (request, return_progress) = (plan.request, plan.return_progress);
+    let started = std::time::Instant::now();
     let done = s.queue.generate(request, move |e| {
         let piece = match e {
+            Event::Prefill { cached, processed, total } if return_progress => {
+                Piece::Progress(PromptProgress { total, cache: cached, processed, time_ms: started.elapsed().as_secs_f64() * 1e3 })
+            }
+            Event::Prefill { .. } => return !tx.is_closed(),
             Event::Text { candidate, text } => Piece::Text(candidate, text.to_string()),
             Event::Finished { candidate, reason } => Piece::Finished(candidate, reason),
         };
@@ -290,6 +315,11 @@ fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
         }
         let mut out: Vec<SseEvent> = Vec::new();
         match st.pieces.recv().await {
+            Some(Piece::Progress(p)) => {
+                let mut chunk = st.body(Vec::new(), None);
+                chunk.prompt_progress = Some(p);
+                out.push(SseEvent::default().data(serde_json::to_string(&chunk).unwrap_or_default()));
+            }
             Some(Piece::Text(i, text)) => {
                 let mut choice = Choice { index: i, ..Choice::default() };
                 match st.endpoint {

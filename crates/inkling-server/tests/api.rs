@@ -331,6 +331,39 @@ async fn tools_stream_their_text_then_the_cleaned_result() {
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
 }
 
+/// A long prompt's reading is reported: as `progress` events in the writing API's stream,
+/// and as llama.cpp's `prompt_progress` chunks on `/v1` when asked with `return_progress`
+/// (never otherwise), ahead of any text.
+#[tokio::test]
+async fn long_prompts_report_their_reading_progress() {
+    let d = desk(ServerConfig::default());
+    let chapter = "the sea and the wind and the rain by the harbour wall, ".repeat(40);
+    let s = call(&d.app, "POST", "/api/tools/continue", Some(json!({"text": chapter, "n": 1, "seed": 1, "max_tokens": 4, "stream": true}))).await;
+    assert_eq!(s.status, StatusCode::OK);
+    let events: Vec<Value> = s.events().iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let progress: Vec<&Value> = events.iter().filter(|e| e["type"] == "progress").collect();
+    assert!(progress.len() >= 2, "a prompt of several chunks reports each: {progress:?}");
+    let last = progress.last().unwrap();
+    assert_eq!(last["processed"], last["total"], "{last}");
+    let first_text = events.iter().position(|e| e["type"] == "text").unwrap_or(events.len());
+    let last_progress = events.iter().rposition(|e| e["type"] == "progress").unwrap();
+    assert!(last_progress < first_text, "the reading ends before the text starts");
+
+    // Within the tiny model's context of 1,024 (its vocabulary spends a token on most letters).
+    let prompt = "the sea and the wind and the rain by the harbour wall, ".repeat(12);
+    let body = |progress: bool| json!({"prompt": prompt, "max_tokens": 2, "seed": 1, "stream": true, "return_progress": progress});
+    let with = call(&d.app, "POST", "/v1/completions", Some(body(true))).await;
+    let chunks: Vec<Value> = with.events().iter().filter(|e| *e != "[DONE]").map(|e| serde_json::from_str(e).unwrap()).collect();
+    let reported: Vec<&Value> = chunks.iter().filter_map(|c| c.get("prompt_progress")).collect();
+    assert!(reported.len() >= 2, "{chunks:?}");
+    let p = reported.last().unwrap();
+    assert_eq!(p["processed"], p["total"]);
+    assert!(p["total"].as_u64().unwrap() > 400 && p["time_ms"].as_f64().unwrap() > 0.0, "{p}");
+    assert!(chunks.iter().filter(|c| c.get("prompt_progress").is_some()).all(|c| c["choices"].as_array().unwrap().is_empty()));
+    let without = call(&d.app, "POST", "/v1/completions", Some(body(false))).await;
+    assert!(without.events().iter().all(|e| !e.contains("prompt_progress")), "only when asked");
+}
+
 #[tokio::test]
 async fn proofreading_reports_spans_the_browser_can_use() {
     let d = desk(ServerConfig::default());

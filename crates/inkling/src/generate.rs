@@ -1,5 +1,6 @@
 //! `inkling generate` and `inkling chat`.
 
+use crate::progress::PrefillBar;
 use crate::{ModelArgs, models};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -165,6 +166,7 @@ impl OrderedPrinter {
                 let _ = std::io::stdout().flush();
             }
             Event::Text { candidate, text } => self.buffers[candidate].push_str(text),
+            Event::Prefill { .. } => {}
             Event::Finished { candidate, .. } => {
                 self.finished[candidate] = true;
                 while self.current < self.n && self.finished[self.current] {
@@ -226,6 +228,7 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
     let g = if args.stream && args.json {
         let out = engine.generate(&req, &mut |e| {
             let line = match e {
+                Event::Prefill { cached, processed, total } => serde_json::json!({"event": "prefill", "cached": cached, "processed": processed, "total": total}),
                 Event::Text { candidate, text } => serde_json::json!({"event": "text", "candidate": candidate, "text": text}),
                 Event::Finished { candidate, reason } => serde_json::json!({"event": "finished", "candidate": candidate, "finish_reason": reason}),
             };
@@ -235,13 +238,19 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
         print_result(&out, engine.as_ref(), true)?;
         return Ok(());
     } else if args.stream {
-        let mut p = OrderedPrinter::new(args.n);
+        let (mut p, mut bar) = (OrderedPrinter::new(args.n), PrefillBar::default());
         engine.generate(&req, &mut |e| {
+            bar.event(&e);
             p.event(&e);
             true
         })?
     } else {
-        let g = engine.generate(&req, &mut |_| true)?;
+        let mut bar = PrefillBar::default();
+        let g = engine.generate(&req, &mut |e| {
+            bar.event(&e);
+            true
+        })?;
+        drop(bar);
         print_result(&g, engine.as_ref(), args.json)?;
         g
     };
@@ -281,7 +290,9 @@ pub fn chat(model: &ModelArgs, args: ChatArgs) -> Result<()> {
     }
     let reply = |messages: &mut Vec<ChatMessage>| -> Result<()> {
         let req = args.sampling.request(Prompt::Chat(messages.clone()), 1);
+        let mut bar = PrefillBar::default();
         let g = engine.generate(&req, &mut |e| {
+            bar.event(&e);
             if let Event::Text { text, .. } = e {
                 print!("{text}");
                 let _ = std::io::stdout().flush();

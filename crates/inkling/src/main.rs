@@ -3,6 +3,7 @@
 mod bench;
 mod generate;
 mod models;
+mod progress;
 mod project;
 mod serve;
 mod tools;

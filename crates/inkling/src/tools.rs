@@ -170,15 +170,21 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         }
         eprintln!("── the model reads ──\n{}\n── end of prompt ──", prepared.assembled.rendered);
     }
+    let mut bar = crate::progress::PrefillBar::default();
     let generation = if args.stream && !args.json {
         let mut printer = OrderedPrinter::new(request.n);
         engine.generate(&prepared.request, &mut |e| {
+            bar.event(&e);
             printer.event(&e);
             true
         })?
     } else {
-        engine.generate(&prepared.request, &mut |_| true)?
+        engine.generate(&prepared.request, &mut |e| {
+            bar.event(&e);
+            true
+        })?
     };
+    drop(bar);
     let out = finish(recipe, &request, prepared, generation)?;
     if args.save {
         save_profile(&args, &out)?;
