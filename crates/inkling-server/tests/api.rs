@@ -358,7 +358,7 @@ async fn long_prompts_report_their_reading_progress() {
     assert!(reported.len() >= 2, "{chunks:?}");
     let p = reported.last().unwrap();
     assert_eq!(p["processed"], p["total"]);
-    assert!(p["total"].as_u64().unwrap() > 400 && p["time_ms"].as_f64().unwrap() > 0.0, "{p}");
+    assert!(p["total"].as_u64().unwrap() > 256 && p["time_ms"].as_f64().unwrap() > 0.0, "more than one chunk: {p}");
     assert!(chunks.iter().filter(|c| c.get("prompt_progress").is_some()).all(|c| c["choices"].as_array().unwrap().is_empty()));
     let without = call(&d.app, "POST", "/v1/completions", Some(body(false))).await;
     assert!(without.events().iter().all(|e| !e.contains("prompt_progress")), "only when asked");
