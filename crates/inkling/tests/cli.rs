@@ -166,3 +166,27 @@ fn bench_reports_throughput_and_memory() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--prompt-tokens must be at least 2"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A Chinese text given to the default model (which writes English only) gets a note on
+/// stderr naming the models that write Chinese; an English text, or a model that writes
+/// Chinese, gets none. The catalog knows its models by file name, so a tiny model under
+/// SmolLM2's name stands in for it.
+#[test]
+fn a_language_the_model_cannot_write_gets_a_note_naming_one_that_can() {
+    let f = fixture();
+    let smol = f.dir.path().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::copy(&f.model, &smol).unwrap();
+    let smol = smol.to_str().unwrap();
+    let note = |args: &[&str]| {
+        let o = f.run(args, None);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).lines().find(|l| l.starts_with("note: ")).map(str::to_string)
+    };
+    let zh = "今天天气很好，我想去公园散步。";
+    let told = note(&["--model", smol, "generate", zh, "--max-tokens", "2"]).expect("a note for Chinese on SmolLM2");
+    assert!(told.contains("does not write Chinese") && told.contains("--model qwen2.5-coder-1.5b-instruct"), "{told}");
+    let told = note(&["--model", smol, "tighten", zh, "--max-tokens", "4"]).expect("tools too");
+    assert!(told.contains("qwen2.5-coder-0.5b-instruct"), "{told}");
+    assert_eq!(note(&["--model", smol, "generate", "Once upon a time", "--max-tokens", "2"]), None);
+    assert_eq!(note(&["--model", f.m(), "generate", zh, "--max-tokens", "2"]), None, "a model outside the catalog");
+}
