@@ -144,8 +144,9 @@ pub fn language_note(file: &Path, text: &str) -> Option<String> {
     }
     let language = if lang == "zh" { "Chinese" } else { "English" };
     let better: Vec<&str> = CATALOG.iter().rev().filter(|m| m.writes.contains(&lang) && m.name.contains("instruct")).map(|m| m.name).collect();
+    let first = better.first()?;
     Some(format!(
-        "note: {} does not write {language}; its answer will not be usable. Use --model {} (or INKLING_MODEL={0})",
+        "note: {} does not write {language}; its answer will not be usable. Use --model {} (or INKLING_MODEL={first})",
         model.name,
         better.join(" or --model "),
     ))
@@ -446,6 +447,7 @@ mod tests {
         let note = language_note(smol, "今天天气很好，我想去公园散步。").expect("SmolLM2 cannot write Chinese");
         assert!(note.contains("smollm2-135m-instruct does not write Chinese"), "{note}");
         assert!(note.contains("--model qwen2.5-coder-1.5b-instruct or --model qwen2.5-coder-0.5b-instruct"), "{note}");
+        assert!(note.ends_with("(or INKLING_MODEL=qwen2.5-coder-1.5b-instruct)"), "{note}");
         assert_eq!(language_note(smol, "Once upon a time"), None);
         assert_eq!(language_note(Path::new("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"), "今天天气很好"), None);
         assert_eq!(language_note(Path::new("my-own-model.gguf"), "今天天气很好"), None, "only catalog models are known");

@@ -429,3 +429,26 @@ pub(crate) fn check_group_kernel<K: GroupKernel>(
         }
     }
 }
+
+/// Checks a packed K-quant kernel where its 16-bit sums are largest: eight copies of block
+/// `w` (its codes and scales at their maximum) against activations of all +1 and all -1
+/// (codes of magnitude 127). SIMD and portable must match the row kernel; a wrapped 16-bit
+/// sum would not.
+#[cfg(test)]
+pub(crate) fn check_largest_sums<K: GroupKernel<Act = q6_k::BlockQ8K>>(w: K::Weight, row_kernel: impl Fn(&[K::Weight], &[q6_k::BlockQ8K], &mut [f32])) {
+    let group = [K::pack_block([&w; 8])];
+    for value in [1.0f32, -1.0] {
+        let mut y = [q6_k::BlockQ8K::default()];
+        K::quantize(&[value; 256], &mut y);
+        assert_eq!(y[0].qs[0].unsigned_abs(), 127);
+        let mut want = [0f32];
+        row_kernel(std::slice::from_ref(&w), &y, &mut want);
+        for isa in [Isa::Portable, best_isa()] {
+            let mut got = [0f32; 8];
+            K::dot_group(isa, &group, &y, &mut got);
+            for g in got {
+                assert!((g - want[0]).abs() <= 1e-4 * want[0].abs(), "{isa:?}: {g} vs {}", want[0]);
+            }
+        }
+    }
+}

@@ -191,11 +191,11 @@ mod avx2 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::Rng;
 
-    fn random_block(rng: &mut rand::rngs::StdRng) -> BlockQ4K {
+    pub(crate) fn random_block(rng: &mut rand::rngs::StdRng) -> BlockQ4K {
         BlockQ4K {
             d: f16::from_f32(rng.random_range(0.0001f32..0.002)).to_bits(),
             dmin: f16::from_f32(rng.random_range(0.0001f32..0.002)).to_bits(),

@@ -178,16 +178,7 @@ pub mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
-
-    fn random_block(rng: &mut rand::rngs::StdRng) -> BlockQ4K {
-        BlockQ4K {
-            d: f16::from_f32(rng.random_range(0.0001f32..0.002)).to_bits(),
-            dmin: f16::from_f32(rng.random_range(0.0001f32..0.002)).to_bits(),
-            scales: std::array::from_fn(|_| rng.random()),
-            qs: std::array::from_fn(|_| rng.random()),
-        }
-    }
+    use crate::kernels::q4_k::tests::random_block;
 
     /// The packed kernels (portable and SIMD) give what the row kernel gives on the same
     /// blocks, for odd block counts and every remainder of activation rows, with codes and
@@ -216,18 +207,6 @@ mod tests {
     #[test]
     fn the_largest_sums_do_not_overflow() {
         let w = BlockQ4K { d: f16::from_f32(0.001).to_bits(), dmin: f16::from_f32(0.001).to_bits(), scales: [0xFF; 12], qs: [0xFF; 128] };
-        let group = [pack_block([&w; 8])];
-        for value in [1.0f32, -1.0] {
-            let mut y = [BlockQ8K::default()];
-            super::super::q6_k::quantize_q8_k(&[value; 256], &mut y);
-            assert_eq!(y[0].qs[0].unsigned_abs(), 127);
-            let mut want = [0f32];
-            crate::kernels::q4_k::dot_many_portable(&[w], &y, &mut want);
-            let mut got = [0f32; 8];
-            <BlockQ4Kx8 as crate::kernels::GroupKernel>::dot_group(crate::kernels::best_isa(), &group, &y, &mut got);
-            for g in got {
-                assert!((g - want[0]).abs() <= 1e-4 * want[0].abs(), "{g} vs {}", want[0]);
-            }
-        }
+        crate::kernels::check_largest_sums::<BlockQ4Kx8>(w, crate::kernels::q4_k::dot_many_portable);
     }
 }

@@ -211,17 +211,6 @@ mod tests {
     #[test]
     fn the_largest_sums_do_not_overflow() {
         let w = BlockQ6K { ql: [0xFF; 128], qh: [0xFF; 64], scales: [127; 16], d: f16::from_f32(0.001).to_bits() };
-        let group = [pack_block([&w; 8])];
-        for value in [1.0f32, -1.0] {
-            let mut y = [BlockQ8K::default()];
-            super::super::q6_k::quantize_q8_k(&[value; 256], &mut y);
-            let mut want = [0f32];
-            crate::kernels::q6_k::dot_many_portable(&[w], &y, &mut want);
-            let mut got = [0f32; 8];
-            <BlockQ6Kx8 as crate::kernels::GroupKernel>::dot_group(crate::kernels::best_isa(), &group, &y, &mut got);
-            for g in got {
-                assert!((g - want[0]).abs() <= 1e-4 * want[0].abs(), "{g} vs {}", want[0]);
-            }
-        }
+        crate::kernels::check_largest_sums::<BlockQ6Kx8>(w, crate::kernels::q6_k::dot_many_portable);
     }
 }
