@@ -1,5 +1,6 @@
-//! Attention of several queries over a run of cached f16 positions, for decoding: the
-//! scores `scale * q_j·k_p` and the weighted sums `Σ w_jp v_p`, reading the cache in place.
+//! Attention of several queries over a run of cached f16 positions, for decoding and for a
+//! prompt's runs of queries: the scores `scale * q_j·k_p` and the weighted sums
+//! `Σ w_jp v_p`, reading the cache in place.
 //!
 //! Why several queries at once: a decoded token's attention is a few queries (the heads of a
 //! grouped-query group, and, over a prompt that candidates share, every candidate's) against

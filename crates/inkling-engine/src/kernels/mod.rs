@@ -1,8 +1,8 @@
 //! Hand-written matrix-product kernels for the weight formats where candle's block kernels
 //! are scalar (Q4_1, the default model's format; Q5_0), round differently from ggml (Q8_0),
 //! or take one activation row per call (Q4_K, Q6_K: ours unpack a weight block once for
-//! several). Q4_1, Q5_0 and Q8_0 matrices are repacked eight rows at a time at load
-//! (`*x8` modules). Each kernel has a portable version that the
+//! several). Q4_1, Q5_0, Q8_0, Q4_K and Q6_K matrices are repacked eight rows at a time at
+//! load (`*x8` modules); the row kernels serve matrices whose rows are not a multiple of 8. Each kernel has a portable version that the
 //! tests compare with the SIMD one, and the SIMD version is chosen at run time from the CPU's
 //! features, so a binary built on one machine still runs correctly on another.
 
