@@ -186,8 +186,8 @@ pub struct CompletionResponse {
 }
 
 /// llama.cpp server's `prompt_progress`: of the `total` prompt tokens, `cache` came from the
-/// reused prefix and `processed` have been read so far (the cached ones included), after
-/// `time_ms`.
+/// reused prefix and `processed` have been read so far (the cached ones included), `time_ms`
+/// after the request arrived (time waiting in line included).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PromptProgress {
     pub total: usize,

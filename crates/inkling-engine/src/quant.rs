@@ -281,8 +281,8 @@ fn prepare_kernel<'a, K: RowKernel + 'a>(w: &'a QMatrix, x: &[f32], n: usize, y:
     let xq = quantize_rows(x, n, nb, K::quantize);
     let blocks = as_blocks::<K::Weight>(w.bytes.bytes());
     let isa = crate::kernels::best_isa();
-    let tile = activation_tile(nb * std::mem::size_of::<K::Act>());
-    by_weight_rows(n, w.rows, tile, y, move |r, acts, out| {
+    let row_bytes = nb * std::mem::size_of::<K::Act>();
+    by_weight_rows(n, w.rows, row_bytes, y, move |r, acts, out| {
         K::dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq[acts.start * nb..acts.end * nb], out)
     })
 }
@@ -298,16 +298,15 @@ fn prepare_groups<'a, K: kernels::GroupKernel>(w: &'a QMatrix, groups: &'a [K], 
     let cols = w.rows;
     let per_task = ROWS_PER_TASK / 8;
     let count = w.rows / 8;
-    let tile = activation_tile(nb * std::mem::size_of::<K::Act>());
+    let tiles = activation_tiles(n, nb * std::mem::size_of::<K::Act>());
     Prepared {
         tasks: count.div_ceil(per_task),
         run: Box::new(move |t| {
-            let mut o = vec![0f32; tile.min(n) * 8];
-            for start in (0..n).step_by(tile) {
-                let acts = start..(start + tile).min(n);
-                let o = &mut o[..acts.len() * 8];
+            let mut o = Vec::new();
+            for acts in tiles.clone() {
+                o.resize(acts.len() * 8, 0.0);
                 for g in t * per_task..((t + 1) * per_task).min(count) {
-                    K::dot_group(isa, &groups[g * nb..(g + 1) * nb], &xq[acts.start * nb..acts.end * nb], o);
+                    K::dot_group(isa, &groups[g * nb..(g + 1) * nb], &xq[acts.start * nb..acts.end * nb], &mut o);
                     for (i, v) in acts.clone().zip(o.chunks_exact(8)) {
                         // SAFETY: group g is the only writer of columns 8g..8g + 8.
                         unsafe { out.write(i * cols + 8 * g, v) };
@@ -324,14 +323,16 @@ fn prepare_groups<'a, K: kernels::GroupKernel>(w: &'a QMatrix, groups: &'a [K], 
 /// on memory. A tile of this size stays in a core's L2 (512 KiB on Zen, 1-2 MiB on Xeons).
 const ACTIVATION_TILE_BYTES: usize = 192 << 10;
 
-/// Activation rows per tile for rows of `row_bytes` quantized bytes: a multiple of eight,
-/// so the kernels' groups of four or eight rows fall as they would without tiling.
-fn activation_tile(row_bytes: usize) -> usize {
-    (ACTIVATION_TILE_BYTES / row_bytes.max(1)).max(8) / 8 * 8
+/// `0..n` activation rows cut into tiles for rows of `row_bytes` quantized bytes: each a
+/// multiple of eight rows but the last, so the kernels' groups of four or eight rows fall as
+/// they would without tiling.
+fn activation_tiles(n: usize, row_bytes: usize) -> impl Iterator<Item = std::ops::Range<usize>> + Clone {
+    let tile = (ACTIVATION_TILE_BYTES / row_bytes.max(1)).max(8) / 8 * 8;
+    (0..n).step_by(tile).map(move |start| start..(start + tile).min(n))
 }
 
-/// Runs `row(r, acts, out)` for every weight row `r` and tile `acts` of at most `tile`
-/// activation rows, `ROWS_PER_TASK` weight rows per task, where `out` receives the products
+/// Runs `row(r, acts, out)` for every weight row `r` and tile `acts` of activation rows
+/// (of `row_bytes` quantized bytes each, see [`activation_tiles`]), `ROWS_PER_TASK` weight rows per task, where `out` receives the products
 /// of that row with those activation rows; the results land in `y` as `n` rows of `rows`
 /// values. Each weight is read once per tile, and each tile once per weight row of the
 /// task from the cache. A row's products do not depend on the tiling: the kernels compute
@@ -339,20 +340,19 @@ fn activation_tile(row_bytes: usize) -> usize {
 fn by_weight_rows<'a>(
     n: usize,
     rows: usize,
-    tile: usize,
+    row_bytes: usize,
     y: &'a mut [f32],
     row: impl Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync + 'a,
 ) -> Prepared<'a> {
     let out = DisjointSlice::new(y);
-    let tile = tile.max(1);
+    let tiles = activation_tiles(n, row_bytes);
     Prepared {
         tasks: rows.div_ceil(ROWS_PER_TASK),
         run: Box::new(move |t| {
             let first = t * ROWS_PER_TASK;
             let count = ROWS_PER_TASK.min(rows - first);
             let mut yt = vec![0f32; n * count];
-            for start in (0..n).step_by(tile) {
-                let acts = start..(start + tile).min(n);
+            for acts in tiles.clone() {
                 for (j, o) in yt.chunks_mut(n).enumerate() {
                     row(first + j, acts.clone(), &mut o[acts.clone()]);
                 }
@@ -377,8 +377,8 @@ where
     xq.par_chunks_mut(qb).zip(x.par_chunks(k)).for_each(|(q, row)| T::VecDotType::from_float(row, q));
     let blocks = as_blocks::<T>(w.bytes.bytes());
     let wb = k / T::BLCK_SIZE;
-    let tile = activation_tile(qb * std::mem::size_of::<T::VecDotType>());
-    by_weight_rows(n, w.rows, tile, y, move |r, acts, out| {
+    let row_bytes = qb * std::mem::size_of::<T::VecDotType>();
+    by_weight_rows(n, w.rows, row_bytes, y, move |r, acts, out| {
         let wrow = &blocks[r * wb..(r + 1) * wb];
         for (i, o) in acts.zip(out.iter_mut()) {
             *o = T::vec_dot(k, wrow, &xq[i * qb..(i + 1) * qb]);

@@ -100,105 +100,38 @@ pub trait GroupKernel: Copy + Send + Sync + Sized {
     }
 }
 
-impl GroupKernel for q4_1x8::BlockQ4_1x8 {
-    type Weight = q4_1::BlockQ4_1;
-    type Act = q4_1::BlockQ8_1;
-    const BLOCK: usize = 32;
-    fn quantize(x: &[f32], out: &mut [Self::Act]) {
-        q4_1::quantize_q8_1(x, out)
-    }
-    fn pack_block(src: [&Self::Weight; 8]) -> Self {
-        q4_1x8::pack_block(src)
-    }
-    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        q4_1x8::dot_group_portable(group, xs, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        // SAFETY: the caller guarantees the features.
-        unsafe { q4_1x8::avx2::dot_group(group, xs, out) }
-    }
+/// Implements [`GroupKernel`] for a packed module's block type: `$module` supplies
+/// `pack_block`, `dot_group_portable` and `avx2::dot_group`; `$quantize` quantizes the
+/// activations.
+macro_rules! group_kernel {
+    ($module:ident :: $packed:ident, weight: $weight:ty, act: $act:ty, block: $block:expr, quantize: $quantize:path) => {
+        impl GroupKernel for $module::$packed {
+            type Weight = $weight;
+            type Act = $act;
+            const BLOCK: usize = $block;
+            fn quantize(x: &[f32], out: &mut [Self::Act]) {
+                $quantize(x, out)
+            }
+            fn pack_block(src: [&Self::Weight; 8]) -> Self {
+                $module::pack_block(src)
+            }
+            fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+                $module::dot_group_portable(group, xs, out)
+            }
+            #[cfg(target_arch = "x86_64")]
+            unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+                // SAFETY: the caller guarantees the features.
+                unsafe { $module::avx2::dot_group(group, xs, out) }
+            }
+        }
+    };
 }
 
-impl GroupKernel for q5_0x8::BlockQ5_0x8 {
-    type Weight = q5_0::BlockQ5_0;
-    type Act = q5_0x8::BlockQ8Sum;
-    const BLOCK: usize = 32;
-    fn quantize(x: &[f32], out: &mut [Self::Act]) {
-        q5_0x8::quantize(x, out)
-    }
-    fn pack_block(src: [&Self::Weight; 8]) -> Self {
-        q5_0x8::pack_block(src)
-    }
-    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        q5_0x8::dot_group_portable(group, xs, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        // SAFETY: the caller guarantees the features.
-        unsafe { q5_0x8::avx2::dot_group(group, xs, out) }
-    }
-}
-
-impl GroupKernel for q8_0x8::BlockQ8_0x8 {
-    type Weight = q8_0::BlockQ8_0;
-    type Act = q8_0::BlockQ8Act;
-    const BLOCK: usize = 32;
-    fn quantize(x: &[f32], out: &mut [Self::Act]) {
-        q8_0::quantize(x, out)
-    }
-    fn pack_block(src: [&Self::Weight; 8]) -> Self {
-        q8_0x8::pack_block(src)
-    }
-    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        q8_0x8::dot_group_portable(group, xs, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        // SAFETY: the caller guarantees the features.
-        unsafe { q8_0x8::avx2::dot_group(group, xs, out) }
-    }
-}
-
-impl GroupKernel for q4_kx8::BlockQ4Kx8 {
-    type Weight = q4_k::BlockQ4K;
-    type Act = q6_k::BlockQ8K;
-    const BLOCK: usize = 256;
-    fn quantize(x: &[f32], out: &mut [Self::Act]) {
-        q6_k::quantize_q8_k(x, out)
-    }
-    fn pack_block(src: [&Self::Weight; 8]) -> Self {
-        q4_kx8::pack_block(src)
-    }
-    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        q4_kx8::dot_group_portable(group, xs, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        // SAFETY: the caller guarantees the features.
-        unsafe { q4_kx8::avx2::dot_group(group, xs, out) }
-    }
-}
-
-impl GroupKernel for q6_kx8::BlockQ6Kx8 {
-    type Weight = q6_k::BlockQ6K;
-    type Act = q6_k::BlockQ8K;
-    const BLOCK: usize = 256;
-    fn quantize(x: &[f32], out: &mut [Self::Act]) {
-        q6_k::quantize_q8_k(x, out)
-    }
-    fn pack_block(src: [&Self::Weight; 8]) -> Self {
-        q6_kx8::pack_block(src)
-    }
-    fn dot_group_portable(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        q6_kx8::dot_group_portable(group, xs, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        // SAFETY: the caller guarantees the features.
-        unsafe { q6_kx8::avx2::dot_group(group, xs, out) }
-    }
-}
+group_kernel!(q4_1x8::BlockQ4_1x8, weight: q4_1::BlockQ4_1, act: q4_1::BlockQ8_1, block: 32, quantize: q4_1::quantize_q8_1);
+group_kernel!(q5_0x8::BlockQ5_0x8, weight: q5_0::BlockQ5_0, act: q5_0x8::BlockQ8Sum, block: 32, quantize: q5_0x8::quantize);
+group_kernel!(q8_0x8::BlockQ8_0x8, weight: q8_0::BlockQ8_0, act: q8_0::BlockQ8Act, block: 32, quantize: q8_0::quantize);
+group_kernel!(q4_kx8::BlockQ4Kx8, weight: q4_k::BlockQ4K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k);
+group_kernel!(q6_kx8::BlockQ6Kx8, weight: q6_k::BlockQ6K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k);
 
 /// Interleaves a row-major matrix's blocks (whole groups of eight rows, `nb` blocks per row)
 /// into `out`: group `g`, block column `b` lands at `g * nb + b`. Every slot of `out` (one
