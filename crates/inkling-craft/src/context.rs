@@ -80,9 +80,25 @@ struct Fill {
     lore: String,
 }
 
-/// Builds the prompt for `recipe` on `text`. `options` are resolved phrases (see
-/// [`Recipe::resolve_options`]); `max_tokens` is the room kept for the answer.
-pub fn assemble(backend: &dyn Backend, recipe: &Recipe, text: &str, options: &BTreeMap<String, String>, ctx: &StoryContext, max_tokens: usize, frame: Option<Frame>) -> Result<Assembled> {
+/// What one prompt is built from, besides the recipe.
+pub struct Ask<'a> {
+    /// The writer's text.
+    pub text: &'a str,
+    /// Template variables: each option's resolved phrase (see [`Recipe::resolve_options`]),
+    /// and `count` and `language`.
+    pub vars: &'a BTreeMap<String, String>,
+    pub context: &'a StoryContext,
+    /// Room kept for the answer.
+    pub max_tokens: usize,
+    /// Forced frame; `None` picks chat when the model has a template.
+    pub frame: Option<Frame>,
+    /// A line appended to the chat instruction (the answer's language, in that language).
+    pub directive: Option<&'a str>,
+}
+
+/// Builds the prompt for `recipe` on the writer's text.
+pub fn assemble(backend: &dyn Backend, recipe: &Recipe, ask: &Ask<'_>) -> Result<Assembled> {
+    let Ask { text, vars: options, context: ctx, max_tokens, frame, directive } = *ask;
     let frame = frame.unwrap_or(if recipe.prompt.chat.is_some() && backend.info().chat_template { Frame::Chat } else { Frame::Text });
     let frame = if recipe.prompt.chat.is_none() { Frame::Text } else { frame };
     let context = backend.context_length();
@@ -92,7 +108,7 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, text: &str, options: &BT
     let story_src = if continues { text } else { ctx.before.as_str() };
     let own_text = if continues { "" } else { text };
 
-    let render = |fill: &Fill| render(recipe, frame, own_text, options, fill);
+    let render = |fill: &Fill| render(recipe, frame, own_text, options, directive, fill);
     let (prompt, prefill) = render(&Fill::default())?;
     let fixed = count_prompt(backend, &prompt, &prefill)?;
     if fixed > budget {
@@ -236,7 +252,7 @@ pub fn insert_note(story: &str, note: &str, depth: usize) -> String {
 }
 
 /// Renders the recipe's templates for one fill: the prompt and the reply's start.
-fn render(recipe: &Recipe, frame: Frame, text: &str, options: &BTreeMap<String, String>, fill: &Fill) -> Result<(Prompt, String)> {
+fn render(recipe: &Recipe, frame: Frame, text: &str, options: &BTreeMap<String, String>, directive: Option<&str>, fill: &Fill) -> Result<(Prompt, String)> {
     let mut context = fill.memory.clone();
     if !fill.lore.is_empty() {
         if !context.is_empty() {
@@ -270,7 +286,11 @@ fn render(recipe: &Recipe, frame: Frame, text: &str, options: &BTreeMap<String, 
             if !system.trim().is_empty() {
                 messages.push(ChatMessage::new("system", &system));
             }
-            messages.push(ChatMessage::new("user", &r("chat", chat)?));
+            let mut user = r("chat", chat)?;
+            if let Some(d) = directive {
+                user = format!("{}\n\n{d}", user.trim_end());
+            }
+            messages.push(ChatMessage::new("user", &user));
             Prompt::Chat(messages)
         }
         _ => {

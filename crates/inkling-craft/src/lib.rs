@@ -8,16 +8,20 @@
 //!   entries triggered by it ([`lore`]), memory and the author's note; [`text`] knows where
 //!   text may be cut.
 //! - [`run`]: a tool on any [`inkling_engine::Backend`]; [`output`] cleans and parses the
-//!   answers; [`diff`] shows what a rewrite changed; [`proofread`] lints with harper-core.
+//!   answers (talk about the edit cut, flags for what cannot be cut); [`carry_on`] asks again
+//!   for the items a short list lacks; [`language`] keeps answers in the writer's language;
+//!   [`diff`] shows what a rewrite changed; [`proofread`] lints with harper-core.
 //!
 //! Invariants: the writer's text is never altered by a tool, only proposed against (a diff or
 //! an applicable finding); a JSON tool's answer always parses (it is decoded under the
 //! recipe's schema); a prompt never exceeds the model's context; no tool talks to storage or
 //! sockets.
 
+pub mod carry_on;
 pub mod context;
 pub mod diff;
 pub mod error;
+pub mod language;
 pub mod lore;
 pub mod output;
 pub mod proofread;
@@ -30,5 +34,6 @@ pub use context::{Assembled, Frame, Part, StoryContext};
 pub use error::{CraftError, Result};
 pub use lore::LoreEntry;
 pub use recipe::Recipe;
-pub use run::{ToolCandidate, ToolOutput, ToolRequest, run};
+pub use language::Language;
+pub use run::{Flag, ToolCandidate, ToolOutput, ToolRequest, run};
 pub use toolbox::Toolbox;

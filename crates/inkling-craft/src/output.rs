@@ -20,17 +20,101 @@ pub fn strip_control(text: &str) -> String {
     out
 }
 
-/// Drops a chat model's preamble ("Sure! Here is the rewritten text:") on the first line.
+/// Drops a chat model's preamble ("Sure! Here is the rewritten text:", "以下是修改后的文字：")
+/// on the first line.
 pub fn strip_preamble(text: &str) -> &str {
     let t = text.trim_start();
     if let Some((first, rest)) = t.split_once('\n') {
-        let f = first.trim().to_lowercase();
-        let chatty = ["sure", "here is", "here's", "certainly", "of course", "okay", "rewritten", "revised", "tightened", "expanded"].iter().any(|p| f.starts_with(p));
-        if chatty && f.ends_with(':') && f.chars().count() < 100 && !rest.trim().is_empty() {
+        let f = first.trim().trim_matches('*').trim().to_lowercase();
+        let chatty = ["sure", "here is", "here's", "certainly", "of course", "okay", "rewritten", "revised", "tightened", "expanded", "you can", "the rewritten", "the revised", "the tightened", "the expanded", "the edited", "this is", "以下是", "下面是", "好的", "当然", "修改后", "改写后"].iter().any(|p| f.starts_with(p));
+        if chatty && (f.ends_with(':') || f.ends_with('：')) && f.chars().count() < 100 && !rest.trim().is_empty() {
             return rest.trim_start();
         }
     }
     t
+}
+
+/// Cuts talk about the edit from an edited text: a trailing note ("I removed redundant
+/// words...", "This reworked text aims...", "注：..."), whole paragraphs or the last sentences
+/// of the text, a wrapping code fence, and quotes around the whole answer that the writer's
+/// text did not have. What remains is never empty: an answer that is all talk is kept (and
+/// flagged by [`is_chatter`]). A sentence that is in the writer's own text is never cut.
+pub fn strip_commentary(answer: &str, source: &str) -> String {
+    let mut t = answer.trim();
+    if let Some(inner) = t.strip_prefix("```").and_then(|r| r.strip_suffix("```")) {
+        t = inner.split_once('\n').map_or(inner, |(lang, body)| if lang.trim().chars().all(char::is_alphanumeric) { body } else { inner }).trim();
+    }
+    let mut paragraphs: Vec<&str> = t.split('\n').collect();
+    while paragraphs.len() > 1 {
+        let last = paragraphs[paragraphs.len() - 1].trim();
+        if last.is_empty() || last.chars().all(|c| "-*_=#".contains(c)) || (is_commentary(last) && !source.contains(last)) {
+            paragraphs.pop();
+        } else {
+            break;
+        }
+    }
+    let mut kept = paragraphs.join("\n").trim_end().to_string();
+    // The last paragraph may end in a sentence of talk ("...postponed. I simplified it.").
+    loop {
+        let ends = crate::text::sentence_ends(&kept);
+        let starts: Vec<usize> = std::iter::once(0).chain(ends.iter().copied()).filter(|&i| i < kept.len()).collect();
+        let Some(&from) = starts.last().filter(|&&i| i > 0) else { break };
+        let sentence = kept[from..].trim();
+        if is_commentary(sentence) && !source.contains(sentence) {
+            kept.truncate(from);
+            kept = kept.trim_end().to_string();
+        } else {
+            break;
+        }
+    }
+    let source_quoted = source.trim_start().starts_with(['"', '“', '「']);
+    for (open, close) in [("\"", "\""), ("“", "”"), ("「", "」")] {
+        if !source_quoted && kept.len() > open.len() + close.len() && kept.starts_with(open) && kept.ends_with(close) && !kept[open.len()..kept.len() - close.len()].contains([open.chars().next().unwrap_or('"'), close.chars().next().unwrap_or('"')]) {
+            kept = kept[open.len()..kept.len() - close.len()].trim().to_string();
+        }
+    }
+    kept
+}
+
+/// Verbs an editor uses of their own edit ("I removed", "I've simplified").
+const EDIT_VERBS: &[&str] = &[
+    "removed", "cut", "simplified", "changed", "made", "kept", "rewrote", "rewritten", "revised", "replaced", "added", "condensed", "tightened", "expanded", "used", "eliminated", "combined", "streamlined", "maintained",
+    "preserved", "tried", "focused", "adjusted", "retained", "shortened", "reworded", "rephrased", "corrected", "fixed", "omitted", "deleted", "aimed", "ensured", "incorporated", "converted", "transformed",
+];
+
+/// A sentence or paragraph about the edit rather than part of the text.
+fn is_commentary(s: &str) -> bool {
+    let t = s.trim_start_matches(|c: char| c == '(' || c == '*' || c == '#' || c == '>' || c == '[' || c.is_whitespace()).to_lowercase();
+    let t = t.as_str();
+    let notes = [
+        "note:", "note that", "notes:", "explanation:", "changes:", "changes made", "key changes", "the changes", "these changes", "in this version", "in this rewrite", "in this rewritten", "in this revised", "in this tightened", "in this expanded", "in the revised", "in the rewritten", "in the original", "the original text", "by removing", "by cutting", "by simplifying", "let me know",
+        "feel free", "i hope", "hope this", "this version", "this rewrite", "this revision", "this revised", "this reworked", "this rewritten", "this tightened", "this expanded", "this edit", "this maintains", "this keeps", "this retains", "this conveys",
+        "this captures", "the revised", "the rewritten", "the tightened", "the expanded", "the reworked", "the edited", "注：", "注:", "注意：", "说明：", "修改说明", "修改后的", "改写后的", "这个版本", "这一版本", "以上", "希望这", "通过删除", "通过简化",
+    ];
+    if notes.iter().any(|n| t.starts_with(n)) {
+        return true;
+    }
+    for first in ["i have ", "i've ", "i ", "we have ", "we've ", "we "] {
+        if let Some(rest) = t.strip_prefix(first)
+            && EDIT_VERBS.iter().any(|v| rest.starts_with(v) && rest[v.len()..].starts_with([' ', ',', '.']))
+        {
+            return true;
+        }
+    }
+    ["我删", "我去掉", "我简化", "我保留", "我修改", "我调整", "我改写", "我将原", "我把原"].iter().any(|p| t.starts_with(p))
+}
+
+/// A profile value no writer could use: empty, code or a placeholder (`":["`, `{name}`,
+/// `snake_case_id`, `TODO`).
+pub fn is_unusable_value(v: &str) -> bool {
+    let t = v.trim();
+    if t.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
+        return true;
+    }
+    let code = t.contains(['{', '}', '[', ']', '<', '>', '=', '|', '\\']) || t.starts_with([':', ',']) || t.contains("()");
+    let identifier = !t.contains(' ') && (t.contains('_') || t.chars().skip(1).any(char::is_uppercase) && t.chars().any(char::is_lowercase) && t.chars().all(char::is_alphanumeric) && !t.chars().any(crate::text::is_cjk));
+    let placeholder = ["todo", "tbd", "n/a", "none", "null", "unknown", "lorem ipsum", "string", "example"].contains(&t.to_lowercase().as_str());
+    code || identifier || placeholder
 }
 
 /// The answer talks to the writer instead of being the text ("You are right, I did remove
@@ -55,6 +139,60 @@ pub fn strip_echo<'a>(output: &'a str, source: &str) -> &'a str {
         }
     }
     if best > 0 { &out[best..] } else { output }
+}
+
+/// Drops the leading sentences of a continuation that restate the story's end in other words
+/// (a chat model often opens by paraphrasing the text it was given). A sentence counts as a
+/// restatement when 70% of its word pairs (character pairs in CJK) are in the story's last
+/// pages.
+pub fn strip_restatement<'a>(output: &'a str, story: &str) -> &'a str {
+    let tail_start = story.len() - story.chars().rev().take(1500).map(char::len_utf8).sum::<usize>();
+    let known = pairs(&story[tail_start..]);
+    let mut rest = output;
+    for _ in 0..3 {
+        let body = rest.trim_start();
+        let end = crate::text::sentence_ends(body).first().copied().unwrap_or(body.len());
+        let sentence = pairs(&body[..end]);
+        if sentence.len() < 4 {
+            break;
+        }
+        let seen = sentence.iter().filter(|p| known.contains(*p)).count();
+        if seen * 10 < sentence.len() * 7 {
+            break;
+        }
+        rest = &body[end..];
+    }
+    if rest.len() == output.len() { output } else { rest }
+}
+
+/// Adjacent pairs of words (of characters in CJK scripts, which have no spaces), lowercased,
+/// punctuation skipped: the unit of [`strip_restatement`]'s overlap.
+fn pairs(text: &str) -> std::collections::HashSet<(String, String)> {
+    let mut units: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() && !crate::text::is_cjk(c) {
+            word.extend(c.to_lowercase());
+            continue;
+        }
+        if !word.is_empty() {
+            units.push(std::mem::take(&mut word));
+        }
+        if c.is_alphanumeric() {
+            units.push(c.to_string());
+        }
+    }
+    if !word.is_empty() {
+        units.push(word);
+    }
+    units.windows(2).map(|w| (w[0].clone(), w[1].clone())).collect()
+}
+
+/// A continuation in a chat turn starts afresh; glued to the writer's text it needs the
+/// space a prose sentence takes after the last one (none after CJK, none after a line break).
+pub fn join_to_story(continuation: &str, story: &str) -> String {
+    let needs_space = story.chars().last().is_some_and(|c| !c.is_whitespace() && !crate::text::is_cjk(c)) && continuation.chars().next().is_some_and(|c| !c.is_whitespace() && !crate::text::is_cjk(c));
+    if needs_space { format!(" {continuation}") } else { continuation.to_string() }
 }
 
 /// Items of a numbered or bulleted list; lines that continue an item join it. Without any
@@ -171,7 +309,56 @@ mod tests {
     }
 
     #[test]
+    fn talk_about_the_edit_is_cut() {
+        let src = "In my personal opinion, I really do think that the meeting might possibly be postponed.";
+        assert_eq!(strip_commentary("The meeting may be postponed.\n\nI removed redundant words and simplified the sentence.", src), "The meeting may be postponed.");
+        assert_eq!(strip_commentary("The meeting may be postponed. I've cut the hedging.", src), "The meeting may be postponed.");
+        assert_eq!(strip_commentary("The report will be late.\n\nThis reworked text aims to maintain the original tone.", src), "The report will be late.");
+        assert_eq!(strip_commentary("\"The report will be late.\"\n---\nNote: I kept it short.", src), "The report will be late.");
+        assert_eq!(strip_commentary("```\nThe report will be late.\n```", src), "The report will be late.");
+        assert_eq!(strip_commentary("会议可能推迟。\n\n注：删去了重复的词语。", "我个人认为会议可能也许会推迟。"), "会议可能推迟。");
+        // Prose that happens to start like talk stays when it is the writer's own.
+        let own = "I made a promise. I kept it.";
+        assert_eq!(strip_commentary("I made a promise, and I kept it.", own), "I made a promise, and I kept it.");
+        assert_eq!(strip_commentary("She ran. I kept running too.", "She ran. I kept running too."), "She ran. I kept running too.");
+        // All talk: nothing better to give, so it stays (and ranks last as chatter).
+        assert_eq!(strip_commentary("I removed the redundant words.", src), "I removed the redundant words.");
+        // A quoted line of dialogue keeps its quotes.
+        assert_eq!(strip_commentary("\"Run,\" she said.", "\"Run now,\" she said quietly."), "\"Run,\" she said.");
+    }
+
+    #[test]
+    fn a_continuation_that_restates_the_story_loses_the_restatement() {
+        let story = "那年冬天，外婆的小院里来了一只不怕人的黑猫。它每天清晨准时坐在井沿上，像是在等什么人。";
+        assert_eq!(strip_restatement("那年冬天，外婆小院里来了一只怕人的黑猫。它每天早晨准时坐在井沿上，像是在等待什么人。", story).trim(), "");
+        assert_eq!(strip_restatement("那年冬天，外婆小院里来了一只怕人的黑猫。直到腊月，一个陌生人推开了院门。", story).trim(), "直到腊月，一个陌生人推开了院门。");
+        let story = "The whole town came out in their nightclothes to watch the old mill's wheel turn.";
+        let new = "As dawn broke, the miller's widow walked up the hill alone.";
+        assert_eq!(strip_restatement(new, story), new);
+        assert_eq!(strip_restatement(" The whole town came out to watch the old mill's wheel turn. Then it stopped.", story).trim(), "Then it stopped.");
+    }
+
+    #[test]
+    fn a_continuation_joins_the_story_with_the_space_it_needs() {
+        assert_eq!(join_to_story("She ran.", "He waited."), " She ran.");
+        assert_eq!(join_to_story(" She ran.", "He waited."), " She ran.");
+        assert_eq!(join_to_story("She ran.", "He waited.\n"), "She ran.");
+        assert_eq!(join_to_story("她跑了。", "他等着。"), "她跑了。");
+    }
+
+    #[test]
+    fn unusable_profile_values_are_told_from_usable_ones() {
+        for bad in [":[", "", "  ", "{name}", "retired_singer_01", "TODO", "OperaSinger", "null"] {
+            assert!(is_unusable_value(bad), "{bad:?}");
+        }
+        for good in ["Tina Marlowe", "retired opera singer", "张三", "退休京剧演员", "Wants a quiet life; fears silence", "O'Brien"] {
+            assert!(!is_unusable_value(good), "{good:?}");
+        }
+    }
+
+    #[test]
     fn preambles_and_echoes_are_dropped() {
+        assert_eq!(strip_preamble("以下是修改后的文字：\n会议推迟了。"), "会议推迟了。");
         assert_eq!(strip_preamble("Sure! Here is the tightened text:\nShe ran."), "She ran.");
         assert_eq!(strip_preamble("Here: a list"), "Here: a list");
         assert_eq!(strip_echo(" the door creaked open. Inside, dust.", "She pushed and the door creaked open."), " Inside, dust.");

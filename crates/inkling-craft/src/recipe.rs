@@ -25,9 +25,15 @@
 //! diff = true
 //! ```
 //!
+//! A list tool says how many items it asks for (`items = 6` under `[output]`, or a template
+//! such as an outline's, whose chapters and beats have counts and whose synopsis has none); a
+//! list that stops short is carried on ([`crate::carry_on`]).
+//!
 //! Templates are minijinja. They see `text` (the writer's input), `story` (the text before the
-//! cursor, cut to the budget, with the author's note inserted), `memory`, `lore`, `n`, and each
-//! option by its name (the phrase its value stands for).
+//! cursor, cut to the budget, with the author's note inserted), `memory`, `lore`, `count` (a
+//! list's items), `language` (the answer's, in English: "Chinese"), and each option by its
+//! name (the phrase its value stands for). A chat prompt for an answer in a language other
+//! than English gets a line asking for it, in that language ([`crate::language`]).
 
 use crate::error::{CraftError, Result};
 use crate::text::line_col;
@@ -139,6 +145,18 @@ pub struct OutputSpec {
     pub stop: Vec<String>,
     /// JSON schema for `kind = "json"` (the answer is decoded under it, so it always parses).
     pub schema: Option<toml::Value>,
+    /// List tools: how many items the prompt asks for, `count` in the templates (the
+    /// writer's `--count` replaces it). A list that stops short is carried on.
+    pub items: Option<Items>,
+}
+
+/// A list's length: a number, or a template rendered with the options whose empty result
+/// means this kind of answer has no set length (an outline's one-paragraph synopsis).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Items {
+    Fixed(usize),
+    Template(String),
 }
 
 /// The file as written, with spans kept for error messages.
@@ -218,6 +236,11 @@ impl Recipe {
             }
             _ => {}
         }
+        if let Some(Items::Template(t)) = &raw.output.items
+            && let Err(e) = env.add_template_owned("items".to_string(), t.clone())
+        {
+            return Err(err(src.find("items").unwrap_or(0), format!("template `output.items`: {}", e.detail().unwrap_or("syntax error"))));
+        }
         Ok(Recipe {
             name: name.to_string(),
             description: raw.description,
@@ -236,6 +259,26 @@ impl Recipe {
             source: file.display().to_string(),
             toml: src.to_string(),
         })
+    }
+
+    /// How many items a list tool asks for, given the template variables (`None`: no set
+    /// length). `asked` is the writer's own count.
+    pub fn items(&self, vars: &BTreeMap<String, String>, asked: Option<usize>) -> Result<Option<usize>> {
+        if self.output.kind != OutputKind::List {
+            return Ok(None);
+        }
+        let set = match &self.output.items {
+            None => return Ok(asked),
+            Some(Items::Fixed(n)) => *n,
+            Some(Items::Template(t)) => {
+                let rendered = minijinja::Environment::new().render_str(t, vars).map_err(|e| CraftError::Recipe { file: self.source.clone().into(), line: 0, column: 0, message: format!("template `output.items`: {e}") })?;
+                match rendered.trim() {
+                    "" => return Ok(None),
+                    n => n.parse().map_err(|_| CraftError::Recipe { file: self.source.clone().into(), line: 0, column: 0, message: format!("`output.items` gave {n:?}, not a number") })?,
+                }
+            }
+        };
+        Ok(Some(asked.unwrap_or(set)))
     }
 
     /// The JSON schema of a `json` tool.

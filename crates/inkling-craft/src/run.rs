@@ -1,10 +1,11 @@
 //! Running a tool: recipe + text + story context → prompt → candidates from the backend →
 //! clean, parsed candidates (items for lists, a value for JSON, a diff for rewrites).
 
-use crate::context::{Assembled, Frame, StoryContext, assemble};
+use crate::context::{Ask, Assembled, Frame, StoryContext, assemble};
+use crate::language::Language;
 use crate::diff::{Span, word_diff};
 use crate::error::{CraftError, Result};
-use crate::output::{dedupe_key, is_chatter, parse_list, strip_control, strip_echo, strip_preamble};
+use crate::output::{dedupe_key, is_chatter, is_unusable_value, join_to_story, parse_list, strip_commentary, strip_control, strip_echo, strip_preamble, strip_restatement};
 use crate::recipe::{LengthGoal, OutputKind, Recipe, Trim};
 use crate::text::trim_to_sentence;
 use crate::toolbox::Toolbox;
@@ -31,6 +32,13 @@ pub struct ToolRequest {
     pub temperature: Option<f32>,
     /// Force the chat or the plain-text frame (default: chat when the model has a template).
     pub frame: Option<Frame>,
+    /// The answer's language, as the writer names it ("French", "zh"); `None` answers in the
+    /// language of the writer's text.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// How many items a list tool gives (default: the recipe's `output.items`).
+    #[serde(default)]
+    pub count: Option<usize>,
 }
 
 fn one() -> usize {
@@ -39,7 +47,19 @@ fn one() -> usize {
 
 impl Default for ToolRequest {
     fn default() -> Self {
-        Self { tool: String::new(), text: String::new(), options: BTreeMap::new(), context: StoryContext::default(), n: 1, seed: None, max_tokens: None, temperature: None, frame: None }
+        Self {
+            tool: String::new(),
+            text: String::new(),
+            options: BTreeMap::new(),
+            context: StoryContext::default(),
+            n: 1,
+            seed: None,
+            max_tokens: None,
+            temperature: None,
+            frame: None,
+            language: None,
+            count: None,
+        }
     }
 }
 
@@ -60,8 +80,37 @@ pub struct ToolCandidate {
     /// For tools with a length goal: whether this answer meets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meets_length: Option<bool>,
+    /// What reading the answer back found wrong with it; flagged answers rank last.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
     pub finish_reason: FinishReason,
     pub completion_tokens: usize,
+}
+
+/// Something wrong with an answer that cleaning could not fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// It talks to the writer or about the edit instead of being the text.
+    Commentary,
+    /// It is not in the language asked for (the input's, unless the writer named another).
+    WrongLanguage,
+    /// A list with fewer items than asked for, even after carrying on.
+    ShortList,
+    /// A profile field holds code, a placeholder or nothing a writer could use.
+    UnusableField,
+}
+
+impl Flag {
+    /// In words, after "this answer", for the CLI and the editor.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Flag::Commentary => "talks about the edit instead of being the text",
+            Flag::WrongLanguage => "is not in the language asked for",
+            Flag::ShortList => "has fewer items than asked for",
+            Flag::UnusableField => "has a field that holds nothing a writer could use",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,6 +120,8 @@ pub struct ToolOutput {
     /// Candidates dropped because they repeated an earlier one.
     pub duplicates_dropped: usize,
     pub prompt: Assembled,
+    /// The language the answers were asked for, in English ("Chinese").
+    pub language: String,
     pub seed: u64,
     pub timings: Timings,
 }
@@ -80,7 +131,8 @@ pub struct ToolOutput {
 pub fn run(toolbox: &Toolbox, backend: &dyn Backend, request: &ToolRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<ToolOutput> {
     let recipe = toolbox.get(&request.tool)?;
     let prepared = prepare(recipe, backend, request)?;
-    let generation = backend.generate(&prepared.request, on_event)?;
+    let mut generation = backend.generate(&prepared.request, on_event)?;
+    crate::carry_on::complete_lists(&prepared, &mut generation, &mut |r, on| backend.generate(r, on), on_event)?;
     finish(recipe, request, prepared, generation)
 }
 
@@ -88,6 +140,10 @@ pub fn run(toolbox: &Toolbox, backend: &dyn Backend, request: &ToolRequest, on_e
 pub struct Prepared {
     pub request: GenerateRequest,
     pub assembled: Assembled,
+    /// The language the answer is asked for.
+    pub language: Language,
+    /// For a list tool: how many items were asked for.
+    pub items: Option<usize>,
 }
 
 /// Checks the input, assembles the prompt and sets the sampling (`--show-prompt` stops here).
@@ -95,7 +151,42 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
     if recipe.needs_text && request.text.trim().is_empty() {
         return Err(CraftError::EmptyInput { tool: recipe.name.clone(), what: recipe.input.clone() });
     }
-    let options = recipe.resolve_options(&request.options)?;
+    let language = answer_language(request);
+    let mut vars = recipe.resolve_options(&request.options)?;
+    vars.insert("language".into(), language.name());
+    let items = recipe.items(&vars, request.count)?;
+    if let Some(n) = items {
+        vars.insert("count".into(), n.to_string());
+    }
+    let schema = if recipe.output.kind == OutputKind::Json { recipe.schema() } else { None };
+    let (mut max_tokens, min_tokens) = answer_room(recipe, backend, request, schema.as_ref())?;
+    // More items than the recipe's own number need room in proportion.
+    if let (None, Some(n), Some(set)) = (request.max_tokens, items, recipe.items(&vars, None)?)
+        && n > set
+    {
+        max_tokens = (max_tokens * n / set.max(1)).min(backend.context_length() / 2);
+    }
+    // English prompts need no directive for English answers unless the writer named one; a
+    // continuation is in its story's language already (and the story ends the message).
+    let directive = (request.language.is_some() || (!language.is_english() && !recipe.continues)).then(|| language.directive(recipe.output.kind == OutputKind::Json));
+    let ask = Ask { text: &request.text, vars: &vars, context: &request.context, max_tokens, frame: request.frame, directive: directive.as_deref() };
+    let assembled = assemble(backend, recipe, &ask)?;
+    let request = GenerateRequest {
+        n: request.n,
+        max_tokens,
+        min_tokens,
+        sampling: sampling(recipe, request),
+        stop: recipe.output.stop.clone(),
+        seed: request.seed,
+        prefill: assembled.prefill.clone(),
+        json_schema: schema,
+        ..GenerateRequest::new(assembled.prompt.clone())
+    };
+    Ok(Prepared { request, assembled, language, items })
+}
+
+/// The recipe's sampling, with the writer's temperature.
+fn sampling(recipe: &Recipe, request: &ToolRequest) -> SamplingConfig {
     let mut sampling = SamplingConfig::default();
     let d = &recipe.sampling;
     if let Some(t) = request.temperature.or(d.temperature) {
@@ -113,12 +204,15 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
     if let Some(r) = d.repeat_penalty {
         sampling.repeat_penalty = r;
     }
+    sampling
+}
+
+/// The answer's room (`max_tokens`, `min_tokens`): asked for, else what the tool's shape needs.
+fn answer_room(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest, schema: Option<&serde_json::Value>) -> Result<(usize, usize)> {
     let input_tokens = backend.count_tokens(&request.text)?;
-    let schema = if recipe.output.kind == OutputKind::Json { recipe.schema() } else { None };
     let half = backend.context_length() / 2;
-    // The answer's room: asked for, else what the tool's shape needs.
-    let json_room = schema.as_ref().map(|s| inkling_engine::constraint::JsonGrammar::compile(s).map(|g| g.max_bytes().min(half))).transpose()?;
-    let (max_tokens, min_tokens) = match (request.max_tokens, recipe.output.length, json_room) {
+    let json_room = schema.map(|s| inkling_engine::constraint::JsonGrammar::compile(s).map(|g| g.max_bytes().min(half))).transpose()?;
+    Ok(match (request.max_tokens, recipe.output.length, json_room) {
         // A JSON answer cut short would not parse: it gets the room its schema needs.
         (asked, _, Some(room)) => (asked.unwrap_or(0).max(room), 0),
         (Some(m), Some(LengthGoal::Longer), _) => (m, (input_tokens + input_tokens / 4).min(m)),
@@ -126,24 +220,22 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
         // No more tokens than the input: the answer cannot come out longer.
         (None, Some(LengthGoal::Shorter), _) => (input_tokens.max(8), 0),
         (None, Some(LengthGoal::Longer), _) => ((input_tokens * 3 + 48).min(half), (input_tokens + input_tokens / 4).min(half)),
-        (None, None, None) => (d.max_tokens.unwrap_or(200), 0),
-    };
-    let assembled = assemble(backend, recipe, &request.text, &options, &request.context, max_tokens, request.frame)?;
-    let request = GenerateRequest {
-        n: request.n,
-        max_tokens,
-        min_tokens,
-        sampling,
-        stop: recipe.output.stop.clone(),
-        seed: request.seed,
-        prefill: assembled.prefill.clone(),
-        json_schema: schema,
-        ..GenerateRequest::new(assembled.prompt.clone())
-    };
-    Ok(Prepared { request, assembled })
+        (None, None, None) => (recipe.sampling.max_tokens.unwrap_or(200), 0),
+    })
 }
 
-/// Cleans, parses and deduplicates the backend's candidates.
+/// The language the writer named, else their text's, else the story's around it.
+fn answer_language(request: &ToolRequest) -> Language {
+    if let Some(named) = request.language.as_deref().filter(|l| !l.trim().is_empty()) {
+        return Language::named(named);
+    }
+    let ctx = &request.context;
+    let source = [request.text.as_str(), ctx.before.as_str(), ctx.memory.as_str()].into_iter().find(|t| !t.trim().is_empty()).unwrap_or_default();
+    Language::of(source)
+}
+
+/// Cleans, parses and deduplicates the backend's candidates, flags what cleaning could not
+/// fix, and ranks the flagged and those that miss the length goal last.
 pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, generation: inkling_engine::Generation) -> Result<ToolOutput> {
     let source = request.text.as_str();
     let mut seen = std::collections::HashSet::new();
@@ -159,7 +251,10 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
         let cut = c.finish_reason == FinishReason::Length;
         let mut text = if recipe.continues {
             // A continuation keeps its leading space: it is glued to the writer's text.
-            strip_echo(&raw, source).trim_end().to_string()
+            let fresh = strip_restatement(strip_echo(&raw, source), source).trim_end();
+            if fresh.trim().is_empty() { String::new() } else { join_to_story(fresh, source) }
+        } else if recipe.output.kind == OutputKind::Text {
+            strip_commentary(strip_preamble(&raw), source)
         } else {
             strip_preamble(&raw).trim().to_string()
         };
@@ -171,16 +266,7 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
                 }
             }
             OutputKind::List => {
-                items = parse_list(&text);
-                // A list cut off by the token limit ends in half an item.
-                if cut && items.len() > 1 {
-                    items.pop();
-                }
-                if recipe.output.trim == Trim::Sentence && items.len() == 1 {
-                    items[0] = trim_to_sentence(&items[0]).to_string();
-                }
-                let mut seen_items = std::collections::HashSet::new();
-                items.retain(|i| seen_items.insert(dedupe_key(i)));
+                items = read_list(recipe, &text, cut);
                 text = items.iter().enumerate().map(|(i, x)| if items.len() > 1 { format!("{}. {x}", i + 1) } else { x.clone() }).collect::<Vec<_>>().join("\n");
             }
             OutputKind::Json => match serde_json::from_str::<serde_json::Value>(&text) {
@@ -204,19 +290,55 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
             }
         });
         let diff = recipe.output.diff.then(|| word_diff(source.trim(), &text));
-        candidates.push(ToolCandidate { index: 0, text, items, json, diff, meets_length, finish_reason: c.finish_reason, completion_tokens: c.completion_tokens });
+        let mut candidate = ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens };
+        candidate.flags = flags(recipe, &prepared, &candidate);
+        candidates.push(candidate);
     }
     if candidates.is_empty() && !parse_errors.is_empty() {
         return Err(CraftError::Unparsable { tool: recipe.name.clone(), expected: "JSON", reason: parse_errors.join("; ") });
     }
-    // Answers that meet the tool's length goal and are text rather than talk first; otherwise
-    // in the order generated.
-    if !recipe.continues && recipe.output.kind == OutputKind::Text {
-        candidates.sort_by_key(|c| is_chatter(&c.text));
-    }
-    candidates.sort_by_key(|c| c.meets_length == Some(false));
+    // Clean answers that meet the tool's length goal first; otherwise in the order generated.
+    candidates.sort_by_key(|c| (c.flags.len(), c.meets_length == Some(false)));
     for (i, c) in candidates.iter_mut().enumerate() {
         c.index = i;
     }
-    Ok(ToolOutput { tool: recipe.name.clone(), candidates, duplicates_dropped, prompt: prepared.assembled, seed: generation.seed, timings: generation.timings })
+    Ok(ToolOutput { tool: recipe.name.clone(), candidates, duplicates_dropped, prompt: prepared.assembled, language: prepared.language.name(), seed: generation.seed, timings: generation.timings })
+}
+
+/// A list answer's items: the half item a token limit cut off dropped, repeats removed.
+fn read_list(recipe: &Recipe, text: &str, cut: bool) -> Vec<String> {
+    let mut items = parse_list(text);
+    if cut && items.len() > 1 {
+        items.pop();
+    }
+    if recipe.output.trim == Trim::Sentence && items.len() == 1 {
+        items[0] = trim_to_sentence(&items[0]).to_string();
+    }
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert(dedupe_key(i)));
+    items
+}
+
+/// What is still wrong with a cleaned answer.
+fn flags(recipe: &Recipe, prepared: &Prepared, c: &ToolCandidate) -> Vec<Flag> {
+    let mut flags = Vec::new();
+    if !recipe.continues && recipe.output.kind == OutputKind::Text && is_chatter(&c.text) {
+        flags.push(Flag::Commentary);
+    }
+    // A profile is judged by its values, not its English keys.
+    let values: Vec<&str> = match &c.json {
+        Some(serde_json::Value::Object(fields)) => fields.values().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let judged = if c.json.is_some() { values.join("\n") } else { c.text.clone() };
+    if !prepared.language.matches(&judged) {
+        flags.push(Flag::WrongLanguage);
+    }
+    if prepared.items.is_some_and(|asked| c.items.len() < asked) {
+        flags.push(Flag::ShortList);
+    }
+    if c.json.is_some() && values.iter().any(|v| is_unusable_value(v)) {
+        flags.push(Flag::UnusableField);
+    }
+    flags
 }

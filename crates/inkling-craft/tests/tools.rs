@@ -71,8 +71,10 @@ fn prompts_are_assembled_as_the_snapshots_show() {
     let (_d, e) = engine(1024, true);
     let ctx = StoryContext { memory: "A story of a lighthouse on a cold coast.".into(), author_note: "Mara is hiding something.".into(), note_depth: 1, lore: lore(), before: String::new() };
     let story = "The storm came in at dusk.\n\nThe keeper lit the lamp. Below, the sea boiled.\n\nA knock at the door.";
-    let cont = inkling_craft::run::prepare(tb.get("continue").unwrap(), &e, &ToolRequest { context: ctx.clone(), ..req("continue", story) }).unwrap();
+    let cont = inkling_craft::run::prepare(tb.get("continue").unwrap(), &e, &ToolRequest { context: ctx.clone(), frame: Some(Frame::Text), ..req("continue", story) }).unwrap();
     insta::assert_snapshot!("continue_text_frame", cont.assembled.rendered);
+    let cont = inkling_craft::run::prepare(tb.get("continue").unwrap(), &e, &ToolRequest { context: ctx.clone(), ..req("continue", story) }).unwrap();
+    insta::assert_snapshot!("continue_chat_frame", cont.assembled.rendered);
     let rewrite = inkling_craft::run::prepare(tb.get("rewrite").unwrap(), &e, &ToolRequest { options: [("style".into(), "hardboiled".into())].into(), context: ctx, ..req("rewrite", "Mara opened the door slowly.") }).unwrap();
     insta::assert_snapshot!("rewrite_chat_frame", rewrite.assembled.rendered);
     let brainstorm = inkling_craft::run::prepare(tb.get("brainstorm").unwrap(), &e, &ToolRequest { frame: Some(Frame::Text), options: [("kind".into(), "titles".into())].into(), ..req("brainstorm", "lighthouse, grief") }).unwrap();
@@ -87,7 +89,7 @@ fn a_long_story_is_cut_at_a_boundary_to_fit_with_its_bible_entries() {
     let mut story: String = (0..200).map(|i| para(i) + "\n\n").collect();
     story.push_str("Then the keeper saw a light on Gull Rock.");
     let ctx = StoryContext { memory: "A lighthouse story.".into(), lore: lore(), ..StoryContext::default() };
-    let p = inkling_craft::run::prepare(tb.get("continue").unwrap(), &e, &ToolRequest { context: ctx, max_tokens: Some(64), ..req("continue", &story) }).unwrap();
+    let p = inkling_craft::run::prepare(tb.get("continue").unwrap(), &e, &ToolRequest { context: ctx, max_tokens: Some(64), frame: Some(Frame::Text), ..req("continue", &story) }).unwrap();
     let a = &p.assembled;
     assert!(a.prompt_tokens <= a.budget && a.budget == 512 - 64, "{} > {}", a.prompt_tokens, a.budget);
     assert!(a.prompt_tokens > a.budget - 40, "the room is used: {} of {}", a.prompt_tokens, a.budget);
@@ -111,7 +113,8 @@ fn chinese_text_works_through_assembly_triggers_and_generation() {
     let ctx = StoryContext { lore: lore(), ..StoryContext::default() };
     let out = run(&tb, &e, &ToolRequest { context: ctx, max_tokens: Some(16), ..req("continue", story) }, &mut |_| true).unwrap();
     assert!(out.prompt.rendered.contains("林黛玉 (character): 多愁善感的少女。"));
-    assert!(out.prompt.rendered.ends_with("手里拿着一封信。"));
+    // In a chat turn, the story ends the writer's message.
+    assert!(out.prompt.rendered.contains("手里拿着一封信。<|im_end|>"), "{}", out.prompt.rendered);
     for c in &out.candidates {
         assert!(!c.text.contains('\u{FFFD}') || c.finish_reason == inkling_engine::FinishReason::Length);
     }
@@ -134,7 +137,8 @@ fn bad_input_gets_a_clear_error() {
     assert!(e2.to_string().contains("choose one of"), "{e2}");
     assert!(matches!(err(ToolRequest { options: [("colour".into(), "red".into())].into(), ..req("rewrite", "x") }), CraftError::UnknownOption { .. }));
     // A story longer than the context is not an error for continue: it is cut.
-    assert!(run(&tb, &e, &ToolRequest { max_tokens: Some(8), ..req("continue", &long) }, &mut |_| true).is_ok());
+    let cut = run(&tb, &e, &ToolRequest { max_tokens: Some(8), frame: Some(Frame::Text), ..req("continue", &long) }, &mut |_| true);
+    assert!(cut.is_ok(), "{:?}", cut.err());
 }
 
 #[test]

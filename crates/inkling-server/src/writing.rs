@@ -12,6 +12,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use inkling_craft::proofread::{Dialect, Finding, proofread};
+use inkling_craft::carry_on::CarryOn;
 use inkling_craft::run::{finish, prepare};
 use inkling_craft::{LoreEntry, StoryContext, ToolOutput, ToolRequest};
 use inkling_engine::Event;
@@ -94,6 +95,10 @@ struct RunBody {
     seed: Option<u64>,
     max_tokens: Option<usize>,
     temperature: Option<f32>,
+    /// The answer's language ("French", "zh"); default: the text's.
+    language: Option<String>,
+    /// How many items a list tool gives.
+    count: Option<usize>,
     stream: bool,
     /// Run inside this project: its memory, note and bible apply and candidates are recorded.
     project: Option<String>,
@@ -149,6 +154,8 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         max_tokens: body.max_tokens,
         temperature: body.temperature,
         frame: None,
+        language: body.language.clone(),
+        count: body.count,
     };
     let (tx, pieces) = mpsc::unbounded_channel::<Value>();
     let streaming = body.stream;
@@ -170,15 +177,32 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         // Whole answers need no events; the result channel still tells when the client left.
         !streaming || tx.send(v).is_ok()
     })?;
+    let queue = s.queue.clone();
     let done = async move {
-        let g = generation.await.map_err(|_| ApiError::Internal("the model worker dropped a request".into()))??;
+        let dropped = || ApiError::Internal("the model worker dropped a request".into());
+        let mut g = generation.await.map_err(|_| dropped())??;
+        // A list that stopped short is asked for the rest, in line like any generation. Its
+        // added text reaches a stream in the result, not as events: the event stream ends
+        // when the first generation does.
+        if let Some(mut carry) = CarryOn::new(&prepared, &g) {
+            loop {
+                let steps = carry.requests(&prepared, &g);
+                if steps.is_empty() {
+                    break;
+                }
+                for step in steps {
+                    let extra = queue.generate(step.request.clone(), |_| true)?.await.map_err(|_| dropped())??;
+                    carry.absorb(&mut g, step, extra);
+                }
+            }
+        }
         Ok::<_, ApiError>(finish(&recipe, &request, prepared, g)?)
     };
     let record = Record {
         project: project_name,
         document: body.document,
         parent: body.parent,
-        request: json!({"text": body.text, "options": body.options, "n": body.n, "max_tokens": body.max_tokens, "temperature": body.temperature, "before": body.before}),
+        request: json!({"text": body.text, "options": body.options, "n": body.n, "max_tokens": body.max_tokens, "temperature": body.temperature, "before": body.before, "language": body.language, "count": body.count}),
         temperature: body.temperature,
     };
     if !streaming {

@@ -9,6 +9,7 @@ use inkling_craft::context::Frame;
 use inkling_craft::proofread::{apply_all, proofread};
 use inkling_craft::recipe::{OutputKind, Recipe};
 use inkling_craft::run::{finish, prepare};
+use inkling_engine::Event;
 use inkling_craft::{LoreEntry, StoryContext, ToolOutput, ToolRequest, Toolbox};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +32,12 @@ pub struct ToolArgs {
     max_tokens: Option<usize>,
     #[arg(long)]
     temperature: Option<f32>,
+    /// How many items a list tool gives (brainstorm, titles, first-lines, outline chapters or beats).
+    #[arg(long)]
+    count: Option<usize>,
+    /// The answer's language ("French", "zh"); default: the language of your text.
+    #[arg(long)]
+    language: Option<String>,
     /// Show text as it is written.
     #[arg(long)]
     stream: bool,
@@ -160,6 +167,8 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
         frame: args.frame.as_deref().map(|f| if f == "chat" { Frame::Chat } else { Frame::Text }),
+        language: args.language.clone(),
+        count: args.count,
     };
     let engine = models::backend(&args.model.or(top_model))?;
     if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &request.text) {
@@ -174,19 +183,16 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         eprintln!("── the model reads ──\n{}\n── end of prompt ──", prepared.assembled.rendered);
     }
     let mut bar = crate::progress::PrefillBar::default();
-    let generation = if args.stream && !args.json {
-        let mut printer = OrderedPrinter::new(request.n);
-        engine.generate(&prepared.request, &mut |e| {
-            bar.event(&e);
-            printer.event(&e);
-            true
-        })?
-    } else {
-        engine.generate(&prepared.request, &mut |e| {
-            bar.event(&e);
-            true
-        })?
+    let mut printer = (args.stream && !args.json).then(|| OrderedPrinter::new(request.n));
+    let mut on_event = |e: Event<'_>| {
+        bar.event(&e);
+        if let Some(p) = printer.as_mut() {
+            p.event(&e);
+        }
+        true
     };
+    let mut generation = engine.generate(&prepared.request, &mut on_event)?;
+    inkling_craft::carry_on::complete_lists(&prepared, &mut generation, &mut |r, on| engine.generate(r, on), &mut on_event)?;
     drop(bar);
     let out = finish(recipe, &request, prepared, generation)?;
     if args.save {
@@ -262,6 +268,14 @@ fn print_output(recipe: &Recipe, out: &ToolOutput, streamed: bool) {
         }
         if c.meets_length == Some(false) {
             println!("(note: this answer is not {} than your text)", if recipe.output.length == Some(inkling_craft::recipe::LengthGoal::Shorter) { "shorter" } else { "longer" });
+        }
+        for f in &c.flags {
+            let detail = match f {
+                inkling_craft::Flag::WrongLanguage => format!(" ({})", out.language),
+                _ => String::new(),
+            };
+            // On stderr: stdout stays the answer, for pipes.
+            eprintln!("(note: {} {}{detail})", if many { format!("candidate {}", c.index + 1) } else { "this answer".into() }, f.describe());
         }
     }
     if out.candidates.is_empty() {

@@ -75,7 +75,8 @@ fn a_tool_runs_from_an_argument_a_file_or_stdin_with_json_output() {
 
     let o = f.run(&["continue", "--max-tokens", "8", "--stream", "--show-prompt", "--memory", "A sea story."], Some("The storm came in at dusk."));
     assert!(o.status.success(), "{}", err(&o));
-    assert!(err(&o).contains("memory") && err(&o).contains("A sea story.\n***\nThe storm came in at dusk."), "{}", err(&o));
+    // A chat model is asked to continue: memory in the system message, the story in the writer's.
+    assert!(err(&o).contains("memory") && err(&o).contains("What you know about the story:\nA sea story.") && err(&o).contains("\n\nThe storm came in at dusk.<|im_end|>"), "{}", err(&o));
 }
 
 #[test]
