@@ -288,12 +288,22 @@ function addCard(title) {
   return { node, body, actions, meta };
 }
 
+/// What a candidate's flags mean, as the card's heading says it.
+const FLAG_NOTES = {
+  commentary: 'talks about the edit',
+  wrong_language: 'not in your language',
+  short_list: 'fewer items than asked',
+  unusable_field: 'a field holds nothing usable',
+};
+
 function showResult(tool, result) {
   $('candidates').replaceChildren();
   if (!result.candidates.length) { say('The model gave no usable answer; try Regenerate.'); return; }
   result.candidates.forEach((c, i) => {
     const gen = result.generations[i];
-    const card = addCard(`Candidate ${i + 1}${c.meets_length === false ? ' · misses the length goal' : ''}`);
+    const notes = (c.flags || []).map(f => FLAG_NOTES[f] || f);
+    if (c.meets_length === false) notes.unshift('misses the length goal');
+    const card = addCard(`Candidate ${i + 1}${notes.map(n => ' · ' + n).join('')}`);
     if (c.diff) {
       card.body.classList.add('diff');
       for (const s of c.diff) card.body.append(s.change === 'equal' ? s.text : el(s.change === 'insert' ? 'ins' : 'del', { textContent: s.text }));

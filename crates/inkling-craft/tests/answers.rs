@@ -4,67 +4,8 @@
 //! each test knows exactly what the model "said".
 
 use inkling_craft::{Flag, ToolOutput, ToolRequest, Toolbox, run};
-use inkling_engine::testing::TinyModel;
-use inkling_engine::{Backend, Candidate, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings};
-use std::collections::VecDeque;
-use std::sync::Mutex;
-
-/// The tiny model's tokenizer and template, with answers taken from a script, one list of
-/// candidate texts per call, and every request kept.
-struct Scripted {
-    engine: Engine,
-    _dir: tempfile::TempDir,
-    answers: Mutex<VecDeque<Vec<&'static str>>>,
-    requests: Mutex<Vec<GenerateRequest>>,
-    /// Tokens each answer is said to have taken.
-    tokens_each: usize,
-}
-
-impl Scripted {
-    fn new(answers: Vec<Vec<&'static str>>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tiny.gguf");
-        TinyModel { context: 4096, ..TinyModel::default() }.write(&path).unwrap();
-        let engine = Engine::load(&path, &EngineConfig { threads: Some(1), ..Default::default() }).unwrap();
-        Self { engine, _dir: dir, answers: Mutex::new(answers.into()), requests: Mutex::new(Vec::new()), tokens_each: 10 }
-    }
-
-    fn requests(&self) -> Vec<GenerateRequest> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Backend for Scripted {
-    fn info(&self) -> &ModelInfo {
-        self.engine.info()
-    }
-    fn context_length(&self) -> usize {
-        self.engine.context_length()
-    }
-    fn count_tokens(&self, text: &str) -> inkling_engine::Result<usize> {
-        self.engine.count_tokens(text)
-    }
-    fn render_prompt(&self, prompt: &Prompt, prefill: &str) -> inkling_engine::Result<String> {
-        self.engine.render_prompt(prompt, prefill)
-    }
-    fn count_prompt_tokens(&self, prompt: &Prompt, prefill: &str) -> inkling_engine::Result<usize> {
-        self.engine.count_prompt_tokens(prompt, prefill)
-    }
-    fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> inkling_engine::Result<Generation> {
-        self.requests.lock().unwrap().push(request.clone());
-        let texts = self.answers.lock().unwrap().pop_front().unwrap_or_else(|| vec![""; request.n]);
-        let candidates = texts
-            .iter()
-            .enumerate()
-            .map(|(index, text)| {
-                on_event(Event::Text { candidate: index, text });
-                on_event(Event::Finished { candidate: index, reason: FinishReason::Stop });
-                Candidate { index, text: text.to_string(), finish_reason: FinishReason::Stop, completion_tokens: self.tokens_each, tokens: Vec::new(), logprobs: Vec::new() }
-            })
-            .collect();
-        Ok(Generation { candidates, prompt_tokens: 0, seed: 5, timings: Timings::default() })
-    }
-}
+use inkling_engine::testing::ScriptedBackend as Scripted;
+use inkling_engine::{GenerateRequest, Prompt};
 
 fn tool(backend: &Scripted, request: ToolRequest) -> ToolOutput {
     run(&Toolbox::builtin().unwrap(), backend, &request, &mut |_| true).unwrap()
@@ -83,7 +24,7 @@ fn user_message(r: &GenerateRequest) -> String {
 
 #[test]
 fn a_short_list_is_carried_on_to_the_count_asked() {
-    let b = Scripted::new(vec![vec![" Alpha\n2. Beta", " One\n2. Two\n3. Three\n4. Four\n5. Five\n6. Six"], vec![" Gamma\n4. Delta\n5. Epsilon\n6. Zeta"]]);
+    let b = Scripted::new(&[&[" Alpha\n2. Beta", " One\n2. Two\n3. Three\n4. Four\n5. Five\n6. Six"], &[" Gamma\n4. Delta\n5. Epsilon\n6. Zeta"]]).unwrap();
     let out = tool(&b, ask("brainstorm", "a heist in a floating market", 2));
     let reqs = b.requests();
     assert_eq!(reqs.len(), 2, "one carry-on for the one short list");
@@ -100,7 +41,7 @@ fn a_short_list_is_carried_on_to_the_count_asked() {
 #[test]
 fn the_writers_count_replaces_the_recipes_and_a_stalled_list_is_flagged() {
     // The model adds nothing when asked again: one retry, then the list stays as it is.
-    let b = Scripted::new(vec![vec![" Alpha\n2. Beta"], vec![""]]);
+    let b = Scripted::new(&[&[" Alpha\n2. Beta"], &[""]]).unwrap();
     let out = tool(&b, ToolRequest { count: Some(3), ..ask("titles", "a lighthouse keeper's last winter", 1) });
     let reqs = b.requests();
     assert!(user_message(&reqs[0]).contains("Suggest 3 titles"), "{}", user_message(&reqs[0]));
@@ -112,7 +53,7 @@ fn the_writers_count_replaces_the_recipes_and_a_stalled_list_is_flagged() {
 #[test]
 fn a_list_without_room_left_is_not_carried_on() {
     // 10 tokens used of 20 leaves less than an item's room.
-    let b = Scripted::new(vec![vec![" Alpha\n2. Beta"]]);
+    let b = Scripted::new(&[&[" Alpha\n2. Beta"]]).unwrap();
     let out = tool(&b, ToolRequest { max_tokens: Some(20), ..ask("first-lines", "a ghost ship", 1) });
     assert_eq!(b.requests().len(), 1);
     assert_eq!(out.candidates[0].flags, [Flag::ShortList]);
@@ -120,11 +61,11 @@ fn a_list_without_room_left_is_not_carried_on() {
 
 #[test]
 fn an_outline_synopsis_has_no_set_length_but_chapters_do() {
-    let b = Scripted::new(vec![vec![" Two keepers, one ghost ship, and a truce that costs them both."]]);
+    let b = Scripted::new(&[&[" Two keepers, one ghost ship, and a truce that costs them both."]]).unwrap();
     let out = tool(&b, ask("outline", "Two rival lighthouse keepers must cooperate.", 1));
     assert_eq!(b.requests().len(), 1, "a one-paragraph synopsis is not a short list");
     assert!(out.candidates[0].flags.is_empty());
-    let b = Scripted::new(vec![vec![" The Light\n2. The Ship"], vec![" The Truce"]]);
+    let b = Scripted::new(&[&[" The Light\n2. The Ship"], &[" The Truce"]]).unwrap();
     let req = ToolRequest { options: [("level".into(), "chapters".into())].into(), ..ask("outline", "Two keepers and a ghost ship.", 1) };
     tool(&b, req);
     let reqs = b.requests();
@@ -135,13 +76,13 @@ fn an_outline_synopsis_has_no_set_length_but_chapters_do() {
 #[test]
 fn talk_about_the_edit_is_cut_and_talk_alone_ranks_last() {
     let wordy = "In my personal opinion, I really do think that it is quite possible that the meeting might possibly be postponed.";
-    let b = Scripted::new(vec![vec!["I have removed the redundant words for you.", "The meeting may be postponed.\n\nI removed redundant words and simplified the sentence."]]);
+    let b = Scripted::new(&[&["I have removed the redundant words for you.", "The meeting may be postponed.\n\nI removed redundant words and simplified the sentence."]]).unwrap();
     let out = tool(&b, ask("tighten", wordy, 2));
     assert_eq!(out.candidates[0].text, "The meeting may be postponed.");
     assert!(out.candidates[0].flags.is_empty());
     assert_eq!(out.candidates[1].flags, [Flag::Commentary]);
 
-    let b = Scripted::new(vec![vec!["The report will be late: the printer broke.\n\nThis reworked text aims to maintain the original tone while being formal."]]);
+    let b = Scripted::new(&[&["The report will be late: the printer broke.\n\nThis reworked text aims to maintain the original tone while being formal."]]).unwrap();
     let out = tool(&b, ToolRequest { options: [("style".into(), "formal".into())].into(), ..ask("rewrite", "yo the report's gonna be late, printer died lol", 1) });
     assert_eq!(out.candidates[0].text, "The report will be late: the printer broke.");
 }
@@ -149,7 +90,7 @@ fn talk_about_the_edit_is_cut_and_talk_alone_ranks_last() {
 #[test]
 fn answers_come_in_the_language_of_the_writers_text() {
     let zh = "秋天的风吹过稻田，农民们在夕阳下收割，孩子们在田埂上奔跑。";
-    let b = Scripted::new(vec![vec!["The autumn wind blows across the rice fields while the farmers harvest.", "秋风吹稻田，农人夕阳收，孩子田埂跑。"]]);
+    let b = Scripted::new(&[&["The autumn wind blows across the rice fields while the farmers harvest.", "秋风吹稻田，农人夕阳收，孩子田埂跑。"]]).unwrap();
     let out = tool(&b, ToolRequest { options: [("style".into(), "poem".into())].into(), ..ask("rewrite", zh, 2) });
     // The English prompt asks, in Chinese, for a Chinese answer.
     assert!(user_message(&b.requests()[0]).ends_with("请用中文回答。"), "{}", user_message(&b.requests()[0]));
@@ -158,7 +99,7 @@ fn answers_come_in_the_language_of_the_writers_text() {
     assert_eq!(out.candidates[1].flags, [Flag::WrongLanguage]);
 
     // English text: no directive, unless the writer names a language.
-    let b = Scripted::new(vec![vec!["Le rapport sera en retard."], vec!["The report will be late."]]);
+    let b = Scripted::new(&[&["Le rapport sera en retard."], &["The report will be late."]]).unwrap();
     tool(&b, ask("rewrite", "the report is gonna be late", 1));
     tool(&b, ToolRequest { language: Some("French".into()), ..ask("rewrite", "the report is gonna be late", 1) });
     let reqs = b.requests();
@@ -171,7 +112,7 @@ fn profiles_are_judged_by_their_values() {
     let good = r#"{"name":"张三","role":"退休京剧演员","wants":"把修车铺开下去","fears":"嗓子再也唱不出声","voice":"洪亮，带着戏腔","appearance":"瘦高，手上总有油污","backstory":"唱了三十年老生，退休后开了一家自行车修理铺。"}"#;
     let bad = r#"{"name":"李明","role":"京剧演员","wants":":[","fears":"修理铺里脏乱","voice":"低沉","appearance":"中年男性","backstory":"退休后开了修车铺。"}"#;
     let english = r#"{"name":"Tina","role":"retired singer","wants":"quiet","fears":"silence","voice":"warm","appearance":"tall","backstory":"Sang for thirty years."}"#;
-    let b = Scripted::new(vec![vec![bad, english, good]]);
+    let b = Scripted::new(&[&[bad, english, good]]).unwrap();
     let out = tool(&b, ask("character", "一位退休的京剧演员，现在开了一家自行车修理铺", 3));
     let user = user_message(&b.requests()[0]);
     assert!(user.ends_with("JSON 的键名保持英文，所有的值都用中文写。"), "{user}");

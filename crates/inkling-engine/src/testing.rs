@@ -221,3 +221,77 @@ pub fn write_matrices(path: &Path, mats: &[(&str, &QTensor)]) -> candle_core::Re
     let mut f = std::fs::File::create(path)?;
     gguf_file::write(&mut f, &[("general.architecture", &arch)], mats)
 }
+
+/// A backend whose answers are written by the test: the tiny model's tokenizer and chat
+/// template for the prompt side, then one list of candidate texts per `generate` call, in
+/// order (an exhausted script answers empty text). Every request is kept, so a test of what
+/// reads answers back (cleaning, carrying a list on) knows exactly what the "model" said and
+/// what it was asked.
+pub struct ScriptedBackend {
+    engine: crate::Engine,
+    _dir: tempfile_dir::Dir,
+    answers: std::sync::Mutex<std::collections::VecDeque<Vec<String>>>,
+    requests: std::sync::Mutex<Vec<crate::GenerateRequest>>,
+    /// Tokens each answer is reported to have taken.
+    pub tokens_each: usize,
+}
+
+/// A folder removed on drop, for the tiny model file (no dev-dependency in a library).
+mod tempfile_dir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl ScriptedBackend {
+    pub fn new(answers: &[&[&str]]) -> crate::Result<Self> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!("inkling-scripted-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir).map_err(|error| crate::EngineError::Io { path: dir.clone(), error })?;
+        let path = dir.join("tiny.gguf");
+        TinyModel { context: 4096, ..TinyModel::default() }.write(&path).map_err(|e| crate::EngineError::BadGguf { path: path.clone(), reason: e.to_string() })?;
+        let engine = crate::Engine::load(&path, &crate::EngineConfig { threads: Some(1), ..Default::default() })?;
+        let answers = answers.iter().map(|call| call.iter().map(|t| t.to_string()).collect()).collect();
+        Ok(Self { engine, _dir: tempfile_dir::Dir(dir), answers: std::sync::Mutex::new(answers), requests: std::sync::Mutex::new(Vec::new()), tokens_each: 10 })
+    }
+
+    /// The requests seen so far, in order.
+    pub fn requests(&self) -> Vec<crate::GenerateRequest> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl crate::Backend for ScriptedBackend {
+    fn info(&self) -> &crate::ModelInfo {
+        self.engine.info()
+    }
+    fn context_length(&self) -> usize {
+        self.engine.context_length()
+    }
+    fn count_tokens(&self, text: &str) -> crate::Result<usize> {
+        self.engine.count_tokens(text)
+    }
+    fn render_prompt(&self, prompt: &crate::Prompt, prefill: &str) -> crate::Result<String> {
+        self.engine.render_prompt(prompt, prefill)
+    }
+    fn count_prompt_tokens(&self, prompt: &crate::Prompt, prefill: &str) -> crate::Result<usize> {
+        self.engine.count_prompt_tokens(prompt, prefill)
+    }
+    fn generate(&self, request: &crate::GenerateRequest, on_event: &mut dyn FnMut(crate::Event<'_>) -> bool) -> crate::Result<crate::Generation> {
+        use crate::{Candidate, Event, FinishReason};
+        if let Ok(mut r) = self.requests.lock() {
+            r.push(request.clone());
+        }
+        let texts = self.answers.lock().ok().and_then(|mut a| a.pop_front()).unwrap_or_else(|| vec![String::new(); request.n]);
+        let mut candidates = Vec::new();
+        for (index, text) in texts.into_iter().enumerate() {
+            on_event(Event::Text { candidate: index, text: &text });
+            on_event(Event::Finished { candidate: index, reason: FinishReason::Stop });
+            candidates.push(Candidate { index, text, finish_reason: FinishReason::Stop, completion_tokens: self.tokens_each, tokens: Vec::new(), logprobs: Vec::new() });
+        }
+        Ok(crate::Generation { candidates, prompt_tokens: 0, seed: 5, timings: crate::Timings::default() })
+    }
+}

@@ -99,6 +99,8 @@ struct RunBody {
     language: Option<String>,
     /// How many items a list tool gives.
     count: Option<usize>,
+    /// `chat` or `text` (default: chat when the model has a template), as the CLI's `--frame`.
+    frame: Option<inkling_craft::Frame>,
     stream: bool,
     /// Run inside this project: its memory, note and bible apply and candidates are recorded.
     project: Option<String>,
@@ -153,7 +155,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         seed: body.seed,
         max_tokens: body.max_tokens,
         temperature: body.temperature,
-        frame: None,
+        frame: body.frame,
         language: body.language.clone(),
         count: body.count,
     };

@@ -256,7 +256,8 @@ async fn a_writers_session_save_undo_run_accept_report() {
     assert_eq!(history["revisions"].as_array().unwrap().len(), 4, "{history}");
 
     // A tool run inside the project files its candidates in the generation tree.
-    let run = call(app, "POST", "/api/tools/continue", Some(json!({"text": "The lamp went out. 她笑了。", "n": 2, "seed": 1, "max_tokens": 12, "project": "灯塔", "document": id}))).await;
+    // The page itself, not a chat turn: the random model answers a chat turn with line breaks.
+    let run = call(app, "POST", "/api/tools/continue", Some(json!({"text": "The lamp went out. 她笑了。", "n": 2, "seed": 1, "max_tokens": 12, "frame": "text", "project": "灯塔", "document": id}))).await;
     assert_eq!(run.status, StatusCode::OK, "{}", String::from_utf8_lossy(&run.body));
     let run = run.json();
     let gens = run["generations"].as_array().unwrap();
@@ -329,6 +330,27 @@ async fn tools_stream_their_text_then_the_cleaned_result() {
     assert_eq!(call(&d.app, "POST", "/api/tools/nonsense", Some(json!({"text": "x"}))).await.status, StatusCode::NOT_FOUND);
     let empty = call(&d.app, "POST", "/api/tools/tighten", Some(json!({"text": "  "}))).await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+}
+
+/// The writing API takes the answer's language and a list's count, and carries a short list
+/// on through its queue like any generation.
+#[tokio::test]
+async fn tools_take_a_language_and_a_count_and_short_lists_are_carried_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripted = Arc::new(inkling_engine::testing::ScriptedBackend::new(&[&[" Alpha\n2. Beta"], &[" Gamma"]]).unwrap());
+    let config = ServerConfig { db: dir.path().join("inkling.db"), model_id: "scripted".into(), ..ServerConfig::default() };
+    let state = AppState::new(scripted.clone(), Toolbox::builtin().unwrap(), config).unwrap();
+    let app = app(state);
+    let r = call(&app, "POST", "/api/tools/brainstorm", Some(json!({"text": "a lighthouse", "count": 3, "language": "French", "seed": 1}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["language"], "French");
+    let rendered = v["prompt"]["rendered"].as_str().unwrap();
+    assert!(rendered.contains("Brainstorm 3 plot ideas") && rendered.contains("Write the answer in French."), "{rendered}");
+    assert_eq!(v["candidates"][0]["items"], json!(["Alpha", "Beta", "Gamma"]));
+    let asked = scripted.requests();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[1].prefill, "1. Alpha\n2. Beta\n3.");
 }
 
 /// A long prompt's reading is reported: as `progress` events in the writing API's stream,

@@ -1,5 +1,5 @@
 //! inkling against a real peer: llama.cpp's OpenAI-compatible server (llama-cpp-python[server])
-//! serving the default model on 127.0.0.1. `.ci/run` installs the peer and sets
+//! serving the small real model (SmolLM2) on 127.0.0.1. `.ci/run` installs the peer and sets
 //! INKLING_LLAMA_SERVER_PYTHON to its Python; without it this test skips with a note.
 
 use std::net::TcpListener;
@@ -23,8 +23,8 @@ fn peer() -> Option<Peer> {
         eprintln!("skipping: INKLING_LLAMA_SERVER_PYTHON is not set (.ci/run sets it after installing llama-cpp-python[server])");
         return None;
     };
-    let model = inkling_engine::catalog::find(inkling_engine::catalog::DEFAULT_MODEL).unwrap();
-    assert!(model.is_present(), "the default model is missing; run `inkling model pull`");
+    let model = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
+    assert!(model.is_present(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/llama_server.py");
     let child = Command::new(python)

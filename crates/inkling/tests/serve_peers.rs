@@ -2,7 +2,8 @@
 //! headless Chromium driven by playwright-core, a 32-client load test, and SIGTERM during
 //! saves. `.ci/run` installs the peers and sets INKLING_OPENAI_PYTHON, INKLING_PLAYWRIGHT_DIR;
 //! without them those parts skip with a note (INKLING_REQUIRE_PEERS=1 makes that a failure).
-//! The default model is used when it is present (CI fetches it), else a tiny random model.
+//! The small real model (SmolLM2: these test the protocol, not the writing) is used when it is
+//! present (CI fetches it), else a tiny random model.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,11 +24,11 @@ impl Drop for Server {
 }
 
 fn model(dir: &Path) -> PathBuf {
-    let m = inkling_engine::catalog::find(inkling_engine::catalog::DEFAULT_MODEL).unwrap();
+    let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
     if m.is_present() {
         return m.path();
     }
-    assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the default model is missing; run `inkling model pull`");
+    assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
     let path = dir.join("tiny.gguf");
     inkling_engine::testing::TinyModel { context: 1024, ..Default::default() }.write(&path).unwrap();
     path

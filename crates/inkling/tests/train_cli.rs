@@ -1,5 +1,5 @@
 //! `inkling train gpt`, `inkling finetune` and `inkling eval perplexity` end to end.
-//! The pretraining test is offline and small; the fine-tuning test runs on the default model
+//! The pretraining test is offline and small; the fine-tuning test runs on the small real model (SmolLM2)
 //! (required in CI through INKLING_REQUIRE_REAL_MODEL=1) over a writer's pages kept in
 //! tests/data/writer: perplexity on held-out pages must drop, and on unrelated text must not
 //! explode.
@@ -110,13 +110,13 @@ fn finetuning_on_a_project_learns_from_its_documents() {
     assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("--project"));
 }
 
-fn default_model() -> Option<PathBuf> {
-    let m = inkling_engine::catalog::find(inkling_engine::catalog::DEFAULT_MODEL).unwrap();
+fn small_model() -> Option<PathBuf> {
+    let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
     if m.is_present() {
         return Some(m.path());
     }
-    assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the default model is missing; run `inkling model pull`");
-    eprintln!("skipping: the default model is not downloaded");
+    assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
+    eprintln!("skipping: the small real model is not downloaded (`inkling model pull smollm2-135m-instruct`)");
     None
 }
 
@@ -131,8 +131,8 @@ fn perplexity(home: &Path, model: &str, adapter: Option<&str>, corpus: &Path) ->
 }
 
 #[test]
-fn finetuning_the_default_model_learns_a_writers_pages() {
-    let Some(model) = default_model() else { return };
+fn finetuning_a_real_model_learns_a_writers_pages() {
+    let Some(model) = small_model() else { return };
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/writer");
     let dir = tempfile::tempdir().unwrap();
     let adapter = dir.path().join("voice.gguf");
