@@ -294,6 +294,7 @@ const FLAG_NOTES = {
   wrong_language: 'not in your language',
   short_list: 'fewer items than asked',
   unusable_field: 'a field holds nothing usable',
+  ignores_input: 'keeps nothing of your description',
 };
 
 function showResult(tool, result) {

@@ -284,6 +284,35 @@ fn clean_item(item: &str) -> String {
     s.trim().to_string()
 }
 
+/// Whether `answer` keeps something of what the writer described in `source`: one of its
+/// words of four letters or more (its stem: all but the last two letters, at least four, so
+/// "retired" finds "retirement"), or one pair of its adjacent CJK characters. A description
+/// with no such word passes.
+pub fn keeps_the_input(source: &str, answer: &str) -> bool {
+    const COMMON: &[&str] = &["that", "this", "with", "from", "into", "than", "then", "them", "they", "their", "there", "were", "what", "when", "where", "which", "while", "would", "about", "after", "before", "who", "whose", "some", "very", "also", "been", "have", "just", "only", "over", "such", "your"];
+    let answer_lower = answer.to_lowercase();
+    let mut any = false;
+    for word in source.split(|c: char| !c.is_alphanumeric() || crate::text::is_cjk(c)).map(str::to_lowercase) {
+        let n = word.chars().count();
+        if n < 4 || COMMON.contains(&word.as_str()) {
+            continue;
+        }
+        any = true;
+        let stem: String = word.chars().take((n.saturating_sub(2)).max(4)).collect();
+        if answer_lower.contains(&stem) {
+            return true;
+        }
+    }
+    let chars: Vec<char> = source.chars().collect();
+    for w in chars.windows(2).filter(|w| crate::text::is_cjk(w[0]) && crate::text::is_cjk(w[1]) && w.iter().all(|c| c.is_alphanumeric())) {
+        any = true;
+        if answer.contains(&w.iter().collect::<String>()) {
+            return true;
+        }
+    }
+    !any
+}
+
 /// A key under which two candidates count as the same.
 pub fn dedupe_key(text: &str) -> String {
     text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
@@ -344,6 +373,17 @@ mod tests {
         assert_eq!(join_to_story(" She ran.", "He waited."), " She ran.");
         assert_eq!(join_to_story("She ran.", "He waited.\n"), "She ran.");
         assert_eq!(join_to_story("她跑了。", "他等着。"), "她跑了。");
+    }
+
+    #[test]
+    fn a_profile_must_keep_something_of_the_description() {
+        let singer = "a retired opera singer who now runs a bicycle repair shop";
+        assert!(keeps_the_input(singer, "Tina, who sang opera for thirty years"));
+        assert!(keeps_the_input(singer, "In retirement she fixes bikes"));
+        assert!(!keeps_the_input(singer, "Mirabelle, Anaheim Dancer, wants a Baroness, fears the Haunted"));
+        assert!(keeps_the_input("一位退休的京剧演员", "张三，唱了三十年京剧"));
+        assert!(!keeps_the_input("一位退休的京剧演员", "一个普通的农民"));
+        assert!(keeps_the_input("a spy", "anything"), "nothing to keep");
     }
 
     #[test]

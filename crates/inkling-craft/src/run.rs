@@ -5,7 +5,7 @@ use crate::context::{Ask, Assembled, Frame, StoryContext, assemble};
 use crate::language::Language;
 use crate::diff::{Span, word_diff};
 use crate::error::{CraftError, Result};
-use crate::output::{dedupe_key, is_chatter, is_unusable_value, join_to_story, parse_list, strip_commentary, strip_control, strip_echo, strip_preamble, strip_restatement};
+use crate::output::{dedupe_key, is_chatter, is_unusable_value, join_to_story, keeps_the_input, parse_list, strip_commentary, strip_control, strip_echo, strip_preamble, strip_restatement};
 use crate::recipe::{LengthGoal, OutputKind, Recipe, Trim};
 use crate::text::trim_to_sentence;
 use crate::toolbox::Toolbox;
@@ -99,6 +99,9 @@ pub enum Flag {
     ShortList,
     /// A profile field holds code, a placeholder or nothing a writer could use.
     UnusableField,
+    /// A profile keeps nothing of what the writer described (no word of it, no pair of its
+    /// CJK characters).
+    IgnoresInput,
 }
 
 impl Flag {
@@ -109,6 +112,7 @@ impl Flag {
             Flag::WrongLanguage => "is not in the language asked for",
             Flag::ShortList => "has fewer items than asked for",
             Flag::UnusableField => "has a field that holds nothing a writer could use",
+            Flag::IgnoresInput => "keeps nothing of what you described",
         }
     }
 }
@@ -291,7 +295,7 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
         });
         let diff = recipe.output.diff.then(|| word_diff(source.trim(), &text));
         let mut candidate = ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens };
-        candidate.flags = flags(recipe, &prepared, &candidate);
+        candidate.flags = flags(recipe, &prepared, source, &candidate);
         candidates.push(candidate);
     }
     if candidates.is_empty() && !parse_errors.is_empty() {
@@ -320,7 +324,7 @@ fn read_list(recipe: &Recipe, text: &str, cut: bool) -> Vec<String> {
 }
 
 /// What is still wrong with a cleaned answer.
-fn flags(recipe: &Recipe, prepared: &Prepared, c: &ToolCandidate) -> Vec<Flag> {
+fn flags(recipe: &Recipe, prepared: &Prepared, source: &str, c: &ToolCandidate) -> Vec<Flag> {
     let mut flags = Vec::new();
     if !recipe.continues && recipe.output.kind == OutputKind::Text && is_chatter(&c.text) {
         flags.push(Flag::Commentary);
@@ -339,6 +343,9 @@ fn flags(recipe: &Recipe, prepared: &Prepared, c: &ToolCandidate) -> Vec<Flag> {
     }
     if c.json.is_some() && values.iter().any(|v| is_unusable_value(v)) {
         flags.push(Flag::UnusableField);
+    }
+    if c.json.is_some() && !keeps_the_input(source, &judged) {
+        flags.push(Flag::IgnoresInput);
     }
     flags
 }
