@@ -60,7 +60,7 @@ pub fn check_bind(addr: &SocketAddr, api_key: Option<&str>) -> Result<(), String
     if !addr.ip().is_loopback() && api_key.is_none_or(|k| k.trim().is_empty()) {
         return Err(format!(
             "refusing to listen on {addr} without an API key: anyone who can reach this address could read and change your manuscripts. \
-             Start with --api-key-file FILE (or INKLING_API_KEY), or bind 127.0.0.1"
+             Give the server a key, or bind a loopback address such as 127.0.0.1"
         ));
     }
     Ok(())

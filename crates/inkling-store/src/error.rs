@@ -48,6 +48,9 @@ pub enum StoreError {
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
 
+    #[error("the copy of {from} at {to} did not check out ({reason}); the database at {from} is untouched and still in use")]
+    CopyFailed { from: PathBuf, to: PathBuf, reason: String },
+
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
 }

@@ -7,6 +7,8 @@
 //! - [`bible`]: story-bible entries; memory and the author's note live on the project.
 //! - [`import`] / [`export`]: .txt/.md in; Markdown, text, EPUB and DOCX out.
 //! - [`schema`]: migrations by `PRAGMA user_version`.
+//! - [`relocate`]: moving the database to a new place (copied with the online backup API,
+//!   checked, the old file kept beside a note).
 //!
 //! Invariants: a save is one transaction (all or nothing, durable once `save` returns);
 //! revisions are never deleted or rewritten; a database from a newer inkling is refused
@@ -18,9 +20,11 @@ pub mod export;
 pub mod generations;
 pub mod import;
 pub mod ledger;
+pub mod relocate;
 pub mod schema;
 pub mod store;
 
 pub use error::{Result, StoreError};
 pub use ledger::{Author, Ledger, Share};
+pub use relocate::{Relocation, relocate};
 pub use store::{Document, Origin, Project, Report, Revision, RevisionInfo, Store};

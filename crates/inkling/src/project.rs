@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct ProjectArgs {
-    /// The project database (default: $INKLING_HOME/inkling.db).
+    /// The project database (default: inkling.db in the data folder, ~/.local/share/inkling on Linux).
     #[arg(long, env = "INKLING_DB", global = true)]
     db: Option<PathBuf>,
     #[command(subcommand)]
@@ -84,9 +84,46 @@ fn db_path(args: &ProjectArgs) -> PathBuf {
     db_or_default(args.db.as_deref())
 }
 
-/// The project database: the one named, else `$INKLING_HOME/inkling.db`.
+/// Where manuscripts live: `$INKLING_HOME` when it is set (everything in one folder, for
+/// portable setups and tests), else the platform's data folder (`$XDG_DATA_HOME/inkling`,
+/// `~/.local/share/inkling` on Linux). Never the cache folder, which cleaners empty.
+pub fn data_dir() -> PathBuf {
+    if std::env::var_os("INKLING_HOME").is_some_and(|h| !h.is_empty()) {
+        return inkling_engine::catalog::home_dir();
+    }
+    match directories::BaseDirs::new() {
+        Some(d) => d.data_dir().join("inkling"),
+        None => inkling_engine::catalog::home_dir(),
+    }
+}
+
+/// The project database, resolved the same way by every command: the one named (`--db`,
+/// else `INKLING_DB`), else `inkling.db` in [`data_dir`]. A database an older inkling left
+/// in the cache folder is moved there first (copied, checked, the old file kept).
 pub fn db_or_default(db: Option<&std::path::Path>) -> PathBuf {
-    db.map(PathBuf::from).unwrap_or_else(|| inkling_engine::catalog::home_dir().join("inkling.db"))
+    if let Some(db) = db {
+        return db.to_path_buf();
+    }
+    let path = data_dir().join("inkling.db");
+    let legacy = inkling_engine::catalog::home_dir().join("inkling.db");
+    if legacy == path {
+        return path;
+    }
+    match inkling_store::relocate(&legacy, &path) {
+        Ok(inkling_store::Relocation::Nothing) => path,
+        Ok(inkling_store::Relocation::Moved { rows, kept }) => {
+            eprintln!("moved your projects from {} to {} ({rows} rows, checked); the old file is kept as {}", legacy.display(), path.display(), kept.display());
+            path
+        }
+        Ok(inkling_store::Relocation::BothExist) => {
+            eprintln!("note: an older project database is still at {}; inkling uses {} (pass --db {} to open the old one)", legacy.display(), path.display(), legacy.display());
+            path
+        }
+        Err(e) => {
+            eprintln!("warning: your projects could not be moved out of the cache folder ({e}); using {} as before", legacy.display());
+            legacy
+        }
+    }
 }
 
 fn open_or_create(store: &mut Store, name: &str) -> Result<Project> {

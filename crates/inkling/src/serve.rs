@@ -21,8 +21,8 @@ pub struct ServeArgs {
     /// (else $INKLING_SERVER_KEY). Required to listen beyond this machine.
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// The project database (default: $INKLING_HOME/inkling.db).
-    #[arg(long)]
+    /// The project database (default: inkling.db in the data folder, ~/.local/share/inkling on Linux). the same one `inkling project` uses.
+    #[arg(long, env = "INKLING_DB")]
     db: Option<PathBuf>,
     /// Requests that may wait for the model before new ones are told to retry (429).
     #[arg(long, default_value_t = 64)]
@@ -54,7 +54,8 @@ pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
     };
     let addr = SocketAddr::new(ip, args.port);
     if let Err(e) = inkling_server::check_bind(&addr, api_key.as_deref()) {
-        bail!(e);
+        // The library cannot know this binary's flags; they are named here.
+        bail!("{e}: start with --key-file FILE (or set INKLING_SERVER_KEY), or --host 127.0.0.1");
     }
     let backend: Arc<dyn inkling_engine::Backend> = Arc::from(models::backend(model)?);
     let remote = backend.info().architecture == "remote";

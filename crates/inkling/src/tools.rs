@@ -71,7 +71,7 @@ pub struct ToolArgs {
     /// Store the first profile (character, place) in the --project's story bible.
     #[arg(long, requires = "project")]
     save: bool,
-    /// The project database (default: $INKLING_HOME/inkling.db).
+    /// The project database (default: inkling.db in the data folder, ~/.local/share/inkling on Linux).
     #[arg(long, env = "INKLING_DB")]
     db: Option<PathBuf>,
     #[command(flatten)]

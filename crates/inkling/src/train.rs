@@ -260,7 +260,7 @@ pub struct FinetuneArgs {
     /// typing and the suggestions they accepted alike).
     #[arg(long)]
     project: Option<String>,
-    /// The project database for --project (default: $INKLING_HOME/inkling.db).
+    /// The project database for --project (default: inkling.db in the data folder).
     #[arg(long, env = "INKLING_DB")]
     db: Option<PathBuf>,
     /// Where the adapter goes (default: `inkling-adapter.gguf` in the corpus folder,

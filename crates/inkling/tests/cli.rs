@@ -191,3 +191,33 @@ fn a_language_the_model_cannot_write_gets_a_note_naming_one_that_can() {
     assert_eq!(note(&["--model", smol, "generate", "Once upon a time", "--max-tokens", "2"]), None);
     assert_eq!(note(&["--model", f.m(), "generate", zh, "--max-tokens", "2"]), None, "a model outside the catalog");
 }
+
+#[test]
+fn serve_names_its_own_flags_and_opens_the_database_every_command_does() {
+    let f = fixture();
+    // Beyond this machine without a key: refused before anything loads, naming serve's flags.
+    let o = Command::new(env!("CARGO_BIN_EXE_inkling"))
+        .env("INKLING_HOME", f.dir.path().join("home"))
+        .env_remove("INKLING_SERVER_KEY")
+        .args(["--model", f.m(), "serve", "--host", "0.0.0.0", "--port", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--key-file") && err.contains("INKLING_SERVER_KEY") && !err.contains("--api-key-file"), "{err}");
+
+    // INKLING_DB is the database for serve as it is for `inkling project`.
+    let db = f.dir.path().join("novel.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inkling"))
+        .env("INKLING_HOME", f.dir.path().join("home"))
+        .env("INKLING_DB", &db)
+        .args(["--model", f.m(), "serve", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let lines: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap()).lines().take(2).map(Result::unwrap).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(lines[1], format!("projects are saved in {}", db.display()), "{lines:?}");
+}

@@ -67,3 +67,39 @@ fn project_errors_are_clear() {
     let o = run(&db, &["export", "A", "--format", "pdf", "-o", "x.pdf"], None);
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown format"));
 }
+
+/// Manuscripts left in the cache folder by an older inkling move to the data folder on first
+/// run, checked, with the old file kept; every command then opens the new place.
+#[test]
+fn projects_move_out_of_the_cache_folder_on_first_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, data) = (dir.path().join("cache"), dir.path().join("data"));
+    let inkling = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_inkling"))
+            .env("HOME", dir.path())
+            .env("XDG_CACHE_HOME", &cache)
+            .env("XDG_DATA_HOME", &data)
+            .env_remove("INKLING_HOME")
+            .env_remove("INKLING_DB")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Where an older inkling kept them.
+    let old = cache.join("inkling/inkling.db");
+    ok(run(&old, &["new", "Mill"], None));
+    ok(run(&old, &["save", "Mill", "One"], Some("The mill wheel turned.")));
+
+    let o = inkling(&["project", "list"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(ok(o).contains("Mill"));
+    let new = data.join("inkling/inkling.db");
+    assert!(err.contains("moved your projects") && err.contains(&new.display().to_string()), "{err}");
+    assert!(new.exists() && !old.exists() && cache.join("inkling/inkling.db.moved").exists());
+    assert!(std::fs::read_to_string(cache.join("inkling/inkling.db.moved.txt")).unwrap().contains(&new.display().to_string()));
+    // Once moved, quietly the new place, for every command.
+    let o = inkling(&["project", "cat", "Mill", "One"]);
+    assert!(String::from_utf8_lossy(&o.stderr).is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(ok(o), "The mill wheel turned.");
+}
