@@ -7,6 +7,7 @@
 //! - [`bible`]: story-bible entries; memory and the author's note live on the project.
 //! - [`import`] / [`export`]: .txt/.md in; Markdown, text, EPUB and DOCX out.
 //! - [`schema`]: migrations by `PRAGMA user_version`.
+//! - [`backup`]: `Store::backup` and `Store::restore_backup`, taken while others write.
 //! - [`relocate`]: moving the database to a new place (copied with the online backup API,
 //!   checked, the old file kept beside a note).
 //!
@@ -14,6 +15,7 @@
 //! revisions are never deleted or rewritten; a database from a newer inkling is refused
 //! before it is touched; this crate never calls a model.
 
+pub mod backup;
 pub mod bible;
 pub mod error;
 pub mod export;

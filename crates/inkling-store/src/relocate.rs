@@ -112,7 +112,8 @@ fn table_rows(conn: &Connection) -> Result<Vec<(String, u64)>> {
         .collect()
 }
 
-fn count_rows(conn: &Connection) -> Result<u64> {
+/// All rows of all tables: what a copy is reported by.
+pub(crate) fn count_rows(conn: &Connection) -> Result<u64> {
     Ok(table_rows(conn)?.iter().map(|(_, n)| n).sum())
 }
 

@@ -47,6 +47,14 @@ enum ProjectCommand {
         #[arg(short = 'o', long)]
         output: PathBuf,
     },
+    /// A consistent copy of the whole database, safe while the editor is running.
+    Backup {
+        /// The file to write (it must not exist yet).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Bring back a backup; what is in the database now is saved beside it first.
+    RestoreBackup { file: PathBuf },
     /// Save a new revision of a document from a file or stdin (creating the document if needed).
     Save {
         name: String,
@@ -199,6 +207,14 @@ pub fn run(args: ProjectArgs) -> Result<()> {
             let file = output.file_name().and_then(|n| n.to_str()).context("the output needs a file name")?;
             let written = store.export(&p, f, &dir, file)?;
             println!("{}", written.display());
+        }
+        ProjectCommand::Backup { to } => {
+            let rows = store.backup(&to)?;
+            println!("backed up {} ({rows} rows) to {}", store.path().display(), to.display());
+        }
+        ProjectCommand::RestoreBackup { file } => {
+            let before = store.restore_backup(&file)?;
+            println!("restored {} from {}; what was there before is kept in {}", store.path().display(), file.display(), before.display());
         }
         ProjectCommand::Save { name, document, file, pasted } => {
             let text = crate::generate::read_prompt(None, file.as_deref())?;

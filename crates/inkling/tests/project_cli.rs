@@ -103,3 +103,18 @@ fn projects_move_out_of_the_cache_folder_on_first_run() {
     assert!(String::from_utf8_lossy(&o.stderr).is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(ok(o), "The mill wheel turned.");
 }
+
+#[test]
+fn a_backup_comes_back_and_the_restore_keeps_what_was_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    ok(run(&db, &["save", "Mill", "One"], Some("The wheel turned.")));
+    let copy = dir.path().join("mill.backup");
+    assert!(ok(run(&db, &["backup", "--to", copy.to_str().unwrap()], None)).contains("backed up"));
+    let again = run(&db, &["backup", "--to", copy.to_str().unwrap()], None);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("never overwrites"), "{}", String::from_utf8_lossy(&again.stderr));
+    ok(run(&db, &["save", "Mill", "One"], Some("The wheel turned. Then it stopped.")));
+    let out = ok(run(&db, &["restore-backup", copy.to_str().unwrap()], None));
+    assert!(out.contains("before-restore"), "{out}");
+    assert_eq!(ok(run(&db, &["cat", "Mill", "One"], None)), "The wheel turned.");
+}
