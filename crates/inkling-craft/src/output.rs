@@ -88,11 +88,20 @@ fn is_commentary(s: &str) -> bool {
     let t = t.as_str();
     let notes = [
         "note:", "note that", "notes:", "explanation:", "changes:", "changes made", "key changes", "the changes", "these changes", "in this version", "in this rewrite", "in this rewritten", "in this revised", "in this tightened", "in this expanded", "in the revised", "in the rewritten", "in the original", "the original text", "by removing", "by cutting", "by simplifying", "let me know",
-        "feel free", "i hope", "hope this", "this version", "this rewrite", "this revision", "this revised", "this reworked", "this rewritten", "this tightened", "this expanded", "this edit", "this maintains", "this keeps", "this retains", "this conveys",
-        "this captures", "the revised", "the rewritten", "the tightened", "the expanded", "the reworked", "the edited", "注：", "注:", "注意：", "说明：", "修改说明", "修改后的", "改写后的", "这个版本", "这一版本", "以上", "希望这", "通过删除", "通过简化",
+        "feel free", "i hope", "hope this", "this version", "this rewrite", "this revision", "this revised", "this reworked", "this rewritten", "this tightened", "this expanded", "this edit", "this maintains the", "this keeps the original",
+        "this keeps the meaning", "this retains the", "this conveys the same", "this captures the essence", "this captures the original", "注：", "注:", "注意：", "说明：", "修改说明", "修改后的", "改写后的", "这个版本", "这一版本", "以上", "希望这", "通过删除",
+        "通过简化",
     ];
     if notes.iter().any(|n| t.starts_with(n)) {
         return true;
+    }
+    // "The revised text keeps…", but not "The revised schedule is attached."
+    for edited in ["the revised ", "the rewritten ", "the tightened ", "the expanded ", "the reworked ", "the edited ", "the new "] {
+        if let Some(rest) = t.strip_prefix(edited)
+            && ["text", "version", "passage", "sentence", "paragraph"].iter().any(|w| rest.starts_with(w))
+        {
+            return true;
+        }
     }
     for first in ["i have ", "i've ", "i ", "we have ", "we've ", "we "] {
         if let Some(rest) = t.strip_prefix(first)
@@ -350,6 +359,11 @@ mod tests {
         let own = "I made a promise. I kept it.";
         assert_eq!(strip_commentary("I made a promise, and I kept it.", own), "I made a promise, and I kept it.");
         assert_eq!(strip_commentary("She ran. I kept running too.", "She ran. I kept running too."), "She ran. I kept running too.");
+        // Prose that only looks like a note about the edit stays.
+        let memo = "the schedule slipped";
+        assert_eq!(strip_commentary("The schedule slipped a week.\n\nThe revised schedule is attached.", memo), "The schedule slipped a week.\n\nThe revised schedule is attached.");
+        assert_eq!(strip_commentary("The wolves circled. This keeps happening.", "wolves"), "The wolves circled. This keeps happening.");
+        assert_eq!(strip_commentary("The schedule slipped.\n\nThe revised version is shorter and clearer.", memo), "The schedule slipped.");
         // All talk: nothing better to give, so it stays (and ranks last as chatter).
         assert_eq!(strip_commentary("I removed the redundant words.", src), "I removed the redundant words.");
         // A quoted line of dialogue keeps its quotes.
