@@ -111,12 +111,15 @@ fn count_items(answer: &str) -> (usize, usize) {
     (numbered, distinct.len())
 }
 
+/// A way to generate: a backend's `generate`, or anything that stands in for it.
+pub type GenerateFn<'a> = dyn FnMut(&GenerateRequest, &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation, inkling_engine::EngineError> + 'a;
+
 /// Carries on every short list in `generation` through `generate`, streaming the added text
 /// to `on_event` under the candidate's own index (its `Finished` was sent already).
 pub fn complete_lists(
     prepared: &Prepared,
     generation: &mut Generation,
-    generate: &mut dyn FnMut(&GenerateRequest, &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation, inkling_engine::EngineError>,
+    generate: &mut GenerateFn<'_>,
     on_event: &mut dyn FnMut(Event<'_>) -> bool,
 ) -> crate::Result<()> {
     let Some(mut carry) = CarryOn::new(prepared, generation) else { return Ok(()) };
