@@ -3,6 +3,7 @@
 //! connections keep reading and writing.
 
 use crate::error::{Result, StoreError};
+use crate::relocate::{checked_copy, sibling};
 use crate::store::Store;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -15,16 +16,10 @@ impl Store {
         if to.exists() {
             return Err(StoreError::Io { path: to.to_path_buf(), error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists; a backup never overwrites a file, choose another name") });
         }
-        let partial = with_suffix(to, ".partial");
-        let mut copy = Connection::open(&partial)?;
-        rusqlite::backup::Backup::new(&self.conn, &mut copy)?.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
-        let verdict: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if verdict != "ok" {
-            return Err(StoreError::CopyFailed { from: self.path().to_path_buf(), to: partial, reason: verdict });
-        }
-        let rows = crate::relocate::count_rows(&copy)?;
-        copy.close().map_err(|(_, e)| StoreError::from(e))?;
-        std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(|error| StoreError::Io { path: partial.clone(), error })?;
+        let partial = sibling(to, ".partial");
+        // Other connections may write while it runs: the copy is a snapshot, so its rows are
+        // its own, not compared with the live database's.
+        let rows = checked_copy(&self.conn, self.path(), &partial)?.iter().map(|(_, n)| n).sum();
         std::fs::rename(&partial, to).map_err(|error| StoreError::Io { path: to.to_path_buf(), error })?;
         Ok(rows)
     }
@@ -48,19 +43,13 @@ impl Store {
             return Err(StoreError::NewerSchema { path: from.to_path_buf(), found: version, known: crate::schema::VERSION });
         }
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let before = with_suffix(self.path(), &format!(".before-restore-{stamp}"));
+        let before = sibling(self.path(), &format!(".before-restore-{stamp}"));
         self.backup(&before)?;
         rusqlite::backup::Backup::new(&source, &mut self.conn)?.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
         let path = self.path().to_path_buf();
         crate::schema::migrate(&mut self.conn, &path)?;
         Ok(before)
     }
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(suffix);
-    path.with_file_name(name)
 }
 
 #[cfg(test)]

@@ -51,27 +51,17 @@ pub fn relocate(from: &Path, to: &Path) -> Result<Relocation> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let moving = sibling(to, ".moving");
-    for stale in [moving.clone(), sibling(&moving, "-wal"), sibling(&moving, "-shm")] {
-        if stale.exists() {
-            std::fs::remove_file(&stale).map_err(io(&stale))?;
-        }
-    }
     let source = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     source.busy_timeout(std::time::Duration::from_secs(10))?;
-    let rows = {
-        let mut copy = Connection::open(&moving)?;
-        rusqlite::backup::Backup::new(&source, &mut copy)?.run_to_completion(256, std::time::Duration::ZERO, None)?;
-        let verdict: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        let (want, got) = (table_rows(&source)?, table_rows(&copy)?);
-        if verdict != "ok" || want != got {
-            return Err(StoreError::CopyFailed { from: from.to_path_buf(), to: moving, reason: format!("integrity check: {verdict}; rows {want:?} against {got:?}") });
-        }
-        copy.close().map_err(|(_, e)| StoreError::from(e))?;
-        got.iter().map(|(_, n)| n).sum()
-    };
+    let copied = checked_copy(&source, from, &moving)?;
+    // Nothing writes to the old place while it moves, so the copy must hold every row.
+    let want = table_rows(&source)?;
+    if want != copied {
+        return Err(StoreError::CopyFailed { from: from.to_path_buf(), to: moving, reason: format!("rows {want:?} against {copied:?}") });
+    }
+    let rows = copied.iter().map(|(_, n)| n).sum::<u64>();
     drop(source);
     std::fs::write(&note, format!("Your inkling projects moved to {}.\nThis file is the copy they were made from ({} rows, checked); inkling no longer reads it.\nDelete it once you have checked your projects there.\n", to.display(), rows)).map_err(io(&note))?;
-    std::fs::File::open(&moving).and_then(|f| f.sync_all()).map_err(io(&moving))?;
     std::fs::rename(&moving, to).map_err(io(to))?;
     if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The rename is durable once the folder is.
@@ -81,8 +71,29 @@ pub fn relocate(from: &Path, to: &Path) -> Result<Relocation> {
     Ok(Relocation::Moved { rows, kept })
 }
 
+/// Copies `source` (the database at `from`) into `partial` with the online backup API (a
+/// stale file there is replaced), checks the copy with `integrity_check` and flushes it to
+/// disk. Returns the copy's rows by table; `partial` is ready to be renamed into place.
+pub(crate) fn checked_copy(source: &Connection, from: &Path, partial: &Path) -> Result<Vec<(String, u64)>> {
+    for stale in [partial.to_path_buf(), sibling(partial, "-wal"), sibling(partial, "-shm")] {
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|error| StoreError::Io { path: stale.clone(), error })?;
+        }
+    }
+    let mut copy = Connection::open(partial)?;
+    rusqlite::backup::Backup::new(source, &mut copy)?.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+    let verdict: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if verdict != "ok" {
+        return Err(StoreError::CopyFailed { from: from.to_path_buf(), to: partial.to_path_buf(), reason: format!("integrity check: {verdict}") });
+    }
+    let rows = table_rows(&copy)?;
+    copy.close().map_err(|(_, e)| StoreError::from(e))?;
+    std::fs::File::open(partial).and_then(|f| f.sync_all()).map_err(|error| StoreError::Io { path: partial.to_path_buf(), error })?;
+    Ok(rows)
+}
+
 /// `path` with `suffix` appended to its file name.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
@@ -113,7 +124,7 @@ fn table_rows(conn: &Connection) -> Result<Vec<(String, u64)>> {
 }
 
 /// All rows of all tables: what a copy is reported by.
-pub(crate) fn count_rows(conn: &Connection) -> Result<u64> {
+fn count_rows(conn: &Connection) -> Result<u64> {
     Ok(table_rows(conn)?.iter().map(|(_, n)| n).sum())
 }
 
