@@ -9,6 +9,7 @@ use crate::gguf::GgufFile;
 use crate::kv_cache::KvCache;
 use crate::model::{Model, ModelConfig, SeqBatch};
 use crate::sampling::{Sampler, SamplingConfig};
+use crate::speculative::{DraftLength, Speculation, lookup};
 use crate::stream::{Step, TextStream};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -121,11 +122,15 @@ pub struct GenerateRequest {
     /// (OpenAI's `logprobs` / `top_logprobs`); `None` skips the work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<usize>,
+    /// Guess tokens ahead and check them in one pass (see [`crate::speculative`]): faster
+    /// where the answer repeats its input, and the same text either way.
+    #[serde(default)]
+    pub speculative: Speculation,
 }
 
 impl GenerateRequest {
     pub fn new(prompt: Prompt) -> Self {
-        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None, logprobs: None }
+        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None, logprobs: None, speculative: Speculation::Off }
     }
 }
 
@@ -203,6 +208,12 @@ pub struct Timings {
     pub prompt_tokens_per_s: f64,
     /// Generated tokens per second over all candidates.
     pub decode_tokens_per_s: f64,
+    /// Tokens guessed ahead by speculative decoding, over all candidates, and how many of
+    /// them the model kept (each kept one saved a forward pass).
+    #[serde(default)]
+    pub draft_tokens: usize,
+    #[serde(default)]
+    pub draft_accepted: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -382,7 +393,7 @@ impl Engine {
         self.pool.install(|| {
             let (prompt, rest) = tokens.split_at(prompt_len.min(tokens.len()));
             for chunk in prompt.chunks(PREFILL_CHUNK).chain(rest.chunks(1)) {
-                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: true }];
+                let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: true, decoding: false }];
                 out.extend(self.model.forward(&mut b).remove(0));
             }
         });
@@ -463,6 +474,15 @@ impl Engine {
             matcher: Option<JsonMatcher<'a>>,
             /// The cache was rebuilt over a later window (it no longer starts at `history[0]`).
             shifted: bool,
+            /// Tokens guessed after the last sampled one in the last forward pass; `logits`
+            /// holds a row for that token and one for each guess, and `row` is the one to
+            /// sample next. `fed` is the cache length before that pass.
+            drafted: Vec<u32>,
+            row: usize,
+            fed: usize,
+            draft: DraftLength,
+            drafted_total: usize,
+            accepted_total: usize,
         }
         let mut streams: Vec<Stream> = Vec::new();
         for (ri, setup) in setups.iter_mut().enumerate() {
@@ -484,6 +504,12 @@ impl Engine {
                     finished: None,
                     matcher: grammars[ri].as_ref().map(JsonGrammar::matcher),
                     shifted: false,
+                    drafted: Vec::new(),
+                    row: 0,
+                    fed: 0,
+                    draft: DraftLength::default(),
+                    drafted_total: 0,
+                    accepted_total: 0,
                 });
             }
         }
@@ -496,62 +522,82 @@ impl Engine {
                 let (ri, i) = (s.req, s.candidate);
                 let request = &requests[ri];
                 let Ok(su) = &setups[ri] else { continue };
-                if s.generated.len() >= su.max_tokens {
-                    s.finished = Some(FinishReason::Length);
-                } else if cancelled[ri] {
-                    s.finished = Some(FinishReason::Cancelled);
-                } else if s.matcher.as_ref().is_some_and(JsonMatcher::is_complete) {
-                    s.finished = Some(FinishReason::Stop);
-                } else if let (Some(m), Some(vocab)) = (s.matcher.as_mut(), vocab_bytes)
-                    && !{
-                        // Only tokens that keep the document valid may be sampled.
-                        allowed_tokens(m, vocab, su.max_tokens - s.generated.len() - 1, &mut mask);
-                        mask.iter().any(|&ok| ok)
-                    }
-                {
-                    // The vocabulary cannot continue the document (no such model seen yet).
-                    s.finished = Some(FinishReason::Stop);
-                } else {
-                    if s.matcher.is_some() {
-                        for (l, ok) in s.logits.iter_mut().zip(&mask) {
-                            if !ok {
-                                *l = f32::NEG_INFINITY;
-                            }
+                let vocab = self.model.config.vocab_size;
+                // The rows of the last forward pass in turn: the first, then the next while
+                // the sampled token is the one guessed for its place.
+                loop {
+                    let logits = &mut s.logits[s.row * vocab..(s.row + 1) * vocab];
+                    if s.generated.len() >= su.max_tokens {
+                        s.finished = Some(FinishReason::Length);
+                    } else if cancelled[ri] {
+                        s.finished = Some(FinishReason::Cancelled);
+                    } else if s.matcher.as_ref().is_some_and(JsonMatcher::is_complete) {
+                        s.finished = Some(FinishReason::Stop);
+                    } else if let (Some(m), Some(vocab)) = (s.matcher.as_mut(), vocab_bytes)
+                        && !{
+                            // Only tokens that keep the document valid may be sampled.
+                            allowed_tokens(m, vocab, su.max_tokens - s.generated.len() - 1, &mut mask);
+                            mask.iter().any(|&ok| ok)
                         }
-                    }
-                    if s.generated.len() < request.min_tokens {
-                        for &t in self.tokenizer.end_of_generation_tokens() {
-                            if let Some(l) = s.logits.get_mut(t as usize) {
-                                *l = f32::NEG_INFINITY;
-                            }
-                        }
-                    }
-                    self.mask_broken_utf8(s.text.pending_bytes(), &mut s.logits, &mut mask);
-                    let t = s.sampler.sample(&s.logits, &s.history);
-                    if let Some(k) = request.logprobs {
-                        s.logprobs.push(token_logprob(&s.logits, t, k));
-                    }
-                    if let Some(m) = s.matcher.as_mut() {
-                        m.advance(&self.tokenizer.token_bytes(t));
-                    }
-                    first_token_ms[ri].get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
-                    if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
+                    {
+                        // The vocabulary cannot continue the document (no such model seen yet).
                         s.finished = Some(FinishReason::Stop);
                     } else {
-                        s.history.push(t);
-                        s.generated.push(t);
-                        let (text, stopped) = match s.text.push(&self.tokenizer.token_bytes(t)) {
-                            Step::Text(x) => (x, false),
-                            Step::Stopped(x) => (x, true),
-                        };
-                        if !text.is_empty() && !on_event(ri, Event::Text { candidate: i, text: &text }) {
-                            cancelled[ri] = true;
+                        if s.matcher.is_some() {
+                            for (l, ok) in logits.iter_mut().zip(&mask) {
+                                if !ok {
+                                    *l = f32::NEG_INFINITY;
+                                }
+                            }
                         }
-                        if stopped {
+                        if s.generated.len() < request.min_tokens {
+                            for &t in self.tokenizer.end_of_generation_tokens() {
+                                if let Some(l) = logits.get_mut(t as usize) {
+                                    *l = f32::NEG_INFINITY;
+                                }
+                            }
+                        }
+                        self.mask_broken_utf8(s.text.pending_bytes(), logits, &mut mask);
+                        let t = s.sampler.sample(logits, &s.history);
+                        if let Some(k) = request.logprobs {
+                            s.logprobs.push(token_logprob(logits, t, k));
+                        }
+                        if let Some(m) = s.matcher.as_mut() {
+                            m.advance(&self.tokenizer.token_bytes(t));
+                        }
+                        first_token_ms[ri].get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
+                        if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
                             s.finished = Some(FinishReason::Stop);
+                        } else {
+                            s.history.push(t);
+                            s.generated.push(t);
+                            let (text, stopped) = match s.text.push(&self.tokenizer.token_bytes(t)) {
+                                Step::Text(x) => (x, false),
+                                Step::Stopped(x) => (x, true),
+                            };
+                            if !text.is_empty() && !on_event(ri, Event::Text { candidate: i, text: &text }) {
+                                cancelled[ri] = true;
+                            }
+                            if stopped {
+                                s.finished = Some(FinishReason::Stop);
+                            }
+                            if s.finished.is_none() && s.drafted.get(s.row) == Some(&t) {
+                                s.row += 1;
+                                continue;
+                            }
                         }
                     }
+                    break;
                 }
+                if !s.drafted.is_empty() {
+                    // The guesses past the last kept one leave the cache.
+                    s.cache.truncate(s.fed + s.row + 1);
+                    s.draft.record(s.drafted.len(), s.row);
+                    s.drafted_total += s.drafted.len();
+                    s.accepted_total += s.row;
+                    s.drafted.clear();
+                }
+                s.row = 0;
                 if let Some(reason) = s.finished {
                     let tail = s.text.finish();
                     if !tail.is_empty() {
@@ -573,17 +619,35 @@ impl Engine {
                     let keep = (self.context / 2).max(1);
                     let window = &s.history[s.history.len() - keep..s.history.len() - 1];
                     let mut cache = self.model.new_cache(self.context);
-                    self.pool.install(|| self.model.forward(&mut [SeqBatch { cache: &mut cache, tokens: window, all_logits: false }]));
+                    self.pool.install(|| self.model.forward(&mut [SeqBatch { cache: &mut cache, tokens: window, all_logits: false, decoding: false }]));
                     s.cache = cache;
                     s.shifted = true;
                 }
             }
-            let last: Vec<[u32; 1]> = streams.iter().filter(|s| live(s)).map(|s| [*s.generated.last().unwrap_or(&0)]).collect();
-            if last.is_empty() {
+            let mut refs: Vec<&mut Stream> = streams.iter_mut().filter(|s| live(s)).collect();
+            if refs.is_empty() {
                 continue;
             }
-            let mut refs: Vec<&mut Stream> = streams.iter_mut().filter(|s| live(s)).collect();
-            let mut batch: Vec<SeqBatch<'_>> = refs.iter_mut().zip(&last).map(|(s, tok)| SeqBatch { cache: &mut s.cache, tokens: tok, all_logits: false }).collect();
+            // Each feeds its last sampled token, and its guesses at the next ones when it
+            // speculates: never more than its token budget or the context could keep.
+            let feeds: Vec<Vec<u32>> = refs
+                .iter_mut()
+                .map(|s| {
+                    s.fed = s.cache.len();
+                    let max_tokens = setups[s.req].as_ref().map_or(0, |su| su.max_tokens);
+                    if requests[s.req].speculative != Speculation::Off {
+                        let room = max_tokens.saturating_sub(s.generated.len() + 1).min(self.context.saturating_sub(s.cache.len() + 1));
+                        let n = s.draft.next().min(room);
+                        s.drafted = lookup(&s.history, n);
+                    }
+                    std::iter::once(*s.generated.last().unwrap_or(&0)).chain(s.drafted.iter().copied()).collect()
+                })
+                .collect();
+            let mut batch: Vec<SeqBatch<'_>> = refs
+                .iter_mut()
+                .zip(&feeds)
+                .map(|(s, tokens)| SeqBatch { cache: &mut s.cache, tokens, all_logits: tokens.len() > 1, decoding: true })
+                .collect();
             let out = self.pool.install(|| self.model.forward(&mut batch));
             drop(batch);
             for (s, l) in refs.into_iter().zip(out) {
@@ -602,7 +666,10 @@ impl Engine {
             }
         }
         let mut by_request: Vec<Vec<Candidate>> = requests.iter().map(|_| Vec::new()).collect();
+        let mut drafts: Vec<(usize, usize)> = vec![(0, 0); requests.len()];
         for s in streams {
+            drafts[s.req].0 += s.drafted_total;
+            drafts[s.req].1 += s.accepted_total;
             by_request[s.req].push(Candidate {
                 index: s.candidate,
                 text: s.text.text().to_string(),
@@ -616,7 +683,8 @@ impl Engine {
             .into_iter()
             .zip(by_request)
             .zip(first_token_ms)
-            .map(|((setup, candidates), first)| {
+            .zip(drafts)
+            .map(|(((setup, candidates), first), (draft_tokens, draft_accepted))| {
                 let su = setup?;
                 let generated: usize = candidates.iter().map(|c| c.completion_tokens).sum();
                 let computed = su.computed;
@@ -632,6 +700,8 @@ impl Engine {
                         decode_ms,
                         prompt_tokens_per_s: computed as f64 / (su.prompt_ms / 1e3).max(1e-9),
                         decode_tokens_per_s: generated as f64 / (decode_ms / 1e3).max(1e-9),
+                        draft_tokens,
+                        draft_accepted,
                     },
                 })
             })
@@ -686,7 +756,7 @@ impl Engine {
         let mut logits = Vec::new();
         let mut cancelled = false;
         for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
-            let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: false }];
+            let mut b = [SeqBatch { cache: &mut cache, tokens: chunk, all_logits: false, decoding: false }];
             logits = self.pool.install(|| self.model.forward(&mut b)).remove(0);
             if !progress(reused, cache.len(), prompt.len()) {
                 cancelled = true;

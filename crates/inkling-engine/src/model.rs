@@ -186,8 +186,11 @@ pub struct Model {
 pub struct SeqBatch<'a> {
     pub cache: &'a mut KvCache,
     pub tokens: &'a [u32],
-    /// Return logits for every new token (perplexity) instead of only the last one.
+    /// Return logits for every new token (perplexity, drafted tokens) instead of only the last one.
     pub all_logits: bool,
+    /// Compute these tokens' attention with decoding's arithmetic, each row as if it had been
+    /// decoded alone (drafted tokens being checked: see `speculative`), rather than as a prompt.
+    pub decoding: bool,
 }
 
 /// `a[i] = f(a[i], b[i])`, across the worker pool only when there is enough work to pay
@@ -604,13 +607,14 @@ impl Model {
 
     /// Causal (and for sliding layers, windowed) attention of every new row over its sequence's cache.
     ///
-    /// One new token per sequence (decoding) goes to [`Model::attention_decode`]. Otherwise
+    /// One new token per sequence (decoding), or drafted tokens to check (`SeqBatch::decoding`),
+    /// go to [`Model::attention_decode`], which takes each row over its own positions. Otherwise
     /// work is split by key/value head and by runs of up to [`QUERIES_PER_TASK`] consecutive
     /// rows of one sequence (a prompt's tokens): the run's query vectors (every head of the
     /// group for each row) go through the decoding kernels in `kernels::attend` together, so
     /// each cached key and value is converted from f16 once per tile of four of them.
     fn attention(&self, layer: &Layer, li: usize, batch: &[SeqBatch<'_>], rows: &[(usize, usize)], q: &[f32], out: &mut [f32]) {
-        if rows.len() == batch.len() {
+        if batch.iter().all(|s| s.decoding || s.tokens.len() == 1) {
             return self.attention_decode(layer, li, batch, rows, q, out);
         }
         let c = &self.config;

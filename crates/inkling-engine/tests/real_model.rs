@@ -111,3 +111,34 @@ fn stop_string_ends_the_candidate() {
     assert!(!c.text.contains('\n'), "{:?}", c.text);
     assert_eq!(c.finish_reason, FinishReason::Stop);
 }
+
+/// On real weights, where prompt and decoding arithmetic would round apart, guessed tokens
+/// are checked with decoding's arithmetic: a tighten's greedy answer and sampled candidates
+/// are token for token what plain decoding gives, and most guesses are kept.
+#[test]
+fn speculative_lookup_keeps_the_text_of_plain_decoding() {
+    use inkling_engine::Speculation;
+    let Some(e) = default_engine() else { return };
+    let passage = "The rain had not stopped for three days, and the river below the mill had risen over its banks. Mara stood at the window of the mill and watched the water climb the stone steps, one by one, until the lowest door was under it.";
+    let prompt = Prompt::Chat(vec![
+        ChatMessage::new("system", "You are an editor. Reply with the edited passage only."),
+        ChatMessage::new("user", &format!("Fix any errors and return this passage:\n\n{passage}")),
+    ]);
+    let base = GenerateRequest { n: 1, max_tokens: 90, seed: Some(11), sampling: SamplingConfig::greedy(), logprobs: Some(1), ..GenerateRequest::new(prompt) };
+    let sampled = GenerateRequest { n: 2, sampling: SamplingConfig { temperature: 0.7, ..SamplingConfig::default() }, ..base.clone() };
+    for (greedy, req) in [(true, base), (false, sampled)] {
+        e.clear_prefix_cache();
+        let plain = e.generate(&req, |_| true).unwrap();
+        e.clear_prefix_cache();
+        let fast = e.generate(&GenerateRequest { speculative: Speculation::Lookup, ..req.clone() }, |_| true).unwrap();
+        for (a, b) in plain.candidates.iter().zip(&fast.candidates) {
+            assert_eq!(a.text, b.text, "speculative decoding changed the text");
+            let bits = |c: &inkling_engine::Candidate| c.logprobs.iter().map(|l| l.logprob.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b), "speculative decoding changed a token's probability");
+        }
+        // Sampled answers stray from the input more, and keep fewer.
+        let t = &fast.timings;
+        let enough = if greedy { t.draft_accepted * 2 > t.draft_tokens && t.draft_accepted > 20 } else { t.draft_accepted > 0 };
+        assert!(enough, "an edit copies its input: {} of {} guesses kept", t.draft_accepted, t.draft_tokens);
+    }
+}

@@ -495,3 +495,69 @@ fn teacher_forcing_through_the_decoding_path_reproduces_greedy_decoding() {
     assert_eq!(stepped[..prompt.len() * vocab], batched[..prompt.len() * vocab]);
     assert!(matches!(e.logits_decoding(&[u32::MAX], 1), Err(EngineError::InvalidRequest(_))));
 }
+
+/// Speculative decoding by prompt lookup changes how many forward passes the text takes,
+/// never the text: greedy and sampled candidates, batched requests, stop strings, JSON
+/// schemas and logprobs give bit for bit what plain decoding gives, and guesses are kept.
+#[test]
+fn speculative_lookup_gives_plain_decodings_text_with_fewer_passes() {
+    use inkling_engine::{Generation, Speculation};
+    let sampled = SamplingConfig { temperature: 0.9, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::default() };
+    let schema = serde_json::json!({"type": "object", "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer"}}});
+    for m in [TinyModel { context: 512, ..TinyModel::default() }, TinyModel { arch: "gemma3", vocab: TinyVocab::Spm, context: 512, ..TinyModel::default() }] {
+        let (_d, e) = engine(&m);
+        // A prompt past one 128-position attention chunk, whose words repeat (what a
+        // rewrite's answer does with its input).
+        let mut prompt = String::from("the sea ");
+        while e.prompt_tokens(&Prompt::Text(prompt.clone())).unwrap().len() < 160 {
+            prompt.push_str("the sea and the wind and the rain and the cat ");
+        }
+        let requests = vec![
+            GenerateRequest { logprobs: Some(2), ..greedy(&prompt, 1, 60) },
+            GenerateRequest { n: 3, seed: Some(5), sampling: sampled.clone(), logprobs: Some(1), ..greedy(&prompt, 3, 40) },
+            GenerateRequest { stop: vec!["the cat".into()], ignore_eos: false, ..greedy(&prompt, 2, 50) },
+            GenerateRequest { json_schema: Some(schema.clone()), ignore_eos: false, ..greedy("the", 2, 80) },
+            GenerateRequest { min_tokens: 8, ignore_eos: false, seed: Some(3), sampling: sampled.clone(), ..greedy("and the and the", 2, 30) },
+        ];
+        let run = |reqs: &[GenerateRequest], mode: Speculation| -> Vec<Generation> {
+            e.clear_prefix_cache();
+            let reqs: Vec<GenerateRequest> = reqs.iter().map(|r| GenerateRequest { speculative: mode, ..r.clone() }).collect();
+            e.generate_batch(&reqs, &mut |_, _| true).into_iter().map(|g| g.unwrap()).collect()
+        };
+        let bits = |c: &inkling_engine::Candidate| c.logprobs.iter().map(|l| (l.token, l.logprob.to_bits(), l.top.clone())).collect::<Vec<_>>();
+        let check = |plain: &[Generation], fast: &[Generation], what: &str| {
+            for (ri, (p, f)) in plain.iter().zip(fast).enumerate() {
+                for (a, b) in p.candidates.iter().zip(&f.candidates) {
+                    assert_eq!(a.tokens, b.tokens, "{} {what}: request {ri} candidate {}", m.arch, a.index);
+                    assert_eq!(a.text, b.text);
+                    assert_eq!(a.finish_reason, b.finish_reason);
+                    assert_eq!(bits(a), bits(b), "{} {what}: request {ri} logprobs", m.arch);
+                }
+                assert_eq!(p.timings.draft_tokens, 0);
+            }
+        };
+        // Each alone, and all together in one batch.
+        for (ri, r) in requests.iter().enumerate() {
+            let plain = run(std::slice::from_ref(r), Speculation::Off);
+            let fast = run(std::slice::from_ref(r), Speculation::Lookup);
+            check(&plain, &fast, &format!("alone {ri}"));
+        }
+        let plain = run(&requests, Speculation::Off);
+        let fast = run(&requests, Speculation::Lookup);
+        check(&plain, &fast, "batched");
+        let drafted: usize = fast.iter().map(|g| g.timings.draft_tokens).sum();
+        let kept: usize = fast.iter().map(|g| g.timings.draft_accepted).sum();
+        assert!(kept > 0 && kept <= drafted, "{}: {kept} of {drafted} guesses kept", m.arch);
+        // The greedy request over the repeating prompt keeps most of its guesses.
+        let g = &fast[0].timings;
+        assert!(g.draft_accepted * 2 > g.draft_tokens, "{}: {} of {} kept", m.arch, g.draft_accepted, g.draft_tokens);
+        // The cache kept for the next prompt holds only kept tokens: a follow-up that
+        // extends the answer reuses it and matches a cold run.
+        let follow = format!("{prompt}{} and", fast[0].candidates[0].text);
+        let warm = e.generate(&GenerateRequest { speculative: Speculation::Lookup, ..greedy(&follow, 1, 20) }, |_| true).unwrap();
+        assert!(warm.timings.prompt_tokens_reused > 0);
+        e.clear_prefix_cache();
+        let cold = e.generate(&greedy(&follow, 1, 20), |_| true).unwrap();
+        assert_eq!(warm.candidates[0].tokens, cold.candidates[0].tokens, "{}", m.arch);
+    }
+}
