@@ -59,6 +59,10 @@ pub struct GenerationParams {
     /// is read (llama.cpp server's field of the same name).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub return_progress: bool,
+    /// inkling: guess tokens ahead and check them in one pass, `auto` (inkling's default),
+    /// `lookup` or `off`. The text is the same either way; other servers ignore it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speculative: Option<String>,
 }
 
 /// `{"include_usage": true}` adds a last chunk with the token counts.

@@ -9,7 +9,7 @@ use crate::output::{dedupe_key, is_chatter, is_unusable_value, join_to_story, ke
 use crate::recipe::{LengthGoal, OutputKind, Recipe, Trim};
 use crate::text::trim_to_sentence;
 use crate::toolbox::Toolbox;
-use inkling_engine::{Backend, Event, FinishReason, GenerateRequest, SamplingConfig, Timings};
+use inkling_engine::{Backend, Event, FinishReason, GenerateRequest, SamplingConfig, Speculation, Timings};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -39,6 +39,16 @@ pub struct ToolRequest {
     /// How many items a list tool gives (default: the recipe's `output.items`).
     #[serde(default)]
     pub count: Option<usize>,
+    /// Guess tokens ahead from the text (prompt lookup): the same answer, in fewer forward
+    /// passes where it copies its input (tighten, rewrite, proofread).
+    #[serde(default = "default_speculation")]
+    pub speculative: Speculation,
+}
+
+/// What a tool uses unless asked otherwise: guessing, since it never changes the answer
+/// and stops itself where it does not pay.
+pub fn default_speculation() -> Speculation {
+    Speculation::Lookup
 }
 
 fn one() -> usize {
@@ -59,6 +69,7 @@ impl Default for ToolRequest {
             frame: None,
             language: None,
             count: None,
+            speculative: default_speculation(),
         }
     }
 }
@@ -184,6 +195,7 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
         seed: request.seed,
         prefill: assembled.prefill.clone(),
         json_schema: schema,
+        speculative: request.speculative,
         ..GenerateRequest::new(assembled.prompt.clone())
     };
     Ok(Prepared { request, assembled, language, items })

@@ -157,6 +157,10 @@ fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Opti
         seed: p.sampling.seed,
         json_schema: schema,
         logprobs,
+        speculative: match &p.speculative {
+            Some(mode) => mode.parse().map_err(ApiError::BadRequest)?,
+            None => inkling_engine::Speculation::Lookup,
+        },
         ..GenerateRequest::new(prompt)
     };
     if request.max_tokens == 0 {

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub batched_requests: AtomicU64,
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
+    /// Tokens guessed ahead by speculative decoding, and those the model kept.
+    pub draft_tokens: AtomicU64,
+    pub draft_accepted: AtomicU64,
     /// Busy time of the workers, for tokens per second.
     pub busy_ms: AtomicU64,
     /// Of the last generation, times 1000 (atomics hold integers).
@@ -56,6 +59,8 @@ impl Metrics {
     pub fn record(&self, g: &Generation) {
         self.prompt_tokens.fetch_add(g.timings.prompt_tokens_computed as u64, Ordering::Relaxed);
         self.completion_tokens.fetch_add(g.candidates.iter().map(|c| c.completion_tokens as u64).sum(), Ordering::Relaxed);
+        self.draft_tokens.fetch_add(g.timings.draft_tokens as u64, Ordering::Relaxed);
+        self.draft_accepted.fetch_add(g.timings.draft_accepted as u64, Ordering::Relaxed);
         self.last_decode_tps_milli.store((g.timings.decode_tokens_per_s * 1e3) as u64, Ordering::Relaxed);
         self.last_prompt_tps_milli.store((g.timings.prompt_tokens_per_s * 1e3) as u64, Ordering::Relaxed);
     }

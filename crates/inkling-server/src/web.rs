@@ -62,6 +62,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
          # TYPE inkling_batched_requests_total counter\ninkling_batched_requests_total {}\n\
          # TYPE inkling_prompt_tokens_total counter\ninkling_prompt_tokens_total {}\n\
          # TYPE inkling_completion_tokens_total counter\ninkling_completion_tokens_total {}\n\
+         # HELP inkling_draft_tokens_total Tokens guessed ahead by speculative decoding.\n# TYPE inkling_draft_tokens_total counter\ninkling_draft_tokens_total {}\n\
+         # HELP inkling_draft_accepted_total Guessed tokens the model kept (each saved a forward pass); over inkling_draft_tokens_total, the acceptance rate.\n# TYPE inkling_draft_accepted_total counter\ninkling_draft_accepted_total {}\n\
          # HELP inkling_model_busy_seconds_total Time the model workers spent on requests.\n# TYPE inkling_model_busy_seconds_total counter\ninkling_model_busy_seconds_total {busy_s:.3}\n\
          # HELP inkling_decode_tokens_per_second Decode speed of the last generation.\n# TYPE inkling_decode_tokens_per_second gauge\ninkling_decode_tokens_per_second {:.3}\n\
          # HELP inkling_prompt_tokens_per_second Prompt speed of the last generation.\n# TYPE inkling_prompt_tokens_per_second gauge\ninkling_prompt_tokens_per_second {:.3}\n",
@@ -75,6 +77,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
         c(&m.batched_requests),
         c(&m.prompt_tokens),
         c(&m.completion_tokens),
+        c(&m.draft_tokens),
+        c(&m.draft_accepted),
         c(&m.last_decode_tps_milli) as f64 / 1e3,
         c(&m.last_prompt_tps_milli) as f64 / 1e3,
     );

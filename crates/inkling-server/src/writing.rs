@@ -101,6 +101,8 @@ struct RunBody {
     count: Option<usize>,
     /// `chat` or `text` (default: chat when the model has a template), as the CLI's `--frame`.
     frame: Option<inkling_craft::Frame>,
+    /// `auto` (the default), `lookup` or `off`, as the CLI's `--speculative`.
+    speculative: Option<inkling_engine::Speculation>,
     stream: bool,
     /// Run inside this project: its memory, note and bible apply and candidates are recorded.
     project: Option<String>,
@@ -158,6 +160,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         frame: body.frame,
         language: body.language.clone(),
         count: body.count,
+        speculative: body.speculative.unwrap_or_else(inkling_craft::run::default_speculation),
     };
     let (tx, pieces) = mpsc::unbounded_channel::<Value>();
     let streaming = body.stream;

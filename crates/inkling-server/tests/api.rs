@@ -184,6 +184,7 @@ async fn bad_requests_get_openai_errors_with_the_right_status() {
         (json!({"prompt": ["a", "b"]}), StatusCode::BAD_REQUEST, "one prompt"),
         (json!({"prompt": 5}), StatusCode::BAD_REQUEST, "invalid request"),
         (json!({"prompt": ""}), StatusCode::BAD_REQUEST, "empty"),
+        (json!({"prompt": "x", "speculative": "draft:big"}), StatusCode::BAD_REQUEST, "use auto, lookup or off"),
     ];
     for (body, status, words) in cases {
         let r = call(&d.app, "POST", "/v1/completions", Some(body.clone())).await;
@@ -409,10 +410,22 @@ type Held = tokio::sync::oneshot::Receiver<Result<inkling_engine::Generation, in
 /// Occupies the model with a generation whose first text waits for the returned sender.
 async fn hold(d: &Desk) -> (std::sync::mpsc::Sender<()>, Held) {
     let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started, running) = std::sync::mpsc::channel::<()>();
     let mut wait = Some(wait);
     // Only the first event waits; the rest of the generation runs freely.
-    let busy = d.state.queue.generate(short(), move |_| wait.take().is_none_or(|w| w.recv().is_ok())).unwrap();
-    while d.state.queue.metrics().running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+    let busy = d
+        .state
+        .queue
+        .generate(short(), move |_| {
+            wait.take().is_none_or(|w| {
+                let _ = started.send(());
+                w.recv().is_ok()
+            })
+        })
+        .unwrap();
+    // Until its first event the generation may still be in line (the worker's `running`
+    // count can still be the last request's), and requests queued now would join its batch.
+    while running.try_recv().is_err() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     (release, busy)
@@ -511,4 +524,34 @@ async fn requests_waiting_together_decode_as_one_batch_with_the_same_text() {
     // The held generation was one batch; the three that waited behind it, the other.
     assert_eq!(m.batches.load(std::sync::atomic::Ordering::SeqCst) - before.0, 2, "the three decoded as one batch");
     assert_eq!(m.batched_requests.load(std::sync::atomic::Ordering::SeqCst) - before.1, 4);
+}
+
+#[tokio::test]
+async fn speculative_decoding_is_on_by_default_keeps_the_text_and_is_counted() {
+    let d = desk(ServerConfig::default());
+    // A prompt whose words repeat: the guesses are kept.
+    let prompt = "the sea and the wind and the rain and the cat ".repeat(6);
+    let ask = |mode: Option<&str>| {
+        let mut b = json!({"prompt": prompt, "max_tokens": 40, "temperature": 0, "seed": 1});
+        if let Some(m) = mode {
+            b["speculative"] = json!(m);
+        }
+        b
+    };
+    let off = call(&d.app, "POST", "/v1/completions", Some(ask(Some("off")))).await.json();
+    let metrics = |body: Vec<u8>| -> u64 {
+        let text = String::from_utf8(body).unwrap();
+        text.lines().find_map(|l| l.strip_prefix("inkling_draft_accepted_total ")).and_then(|v| v.parse().ok()).expect("draft counter in /metrics")
+    };
+    assert_eq!(metrics(call(&d.app, "GET", "/metrics", None).await.body), 0, "off guesses nothing");
+    for mode in [None, Some("lookup"), Some("auto")] {
+        let on = call(&d.app, "POST", "/v1/completions", Some(ask(mode))).await.json();
+        assert_eq!(on["choices"][0]["text"], off["choices"][0]["text"], "{mode:?}");
+    }
+    assert!(metrics(call(&d.app, "GET", "/metrics", None).await.body) > 0, "guesses were kept and counted");
+    // The writing API takes the same field.
+    let r = call(&d.app, "POST", "/api/tools/tighten", Some(json!({"text": prompt, "speculative": "off", "seed": 2}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let on = call(&d.app, "POST", "/api/tools/tighten", Some(json!({"text": prompt, "seed": 2}))).await;
+    assert_eq!(on.json()["candidates"], r.json()["candidates"]);
 }

@@ -21,6 +21,11 @@ pub struct BenchArgs {
     /// Candidates decoded together.
     #[arg(short = 'n', long = "candidates", default_value_t = 1)]
     n: usize,
+    /// Guess tokens ahead while decoding (auto, lookup, off). The benchmark's prompt is
+    /// repeated prose, which flatters guessing: measure it on real edits with
+    /// `scripts/bench_speculative.py`.
+    #[arg(long, default_value = "off", value_name = "auto|lookup|off")]
+    speculative: inkling_engine::Speculation,
     /// Repetitions (the best is reported).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -57,6 +62,7 @@ pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
         sampling: SamplingConfig::greedy(),
         ignore_eos: true,
         seed: Some(1),
+        speculative: args.speculative,
         ..GenerateRequest::new(Prompt::Text(text.to_string()))
     };
     let mut best: Option<inkling_engine::Timings> = None;
@@ -89,6 +95,9 @@ pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
         "decode_tokens_per_s": t.decode_tokens_per_s,
         "time_to_first_token_ms": t.time_to_first_token_ms,
         "peak_rss_mib": rss as f64 / (1024.0 * 1024.0),
+        "speculative": args.speculative,
+        "draft_tokens": t.draft_tokens,
+        "draft_accepted": t.draft_accepted,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -100,6 +109,9 @@ pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
         }
         println!("prompt       {} tokens at {:.1} tok/s", t.prompt_tokens_computed, t.prompt_tokens_per_s);
         println!("decode       {} x {} tokens at {:.1} tok/s", args.n, args.gen_tokens, t.decode_tokens_per_s);
+        if t.draft_tokens > 0 {
+            println!("guessed      {} tokens, {} kept ({:.0}%)", t.draft_tokens, t.draft_accepted, 100.0 * t.draft_accepted as f64 / t.draft_tokens as f64);
+        }
         println!("first token  {:.0} ms", t.time_to_first_token_ms);
         println!("peak RSS     {:.0} MiB", rss as f64 / (1024.0 * 1024.0));
     }

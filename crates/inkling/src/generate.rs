@@ -49,6 +49,10 @@ pub struct SamplingArgs {
     /// Keep generating past end-of-text tokens (comparisons, benchmarks).
     #[arg(long)]
     ignore_eos: bool,
+    /// Guess tokens ahead from the text so far and check them in one pass (auto, lookup,
+    /// off): the same text, faster where it repeats itself or its prompt.
+    #[arg(long, default_value = "auto", value_name = "auto|lookup|off")]
+    speculative: inkling_engine::Speculation,
 }
 
 impl SamplingArgs {
@@ -81,6 +85,7 @@ impl SamplingArgs {
             stop: self.stop.clone(),
             seed: self.seed,
             ignore_eos: self.ignore_eos,
+            speculative: self.speculative,
             ..GenerateRequest::new(prompt)
         }
     }

@@ -38,6 +38,10 @@ pub struct ToolArgs {
     /// The answer's language ("French", "zh"); default: the language of your text.
     #[arg(long)]
     language: Option<String>,
+    /// Guess tokens ahead from the text and check them in one pass: auto (the default) or
+    /// lookup guess from your text, off decodes one token per pass. The answer is the same.
+    #[arg(long, default_value = "auto", value_name = "auto|lookup|off")]
+    speculative: inkling_engine::Speculation,
     /// Show text as it is written.
     #[arg(long)]
     stream: bool,
@@ -169,6 +173,7 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         frame: args.frame.as_deref().map(|f| if f == "chat" { Frame::Chat } else { Frame::Text }),
         language: args.language.clone(),
         count: args.count,
+        speculative: args.speculative,
     };
     let engine = models::backend(&args.model.or(top_model))?;
     if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &request.text) {
