@@ -85,6 +85,9 @@ pub struct SamplingDefaults {
     pub top_k: Option<usize>,
     pub min_p: Option<f32>,
     pub repeat_penalty: Option<f32>,
+    /// DRY's strength (0 turns it off): edits set 0, since DRY penalises every phrase an
+    /// answer keeps from the passage, and keeping the writer's words is an edit's job.
+    pub dry_multiplier: Option<f32>,
     pub max_tokens: Option<usize>,
 }
 

@@ -220,6 +220,9 @@ fn sampling(recipe: &Recipe, request: &ToolRequest) -> SamplingConfig {
     if let Some(r) = d.repeat_penalty {
         sampling.repeat_penalty = r;
     }
+    if let Some(m) = d.dry_multiplier {
+        sampling.dry.multiplier = m;
+    }
     sampling
 }
 

@@ -78,8 +78,11 @@ pub struct DraftLength {
     /// Guessed and kept tokens over the recent window (decayed, see [`DraftLength::record`]).
     drafted: f32,
     accepted: f32,
-    /// Steps left with guessing paused.
+    /// Steps left with guessing paused, and how long the next pause lasts.
     paused: usize,
+    pause: usize,
+    /// The first guess after a pause: keeping none of it pauses again, for twice as long.
+    probation: bool,
 }
 
 /// Most tokens guessed at once: checking more rows costs more than the odds of keeping them.
@@ -90,14 +93,17 @@ const START_DRAFT: usize = 4;
 /// arithmetic grows with them; measured on the 1.5B at 2 threads, a pass over 9 rows took
 /// 2.3x one over a single row), rounded up.
 const BREAK_EVEN: f32 = 0.2;
-/// Steps without guessing after the rate falls below break-even, before trying again.
+/// Steps without guessing after the rate falls below break-even, before trying again; each
+/// failed retry doubles it, up to `MAX_PAUSE_STEPS` (a continuation that never repeats itself
+/// then pays for two guessed rows every few hundred tokens).
 const PAUSE_STEPS: usize = 16;
+const MAX_PAUSE_STEPS: usize = 512;
 /// Guessed tokens seen before the rate is trusted.
 const WARM_UP: f32 = 16.0;
 
 impl Default for DraftLength {
     fn default() -> Self {
-        Self { len: START_DRAFT, drafted: 0.0, accepted: 0.0, paused: 0 }
+        Self { len: START_DRAFT, drafted: 0.0, accepted: 0.0, paused: 0, pause: PAUSE_STEPS, probation: false }
     }
 }
 
@@ -113,10 +119,19 @@ impl DraftLength {
 
     /// `accepted` of `drafted` guessed tokens were kept. A fully kept guess grows the next
     /// one; a partly kept one sets it just past what was kept; a rate below break-even over
-    /// the recent window pauses guessing.
+    /// the recent window pauses guessing, and so does a retry after a pause that keeps nothing.
     pub fn record(&mut self, drafted: usize, accepted: usize) {
         if drafted == 0 {
             return;
+        }
+        if std::mem::take(&mut self.probation) {
+            if accepted == 0 {
+                self.pause = (self.pause * 2).min(MAX_PAUSE_STEPS);
+                self.paused = self.pause;
+                self.probation = true;
+                return;
+            }
+            self.pause = PAUSE_STEPS;
         }
         // A window of about 64 guessed tokens.
         let keep = 0.985f32.powi(drafted as i32);
@@ -124,7 +139,8 @@ impl DraftLength {
         self.accepted = self.accepted * keep + accepted as f32;
         self.len = if accepted == drafted { (self.len + 2).min(MAX_DRAFT) } else { (accepted + 1).clamp(2, MAX_DRAFT) };
         if self.drafted >= WARM_UP && self.accepted < BREAK_EVEN * self.drafted {
-            self.paused = PAUSE_STEPS;
+            self.paused = self.pause;
+            self.probation = true;
             // Start over small, and give the next try a fair hearing.
             self.len = 2;
             self.drafted = 0.0;
@@ -180,6 +196,18 @@ mod tests {
         let paused = (0..PAUSE_STEPS + 1).map(|_| d.next()).take_while(|&n| n == 0).count();
         assert!(paused > 0, "guessing never paused");
         assert_eq!(d.next(), 2);
+        // A retry that keeps nothing pauses again at once, for twice as long, and again...
+        let mut pauses = Vec::new();
+        for _ in 0..8 {
+            d.record(2, 0);
+            pauses.push(std::iter::from_fn(|| Some(d.next())).take_while(|&n| n == 0).count());
+        }
+        assert_eq!(pauses[..3], [2 * PAUSE_STEPS, 4 * PAUSE_STEPS, 8 * PAUSE_STEPS]);
+        assert_eq!(*pauses.last().unwrap(), MAX_PAUSE_STEPS);
+        // ... until one keeps something: the pause is short again, guessing goes on.
+        d.record(2, 2);
+        assert_eq!(d.next(), 4);
+        assert_eq!(d.pause, PAUSE_STEPS);
         // Recording nothing changes nothing.
         let mut d = DraftLength::default();
         d.record(0, 0);
