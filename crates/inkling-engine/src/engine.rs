@@ -637,7 +637,7 @@ impl Engine {
                     let max_tokens = setups[s.req].as_ref().map_or(0, |su| su.max_tokens);
                     if requests[s.req].speculative != Speculation::Off {
                         let room = max_tokens.saturating_sub(s.generated.len() + 1).min(self.context.saturating_sub(s.cache.len() + 1));
-                        let n = s.draft.next().min(room);
+                        let n = s.draft.take().min(room);
                         s.drafted = lookup(&s.history, n);
                     }
                     std::iter::once(*s.generated.last().unwrap_or(&0)).chain(s.drafted.iter().copied()).collect()

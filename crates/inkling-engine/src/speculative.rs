@@ -109,7 +109,7 @@ impl Default for DraftLength {
 
 impl DraftLength {
     /// Tokens to guess this step (0 while paused); counts the step.
-    pub fn next(&mut self) -> usize {
+    pub fn take(&mut self) -> usize {
         if self.paused > 0 {
             self.paused -= 1;
             return 0;
@@ -177,40 +177,40 @@ mod tests {
     #[test]
     fn the_draft_grows_while_kept_and_pauses_below_break_even() {
         let mut d = DraftLength::default();
-        assert_eq!(d.next(), START_DRAFT);
+        assert_eq!(d.take(), START_DRAFT);
         d.record(4, 4);
-        assert_eq!(d.next(), 6);
+        assert_eq!(d.take(), 6);
         d.record(6, 6);
         d.record(8, 8);
-        assert_eq!(d.next(), MAX_DRAFT);
+        assert_eq!(d.take(), MAX_DRAFT);
         d.record(8, 3);
-        assert_eq!(d.next(), 4);
+        assert_eq!(d.take(), 4);
         // Nothing kept for a while: guessing pauses, then tries again small.
         let mut d = DraftLength::default();
         for _ in 0..8 {
-            let n = d.next();
+            let n = d.take();
             if n > 0 {
                 d.record(n, 0);
             }
         }
-        let paused = (0..PAUSE_STEPS + 1).map(|_| d.next()).take_while(|&n| n == 0).count();
+        let paused = (0..PAUSE_STEPS + 1).map(|_| d.take()).take_while(|&n| n == 0).count();
         assert!(paused > 0, "guessing never paused");
-        assert_eq!(d.next(), 2);
+        assert_eq!(d.take(), 2);
         // A retry that keeps nothing pauses again at once, for twice as long, and again...
         let mut pauses = Vec::new();
         for _ in 0..8 {
             d.record(2, 0);
-            pauses.push(std::iter::from_fn(|| Some(d.next())).take_while(|&n| n == 0).count());
+            pauses.push(std::iter::from_fn(|| Some(d.take())).take_while(|&n| n == 0).count());
         }
         assert_eq!(pauses[..3], [2 * PAUSE_STEPS, 4 * PAUSE_STEPS, 8 * PAUSE_STEPS]);
         assert_eq!(*pauses.last().unwrap(), MAX_PAUSE_STEPS);
         // ... until one keeps something: the pause is short again, guessing goes on.
         d.record(2, 2);
-        assert_eq!(d.next(), 4);
+        assert_eq!(d.take(), 4);
         assert_eq!(d.pause, PAUSE_STEPS);
         // Recording nothing changes nothing.
         let mut d = DraftLength::default();
         d.record(0, 0);
-        assert_eq!(d.next(), START_DRAFT);
+        assert_eq!(d.take(), START_DRAFT);
     }
 }

@@ -221,3 +221,29 @@ fn serve_names_its_own_flags_and_opens_the_database_every_command_does() {
     let _ = child.wait();
     assert_eq!(lines[1], format!("projects are saved in {}", db.display()), "{lines:?}");
 }
+
+/// `--speculative` is on by default, never changes the text, reports what it guessed and
+/// kept, and a mode it does not know is refused with the ones it does.
+#[test]
+fn speculative_decoding_keeps_the_text_and_reports_its_guesses() {
+    let f = fixture();
+    let prompt = "the sea and the wind and the rain and the cat ".repeat(4);
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--model", f.m(), "generate", prompt.as_str(), "--greedy", "--ignore-eos", "--max-tokens", "40", "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&stdout(&f.run(&args, None))).unwrap()
+    };
+    let off = run(&["--speculative", "off"]);
+    let auto = run(&[]);
+    assert_eq!(off["candidates"][0]["tokens"].as_array().map(Vec::len), Some(40));
+    assert_eq!(off["candidates"][0]["tokens"], auto["candidates"][0]["tokens"]);
+    assert_eq!(off["timings"]["draft_tokens"], 0);
+    let kept = auto["timings"]["draft_accepted"].as_u64().unwrap();
+    assert!(kept > 0 && kept <= auto["timings"]["draft_tokens"].as_u64().unwrap(), "{}", auto["timings"]);
+    let bench: serde_json::Value = serde_json::from_str(&stdout(&f.run(&["--model", f.m(), "bench", "--prompt-tokens", "32", "--gen-tokens", "16", "--speculative", "lookup", "--json"], None))).unwrap();
+    assert_eq!(bench["speculative"], "lookup");
+    assert!(bench["draft_tokens"].as_u64().is_some());
+    let o = f.run(&["--model", f.m(), "generate", "x", "--speculative", "draft:big"], None);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("use auto, lookup or off"), "{}", String::from_utf8_lossy(&o.stderr));
+}
