@@ -246,7 +246,7 @@ pub fn fetch_into(model: &CatalogModel, dir: &Path, python: &str, mut progress: 
     if model.is_whole_at(&dest) {
         return Ok(dest);
     }
-    std::fs::create_dir_all(dir).map_err(io_at(&dir))?;
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     let work = dir.join(format!(".fetch-{}", model.name));
     std::fs::create_dir_all(&work).map_err(io_at(&work))?;
     let mut chunks = Vec::new();

@@ -155,7 +155,7 @@ impl GgufFile {
             let dims = info.shape.dims().to_vec();
             let elems: usize = dims.iter().product();
             let block = info.ggml_dtype.block_size();
-            if elems % block != 0 {
+            if !elems.is_multiple_of(block) {
                 return Err(bad(format!("tensor `{name}` has {elems} elements, not a multiple of its block size {block}")));
             }
             let len = elems / block * info.ggml_dtype.type_size();

@@ -548,7 +548,9 @@ impl Model {
         let queries = |t: &Task| -> Vec<f32> { t.rows.iter().flat_map(|&i| &qr[(i * nh + t.kh * group) * hd..][..group * hd]).copied().collect() };
         // Pass 1: scores, one row of the chunk's length per query, each turned into
         // exp(score - the row's max) with that max and the sum (see `ops::exp_below_max`).
-        let mut parts: Vec<(Vec<f32>, Vec<(f32, f32)>)> = tasks
+        // Per task: its weights, and each query's (max, sum).
+        type Scores = (Vec<f32>, Vec<(f32, f32)>);
+        let mut parts: Vec<Scores> = tasks
             .par_iter()
             .map(|t| {
                 let view = batch[rows[t.rows[0]].0].cache.head(li, t.kh);

@@ -141,7 +141,7 @@ impl QMatrix {
     /// such a kernel are returned as they are. Products give the same values up to rounding
     /// order; the model loader calls this on every projection.
     pub fn into_packed(mut self) -> Self {
-        if self.rows % 8 != 0 || self.packed.is_some() {
+        if !self.rows.is_multiple_of(8) || self.packed.is_some() {
             return self;
         }
         let nb = self.cols / self.dtype.block_size();
@@ -224,7 +224,7 @@ fn pack_released<K: kernels::GroupKernel>(bytes: &TensorBytes, nb: usize) -> Vec
         let first = c * groups_per_chunk * 8 * nb;
         let src = &blocks[first..first + dst.len() * 8];
         kernels::pack_into(src, nb, dst);
-        bytes.slice(first * block_bytes, src.len() * block_bytes).release_pages();
+        bytes.slice(first * block_bytes, std::mem::size_of_val(src)).release_pages();
     });
     // SAFETY: the chunks above cover slots 0..total, and pack_into writes every slot of each.
     unsafe { out.set_len(total) };

@@ -115,6 +115,8 @@ impl SamplingConfig {
         in01(self.typical_p, "typical_p")?;
         in01(self.xtc_probability, "xtc_probability")?;
         in01(self.xtc_threshold, "xtc_threshold")?;
+        // Written so that NaN fails too.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(self.repeat_penalty > 0.0) {
             return Err(format!("repeat_penalty must be above 0, got {}", self.repeat_penalty));
         }

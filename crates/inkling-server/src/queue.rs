@@ -208,9 +208,8 @@ fn worker(inner: &Inner, backend: &dyn Backend) {
         };
         let ms = t0.elapsed().as_millis() as u64;
         m.busy_ms.fetch_add(ms, Ordering::Relaxed);
-        if served > 0 {
-            // The line moves `served` requests per `ms`: that is what a wait is estimated from.
-            let per = ms / served;
+        // The line moves `served` requests per `ms`: that is what a wait is estimated from.
+        if let Some(per) = ms.checked_div(served) {
             let avg = m.avg_job_ms.load(Ordering::Relaxed);
             m.avg_job_ms.store(if avg == 0 { per } else { (avg * 7 + per) / 8 }, Ordering::Relaxed);
         }

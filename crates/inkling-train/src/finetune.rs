@@ -147,7 +147,7 @@ impl Finetuning {
             let t0 = Instant::now();
             let p = self.step()?;
             let go_on = on_event(FinetuneEvent::Step { iter: self.iter, iters: self.iters, loss: p.loss, seconds: t0.elapsed().as_secs_f64() });
-            if !go_on || self.iter == self.iters || self.iter % self.config.eval_interval.max(1) == 0 {
+            if !go_on || self.iter == self.iters || self.iter.is_multiple_of(self.config.eval_interval.max(1)) {
                 let e = self.evaluate()?;
                 on_event(FinetuneEvent::Eval(&e));
                 self.evals.push(e);

@@ -66,10 +66,10 @@ impl GptConfig {
         if self.n_layer == 0 || self.n_head == 0 || self.n_embd == 0 || self.block_size < 2 {
             return bad("layers, heads and width must be at least 1 and the block at least 2 tokens".into());
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return bad(format!("the width {} must be a multiple of the number of heads {}", self.n_embd, self.n_head));
         }
-        if self.positions == Positions::Sinusoidal && self.n_embd % 2 != 0 {
+        if self.positions == Positions::Sinusoidal && !self.n_embd.is_multiple_of(2) {
             return bad(format!("sinusoidal positions need an even width, not {}", self.n_embd));
         }
         Ok(())

@@ -455,7 +455,7 @@ impl Pretraining {
                 elapsed_s: self.train_seconds,
             });
             let at_end = self.iter == self.config.iters;
-            if !go_on || at_end || self.iter % self.config.eval_interval.max(1) == 0 {
+            if !go_on || at_end || self.iter.is_multiple_of(self.config.eval_interval.max(1)) {
                 let e = self.evaluate()?;
                 on_event(TrainEvent::Eval(&e));
                 self.evals.push(e);

@@ -26,12 +26,12 @@ use std::ops::Range;
 /// `out[j * row + p - positions.start] = scale * dot(q_j, keys[p * hd..][..hd])`.
 #[allow(clippy::too_many_arguments)]
 pub fn scores(isa: Isa, qs: &[f32], hd: usize, keys: &[f16], positions: Range<usize>, scale: f32, out: &mut [f32], row: usize) {
-    debug_assert!(hd > 0 && qs.len() % hd == 0 && row >= positions.len());
+    debug_assert!(hd > 0 && qs.len().is_multiple_of(hd) && row >= positions.len());
     debug_assert!(out.len() >= (qs.len() / hd).saturating_sub(1) * row + positions.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
-        Isa::Avx2 if hd % 8 == 0 => unsafe { avx2::scores(qs, hd, keys, positions, scale, out, row) },
+        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { avx2::scores(qs, hd, keys, positions, scale, out, row) },
         _ => {
             let first = positions.start;
             for (j, q) in qs.chunks_exact(hd).enumerate() {
@@ -47,12 +47,12 @@ pub fn scores(isa: Isa, qs: &[f32], hd: usize, keys: &[f16], positions: Range<us
 /// For each query `j`: `out[j * hd..][..hd] += Σ_p weights[j * row + p - positions.start] *
 /// values[p * hd..][..hd]`, in position order.
 pub fn weighted_values(isa: Isa, weights: &[f32], row: usize, values: &[f16], hd: usize, positions: Range<usize>, out: &mut [f32]) {
-    debug_assert!(hd > 0 && out.len() % hd == 0 && row >= positions.len());
+    debug_assert!(hd > 0 && out.len().is_multiple_of(hd) && row >= positions.len());
     debug_assert!(weights.len() >= (out.len() / hd).saturating_sub(1) * row + positions.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
-        Isa::Avx2 if hd % 8 == 0 => unsafe { avx2::weighted_values(weights, row, values, hd, positions, out) },
+        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { avx2::weighted_values(weights, row, values, hd, positions, out) },
         _ => {
             let first = positions.start;
             for (j, o) in out.chunks_exact_mut(hd).enumerate() {

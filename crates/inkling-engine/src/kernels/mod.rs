@@ -8,14 +8,22 @@
 
 pub mod attend;
 pub mod q4_1;
+// The group kernels index several register arrays by the same row.
+#[allow(clippy::needless_range_loop)]
 pub mod q4_1x8;
 pub mod q4_k;
 pub mod q4_kx8;
 pub mod q5_0;
+// The group kernels index several register arrays by the same row.
+#[allow(clippy::needless_range_loop)]
 pub mod q5_0x8;
 pub mod q6_k;
+// The group kernels index several register arrays by the same row.
+#[allow(clippy::needless_range_loop)]
 pub mod q6_kx8;
 pub mod q8_0;
+// The group kernels index several register arrays by the same row.
+#[allow(clippy::needless_range_loop)]
 pub mod q8_0x8;
 
 /// `v` rounded through f16, as ggml stores block scales and the KV cache.

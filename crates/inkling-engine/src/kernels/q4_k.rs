@@ -140,7 +140,7 @@ mod avx2 {
         let mut acc = [_mm256_setzero_ps(); R];
         let mut acc_m = [_mm_setzero_ps(); R];
         // The shuffle that spreads 16-bit scale j over all 16 lanes.
-        let spread = |j: usize| _mm256_set1_epi16((((2 * j + 1) << 8) | 2 * j) as i16);
+        let spread = |j: usize| _mm256_set1_epi16((((2 * j + 1) << 8) | (2 * j)) as i16);
         for (b, w) in w_row.iter().enumerate() {
             super::super::prefetch_ahead(w);
             let (d, dmin) = (f16::from_bits(w.d).to_f32(), f16::from_bits(w.dmin).to_f32());

@@ -38,6 +38,8 @@ impl TokenKind {
     }
 }
 
+// One per loaded model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Model {
     Bpe(bpe::Bpe),
     Spm(spm::Spm),
