@@ -474,15 +474,12 @@ impl Engine {
             matcher: Option<JsonMatcher<'a>>,
             /// The cache was rebuilt over a later window (it no longer starts at `history[0]`).
             shifted: bool,
-            /// Tokens guessed after the last sampled one in the last forward pass; `logits`
-            /// holds a row for that token and one for each guess, and `row` is the one to
-            /// sample next. `fed` is the cache length before that pass.
+            /// Tokens guessed after the last sampled one in the last forward pass (the
+            /// cache's last positions); `logits` holds a row for that token and one for each
+            /// guess, and `row` is the one to sample next.
             drafted: Vec<u32>,
             row: usize,
-            fed: usize,
             draft: DraftLength,
-            drafted_total: usize,
-            accepted_total: usize,
         }
         let mut streams: Vec<Stream> = Vec::new();
         for (ri, setup) in setups.iter_mut().enumerate() {
@@ -506,10 +503,7 @@ impl Engine {
                     shifted: false,
                     drafted: Vec::new(),
                     row: 0,
-                    fed: 0,
                     draft: DraftLength::default(),
-                    drafted_total: 0,
-                    accepted_total: 0,
                 });
             }
         }
@@ -517,12 +511,12 @@ impl Engine {
         let mut cancelled: Vec<bool> = setups.iter().map(|s| s.as_ref().is_ok_and(|s| s.cancelled)).collect();
         let mut mask = Vec::new();
         let t1 = Instant::now();
+        let vocab = self.model.config.vocab_size;
         loop {
             for s in streams.iter_mut().filter(|s| s.finished.is_none()) {
                 let (ri, i) = (s.req, s.candidate);
                 let request = &requests[ri];
                 let Ok(su) = &setups[ri] else { continue };
-                let vocab = self.model.config.vocab_size;
                 // The rows of the last forward pass in turn: the first, then the next while
                 // the sampled token is the one guessed for its place.
                 loop {
@@ -591,10 +585,8 @@ impl Engine {
                 }
                 if !s.drafted.is_empty() {
                     // The guesses past the last kept one leave the cache.
-                    s.cache.truncate(s.fed + s.row + 1);
+                    s.cache.truncate(s.cache.len() - (s.drafted.len() - s.row));
                     s.draft.record(s.drafted.len(), s.row);
-                    s.drafted_total += s.drafted.len();
-                    s.accepted_total += s.row;
                     s.drafted.clear();
                 }
                 s.row = 0;
@@ -633,7 +625,6 @@ impl Engine {
             let feeds: Vec<Vec<u32>> = refs
                 .iter_mut()
                 .map(|s| {
-                    s.fed = s.cache.len();
                     let max_tokens = setups[s.req].as_ref().map_or(0, |su| su.max_tokens);
                     if requests[s.req].speculative != Speculation::Off {
                         let room = max_tokens.saturating_sub(s.generated.len() + 1).min(self.context.saturating_sub(s.cache.len() + 1));
@@ -668,8 +659,8 @@ impl Engine {
         let mut by_request: Vec<Vec<Candidate>> = requests.iter().map(|_| Vec::new()).collect();
         let mut drafts: Vec<(usize, usize)> = vec![(0, 0); requests.len()];
         for s in streams {
-            drafts[s.req].0 += s.drafted_total;
-            drafts[s.req].1 += s.accepted_total;
+            drafts[s.req].0 += s.draft.drafted_total;
+            drafts[s.req].1 += s.draft.accepted_total;
             by_request[s.req].push(Candidate {
                 index: s.candidate,
                 text: s.text.text().to_string(),

@@ -40,8 +40,9 @@ impl std::str::FromStr for Speculation {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "off" | "none" | "no" => Ok(Self::Off),
-            "auto" | "lookup" | "on" => Ok(Self::Lookup),
+            // The names serde takes (the writing API), so every surface takes the same ones.
+            "off" => Ok(Self::Off),
+            "auto" | "lookup" => Ok(Self::Lookup),
             other => Err(format!("unknown speculative decoding mode {other:?}: use auto, lookup or off")),
         }
     }
@@ -83,6 +84,9 @@ pub struct DraftLength {
     pause: usize,
     /// The first guess after a pause: keeping none of it pauses again, for twice as long.
     probation: bool,
+    /// Every token guessed, and every one kept, for the timings.
+    pub drafted_total: usize,
+    pub accepted_total: usize,
 }
 
 /// Most tokens guessed at once: checking more rows costs more than the odds of keeping them.
@@ -103,7 +107,7 @@ const WARM_UP: f32 = 16.0;
 
 impl Default for DraftLength {
     fn default() -> Self {
-        Self { len: START_DRAFT, drafted: 0.0, accepted: 0.0, paused: 0, pause: PAUSE_STEPS, probation: false }
+        Self { len: START_DRAFT, drafted: 0.0, accepted: 0.0, paused: 0, pause: PAUSE_STEPS, probation: false, drafted_total: 0, accepted_total: 0 }
     }
 }
 
@@ -124,6 +128,8 @@ impl DraftLength {
         if drafted == 0 {
             return;
         }
+        self.drafted_total += drafted;
+        self.accepted_total += accepted;
         if std::mem::take(&mut self.probation) {
             if accepted == 0 {
                 self.pause = (self.pause * 2).min(MAX_PAUSE_STEPS);
