@@ -10,7 +10,8 @@ use crate::kv_cache::KvCache;
 use crate::model::{Model, ModelConfig, SeqBatch};
 use crate::sampling::{Sampler, SamplingConfig};
 use crate::speculative::{DraftLength, Speculation, lookup};
-use crate::stream::{Step, TextStream};
+use crate::bans::Bans;
+use crate::stream::{BanHit, Step, TextStream};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -126,11 +127,19 @@ pub struct GenerateRequest {
     /// where the answer repeats its input, and the same text either way.
     #[serde(default)]
     pub speculative: Speculation,
+    /// Phrases that never appear in the output, found however the tokens split them: on a
+    /// match the candidate takes back the token the phrase began in and samples again there
+    /// (see [`crate::bans`]). Case-insensitive; TabbyAPI's name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned_strings: Vec<String>,
+    /// Regular expressions banned the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned_regex: Vec<String>,
 }
 
 impl GenerateRequest {
     pub fn new(prompt: Prompt) -> Self {
-        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None, logprobs: None, speculative: Speculation::Off }
+        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None, logprobs: None, speculative: Speculation::Off, banned_strings: Vec::new(), banned_regex: Vec::new() }
     }
 }
 
@@ -143,6 +152,9 @@ pub enum FinishReason {
     Length,
     /// The caller asked to stop.
     Cancelled,
+    /// Every way on led into a banned phrase (within [`MAX_REWINDS`] and what was already
+    /// shown): the answer ends before the phrase.
+    Banned,
 }
 
 /// Streaming events, in order; `candidate` indexes the request's candidates.
@@ -214,6 +226,14 @@ pub struct Timings {
     pub draft_tokens: usize,
     #[serde(default)]
     pub draft_accepted: usize,
+    /// Times a banned phrase made a candidate take tokens back, the tokens taken back in all,
+    /// and the most at once.
+    #[serde(default)]
+    pub ban_rewinds: usize,
+    #[serde(default)]
+    pub ban_rewound_tokens: usize,
+    #[serde(default)]
+    pub ban_deepest_rewind: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -231,6 +251,7 @@ struct Setup {
     seed: u64,
     breakers: Vec<u32>,
     grammar: Option<JsonGrammar>,
+    bans: Option<Bans>,
     cache: KvCache,
     reused: usize,
     /// Prompt tokens computed past the reused prefix (fewer than the rest when cancelled).
@@ -279,6 +300,82 @@ pub fn model_file(path: &Path) -> PathBuf {
     let trained = path.join(TRAINED_MODEL_FILE);
     if path.is_dir() && trained.is_file() { trained } else { path.to_path_buf() }
 }
+
+/// One candidate being decoded.
+struct Stream<'a> {
+    req: usize,
+    candidate: usize,
+    cache: KvCache,
+    sampler: Sampler,
+    prompt_len: usize,
+    /// The prompt's tokens, then the answer's.
+    history: Vec<u32>,
+    text: TextStream<'a>,
+    logits: Vec<f32>,
+    /// The prefill's logits, kept where bans may take the first token back.
+    first_logits: Option<Vec<f32>>,
+    generated: Vec<u32>,
+    logprobs: Vec<TokenLogprob>,
+    finished: Option<FinishReason>,
+    grammar: Option<&'a JsonGrammar>,
+    matcher: Option<JsonMatcher<'a>>,
+    /// The history index of the cache's first position: 0 unless the window slid.
+    offset: usize,
+    /// Tokens guessed after the last sampled one in the last forward pass (the cache's last
+    /// positions); `logits` holds a row for that token and one for each guess, and `row` is
+    /// the one to sample next.
+    drafted: Vec<u32>,
+    row: usize,
+    draft: DraftLength,
+    /// (answer position, token): tokens ruled out at a position after they began a banned
+    /// phrase there.
+    banned_at: Vec<(usize, u32)>,
+    bans: BanStats,
+}
+
+/// What sampling one stream's rows needs from its request and the batch around it.
+struct RowContext<'c> {
+    request: &'c GenerateRequest,
+    max_tokens: usize,
+    vocab_bytes: Option<&'c Vec<Vec<u8>>>,
+    mask: &'c mut Vec<bool>,
+    cancelled: &'c mut bool,
+    /// Shows released text; `false` cancels the request.
+    on_text: &'c mut dyn FnMut(usize, &str) -> bool,
+    start: Instant,
+    first_token_ms: &'c mut Option<f64>,
+}
+
+/// How a rewind over a banned phrase left the stream.
+enum Rewound {
+    /// Back at the first token: sample again from the prefill's logits.
+    Resample,
+    /// The cache ends before the last kept token, which the next pass feeds again.
+    Refeed,
+    /// No way back: the answer was cut before the phrase and ends.
+    GaveUp,
+}
+
+/// How often bans made a candidate take tokens back, and how far.
+#[derive(Clone, Copy, Debug, Default)]
+struct BanStats {
+    rewinds: usize,
+    rewound_tokens: usize,
+    deepest: usize,
+}
+
+impl BanStats {
+    fn add(&mut self, other: &BanStats) {
+        self.rewinds += other.rewinds;
+        self.rewound_tokens += other.rewound_tokens;
+        self.deepest = self.deepest.max(other.deepest);
+    }
+}
+
+/// Tokens one position may rule out for beginning a ban before the rewind goes one further.
+pub const MAX_TRIES_PER_POSITION: usize = 8;
+/// Rewinds one candidate may make before it ends instead (each costs a forward pass).
+pub const MAX_REWINDS: usize = 64;
 
 impl Engine {
     /// Loads a GGUF file, or a directory holding `model.gguf` (what `inkling train` writes).
@@ -458,29 +555,8 @@ impl Engine {
         let mut setups: Vec<Result<Setup>> =
             requests.iter().enumerate().map(|(ri, r)| self.setup(r, &mut |cached, processed, total| on_event(ri, Event::Prefill { cached, processed, total }))).collect();
         let grammars: Vec<Option<JsonGrammar>> = setups.iter_mut().map(|s| s.as_mut().ok().and_then(|s| s.grammar.take())).collect();
+        let bans: Vec<Option<Bans>> = setups.iter_mut().map(|s| s.as_mut().ok().and_then(|s| s.bans.take())).collect();
         let vocab_bytes = grammars.iter().any(Option::is_some).then(|| self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect()));
-
-        struct Stream<'a> {
-            req: usize,
-            candidate: usize,
-            cache: KvCache,
-            sampler: Sampler,
-            history: Vec<u32>,
-            text: TextStream,
-            logits: Vec<f32>,
-            generated: Vec<u32>,
-            logprobs: Vec<TokenLogprob>,
-            finished: Option<FinishReason>,
-            matcher: Option<JsonMatcher<'a>>,
-            /// The cache was rebuilt over a later window (it no longer starts at `history[0]`).
-            shifted: bool,
-            /// Tokens guessed after the last sampled one in the last forward pass (the
-            /// cache's last positions); `logits` holds a row for that token and one for each
-            /// guess, and `row` is the one to sample next.
-            drafted: Vec<u32>,
-            row: usize,
-            draft: DraftLength,
-        }
         let mut streams: Vec<Stream> = Vec::new();
         for (ri, setup) in setups.iter_mut().enumerate() {
             let Ok(su) = setup else { continue };
@@ -493,17 +569,22 @@ impl Engine {
                     candidate: i,
                     cache,
                     sampler: Sampler::new(request.sampling.clone(), su.seed.wrapping_add(i as u64), su.breakers.clone()),
+                    prompt_len: su.prompt.len(),
                     history: su.prompt.clone(),
-                    text: TextStream::new(&request.stop),
+                    text: TextStream::with_bans(&request.stop, bans[ri].as_ref()),
                     logits: su.logits.clone(),
+                    first_logits: bans[ri].is_some().then(|| su.logits.clone()),
                     generated: Vec::new(),
                     logprobs: Vec::new(),
                     finished: None,
+                    grammar: grammars[ri].as_ref(),
                     matcher: grammars[ri].as_ref().map(JsonGrammar::matcher),
-                    shifted: false,
+                    offset: 0,
                     drafted: Vec::new(),
                     row: 0,
                     draft: DraftLength::default(),
+                    banned_at: Vec::new(),
+                    bans: BanStats::default(),
                 });
             }
         }
@@ -511,156 +592,54 @@ impl Engine {
         let mut cancelled: Vec<bool> = setups.iter().map(|s| s.as_ref().is_ok_and(|s| s.cancelled)).collect();
         let mut mask = Vec::new();
         let t1 = Instant::now();
-        let vocab = self.model.config.vocab_size;
         loop {
             for s in streams.iter_mut().filter(|s| s.finished.is_none()) {
-                let (ri, i) = (s.req, s.candidate);
-                let request = &requests[ri];
+                let ri = s.req;
                 let Ok(su) = &setups[ri] else { continue };
-                // The rows of the last forward pass in turn: the first, then the next while
-                // the sampled token is the one guessed for its place.
-                loop {
-                    let logits = &mut s.logits[s.row * vocab..(s.row + 1) * vocab];
-                    if s.generated.len() >= su.max_tokens {
-                        s.finished = Some(FinishReason::Length);
-                    } else if cancelled[ri] {
-                        s.finished = Some(FinishReason::Cancelled);
-                    } else if s.matcher.as_ref().is_some_and(JsonMatcher::is_complete) {
-                        s.finished = Some(FinishReason::Stop);
-                    } else if let (Some(m), Some(vocab)) = (s.matcher.as_mut(), vocab_bytes)
-                        && !{
-                            // Only tokens that keep the document valid may be sampled.
-                            allowed_tokens(m, vocab, su.max_tokens - s.generated.len() - 1, &mut mask);
-                            mask.iter().any(|&ok| ok)
-                        }
-                    {
-                        // The vocabulary cannot continue the document (no such model seen yet).
-                        s.finished = Some(FinishReason::Stop);
-                    } else {
-                        if s.matcher.is_some() {
-                            for (l, ok) in logits.iter_mut().zip(&mask) {
-                                if !ok {
-                                    *l = f32::NEG_INFINITY;
-                                }
-                            }
-                        }
-                        if s.generated.len() < request.min_tokens {
-                            for &t in self.tokenizer.end_of_generation_tokens() {
-                                if let Some(l) = logits.get_mut(t as usize) {
-                                    *l = f32::NEG_INFINITY;
-                                }
-                            }
-                        }
-                        self.mask_broken_utf8(s.text.pending_bytes(), logits, &mut mask);
-                        let t = s.sampler.sample(logits, &s.history);
-                        if let Some(k) = request.logprobs {
-                            s.logprobs.push(token_logprob(logits, t, k));
-                        }
-                        if let Some(m) = s.matcher.as_mut() {
-                            m.advance(&self.tokenizer.token_bytes(t));
-                        }
-                        first_token_ms[ri].get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
-                        if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
-                            s.finished = Some(FinishReason::Stop);
-                        } else {
-                            s.history.push(t);
-                            s.generated.push(t);
-                            let (text, stopped) = match s.text.push(&self.tokenizer.token_bytes(t)) {
-                                Step::Text(x) => (x, false),
-                                Step::Stopped(x) => (x, true),
-                            };
-                            if !text.is_empty() && !on_event(ri, Event::Text { candidate: i, text: &text }) {
-                                cancelled[ri] = true;
-                            }
-                            if stopped {
-                                s.finished = Some(FinishReason::Stop);
-                            }
-                            if s.finished.is_none() && s.drafted.get(s.row) == Some(&t) {
-                                s.row += 1;
-                                continue;
-                            }
-                        }
-                    }
-                    break;
-                }
-                if !s.drafted.is_empty() {
-                    // The guesses past the last kept one leave the cache.
-                    s.cache.truncate(s.cache.len() - (s.drafted.len() - s.row));
-                    s.draft.record(s.drafted.len(), s.row);
-                    s.drafted.clear();
-                }
-                s.row = 0;
+                let mut ctx = RowContext {
+                    request: &requests[ri],
+                    max_tokens: su.max_tokens,
+                    vocab_bytes,
+                    mask: &mut mask,
+                    cancelled: &mut cancelled[ri],
+                    on_text: &mut |candidate, text| on_event(ri, Event::Text { candidate, text }),
+                    start: t0,
+                    first_token_ms: &mut first_token_ms[ri],
+                };
+                self.sample_rows(s, &mut ctx);
                 if let Some(reason) = s.finished {
+                    self.cut_bans_at_end(s);
                     let tail = s.text.finish();
                     if !tail.is_empty() {
-                        on_event(ri, Event::Text { candidate: i, text: &tail });
+                        on_event(ri, Event::Text { candidate: s.candidate, text: &tail });
                     }
-                    on_event(ri, Event::Finished { candidate: i, reason });
+                    on_event(ri, Event::Finished { candidate: s.candidate, reason });
                 }
             }
             if streams.iter().all(|s| s.finished.is_some()) {
                 break;
             }
-            // One batched forward pass for every live candidate of every request; those of a
-            // cancelled request skip it and are marked cancelled on the next pass.
-            let live = |s: &Stream| s.finished.is_none() && !cancelled[s.req];
-            if self.slides() {
-                // The window is full: re-read its last half from position 0 and go on (what
-                // nanoGPT's sampler does by cropping; absolute positions cannot be shifted).
-                for s in streams.iter_mut().filter(|s| live(s) && s.cache.len() + 1 > self.context) {
-                    let keep = (self.context / 2).max(1);
-                    let window = &s.history[s.history.len() - keep..s.history.len() - 1];
-                    let mut cache = self.model.new_cache(self.context);
-                    self.pool.install(|| self.model.forward(&mut [SeqBatch { cache: &mut cache, tokens: window, all_logits: false, decoding: false }]));
-                    s.cache = cache;
-                    s.shifted = true;
-                }
-            }
-            let mut refs: Vec<&mut Stream> = streams.iter_mut().filter(|s| live(s)).collect();
-            if refs.is_empty() {
-                continue;
-            }
-            // Each feeds its last sampled token, and its guesses at the next ones when it
-            // speculates: never more than its token budget or the context could keep.
-            let feeds: Vec<Vec<u32>> = refs
-                .iter_mut()
-                .map(|s| {
-                    let max_tokens = setups[s.req].as_ref().map_or(0, |su| su.max_tokens);
-                    if requests[s.req].speculative != Speculation::Off {
-                        let room = max_tokens.saturating_sub(s.generated.len() + 1).min(self.context.saturating_sub(s.cache.len() + 1));
-                        let n = s.draft.take().min(room);
-                        s.drafted = lookup(&s.history, n);
-                    }
-                    std::iter::once(*s.generated.last().unwrap_or(&0)).chain(s.drafted.iter().copied()).collect()
-                })
-                .collect();
-            let mut batch: Vec<SeqBatch<'_>> = refs
-                .iter_mut()
-                .zip(&feeds)
-                .map(|(s, tokens)| SeqBatch { cache: &mut s.cache, tokens, all_logits: tokens.len() > 1, decoding: true })
-                .collect();
-            let out = self.pool.install(|| self.model.forward(&mut batch));
-            drop(batch);
-            for (s, l) in refs.into_iter().zip(out) {
-                s.logits = l;
-            }
+            self.forward_live(&mut streams, requests, &setups, &cancelled);
         }
         let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
         // Keep the first request's first candidate's cache for the next prompt (the writer often
         // continues it).
-        if let Some(s) = streams.first().filter(|s| !s.shifted) {
+        if let Some(s) = streams.first().filter(|s| s.offset == 0) {
             let mut tokens = s.history.clone();
             tokens.truncate(s.cache.len());
-            let cache = s.cache.clone();
+            let mut cache = s.cache.clone();
+            cache.truncate(tokens.len());
             if let Ok(mut p) = self.prefix.lock() {
                 *p = Some(PrefixCache { tokens, cache });
             }
         }
         let mut by_request: Vec<Vec<Candidate>> = requests.iter().map(|_| Vec::new()).collect();
-        let mut drafts: Vec<(usize, usize)> = vec![(0, 0); requests.len()];
+        let mut stats: Vec<(usize, usize, BanStats)> = vec![(0, 0, BanStats::default()); requests.len()];
         for s in streams {
-            drafts[s.req].0 += s.draft.drafted_total;
-            drafts[s.req].1 += s.draft.accepted_total;
+            let st = &mut stats[s.req];
+            st.0 += s.draft.drafted_total;
+            st.1 += s.draft.accepted_total;
+            st.2.add(&s.bans);
             by_request[s.req].push(Candidate {
                 index: s.candidate,
                 text: s.text.text().to_string(),
@@ -674,8 +653,8 @@ impl Engine {
             .into_iter()
             .zip(by_request)
             .zip(first_token_ms)
-            .zip(drafts)
-            .map(|(((setup, candidates), first), (draft_tokens, draft_accepted))| {
+            .zip(stats)
+            .map(|(((setup, candidates), first), (draft_tokens, draft_accepted, bans))| {
                 let su = setup?;
                 let generated: usize = candidates.iter().map(|c| c.completion_tokens).sum();
                 let computed = su.computed;
@@ -693,10 +672,245 @@ impl Engine {
                         decode_tokens_per_s: generated as f64 / (decode_ms / 1e3).max(1e-9),
                         draft_tokens,
                         draft_accepted,
+                        ban_rewinds: bans.rewinds,
+                        ban_rewound_tokens: bans.rewound_tokens,
+                        ban_deepest_rewind: bans.deepest,
                     },
                 })
             })
             .collect()
+    }
+
+    /// Samples from the rows of the last forward pass in turn: the first, then the next while
+    /// the sampled token is the one guessed for its place. Ends with the stream finished, or
+    /// waiting for a forward pass over its last sampled token (and its new guesses).
+    fn sample_rows(&self, s: &mut Stream<'_>, ctx: &mut RowContext<'_>) {
+        let request = ctx.request;
+        loop {
+            let t = match self.next_token(s, ctx) {
+                Ok(t) => t,
+                Err(reason) => {
+                    s.finished = Some(reason);
+                    break;
+                }
+            };
+            ctx.first_token_ms.get_or_insert_with(|| ctx.start.elapsed().as_secs_f64() * 1e3);
+            if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
+                // A phrase at the very end is only decided now.
+                match s.text.hit_at_end().map(|hit| self.rewind(s, hit)) {
+                    Some(Rewound::Resample) => continue,
+                    Some(Rewound::Refeed) => break,
+                    Some(Rewound::GaveUp) => s.finished = Some(FinishReason::Banned),
+                    None => s.finished = Some(FinishReason::Stop),
+                }
+                break;
+            }
+            s.history.push(t);
+            s.generated.push(t);
+            let text = match s.text.push(&self.tokenizer.token_bytes(t)) {
+                Step::Text(x) => x,
+                Step::Stopped(x) => {
+                    s.finished = Some(FinishReason::Stop);
+                    x
+                }
+                Step::Banned(hit) => match self.rewind(s, hit) {
+                    Rewound::Resample => continue,
+                    Rewound::Refeed => break,
+                    Rewound::GaveUp => {
+                        s.finished = Some(FinishReason::Banned);
+                        break;
+                    }
+                },
+            };
+            if !text.is_empty() && !(ctx.on_text)(s.candidate, &text) {
+                *ctx.cancelled = true;
+            }
+            if s.finished.is_none() && s.drafted.get(s.row) == Some(&t) {
+                s.row += 1;
+                continue;
+            }
+            break;
+        }
+        self.drop_unkept_guesses(s);
+    }
+
+    /// The next token from the current row's logits, after the masks that keep the output
+    /// valid; `Err` when the stream ends here instead.
+    fn next_token(&self, s: &mut Stream<'_>, ctx: &mut RowContext<'_>) -> std::result::Result<u32, FinishReason> {
+        let request = ctx.request;
+        let vocab = self.model.config.vocab_size;
+        let logits = &mut s.logits[s.row * vocab..(s.row + 1) * vocab];
+        if s.generated.len() >= ctx.max_tokens {
+            return Err(FinishReason::Length);
+        }
+        if *ctx.cancelled {
+            return Err(FinishReason::Cancelled);
+        }
+        if let Some(m) = s.matcher.as_mut() {
+            if m.is_complete() {
+                return Err(FinishReason::Stop);
+            }
+            // Only tokens that keep the document valid may be sampled.
+            allowed_tokens(m, ctx.vocab_bytes.map_or(&[][..], Vec::as_slice), ctx.max_tokens - s.generated.len() - 1, ctx.mask);
+            if !ctx.mask.iter().any(|&ok| ok) {
+                // The vocabulary cannot continue the document (no such model seen yet).
+                return Err(FinishReason::Stop);
+            }
+            for (l, ok) in logits.iter_mut().zip(ctx.mask.iter()) {
+                if !ok {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        if s.generated.len() < request.min_tokens {
+            for &t in self.tokenizer.end_of_generation_tokens() {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        self.mask_broken_utf8(s.text.pending_bytes(), logits, ctx.mask);
+        let here = s.generated.len();
+        for &(_, t) in s.banned_at.iter().filter(|(at, _)| *at == here) {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        let t = s.sampler.sample(logits, &s.history);
+        if s.banned_at.contains(&(here, t)) {
+            // Every other token was masked too: no allowed path is left here.
+            return Err(FinishReason::Banned);
+        }
+        if let Some(k) = request.logprobs {
+            s.logprobs.push(token_logprob(logits, t, k));
+        }
+        if let Some(m) = s.matcher.as_mut() {
+            m.advance(&self.tokenizer.token_bytes(t));
+        }
+        Ok(t)
+    }
+
+    /// A banned phrase began in token `hit.token`: take it and everything after it back, rule
+    /// that token out at that position, and sample there again. A position where
+    /// [`MAX_TRIES_PER_POSITION`] tokens each began a ban is given up on for the one before
+    /// it; past [`MAX_REWINDS`], or where the way back would cross text already shown (or
+    /// a window that slid), the candidate ends without the phrase.
+    fn rewind(&self, s: &mut Stream<'_>, hit: BanHit) -> Rewound {
+        self.drop_unkept_guesses(s);
+        s.bans.rewinds += 1;
+        let floor = s.text.first_unreleased_token();
+        let tries = |s: &Stream<'_>, k: usize| s.banned_at.iter().filter(|(at, _)| *at == k).count();
+        let mut k = hit.token;
+        while tries(s, k) >= MAX_TRIES_PER_POSITION && k > floor {
+            k -= 1;
+        }
+        let cache_reachable = if k == 0 { s.offset == 0 && s.first_logits.is_some() } else { s.prompt_len + k - 1 > s.offset || s.offset == 0 };
+        if s.bans.rewinds > MAX_REWINDS || k < floor || tries(s, k) >= MAX_TRIES_PER_POSITION || !cache_reachable {
+            self.truncate_answer(s, hit.token);
+            return Rewound::GaveUp;
+        }
+        let depth = s.generated.len() - k;
+        s.bans.rewound_tokens += depth;
+        s.bans.deepest = s.bans.deepest.max(depth);
+        let token = s.generated[k];
+        // Masks further on were for a text that is now gone.
+        s.banned_at.retain(|&(at, _)| at <= k);
+        s.banned_at.push((k, token));
+        self.truncate_answer(s, k);
+        if k == 0 {
+            if let Some(l) = &s.first_logits {
+                s.logits.clone_from(l);
+            }
+            return Rewound::Resample;
+        }
+        // The cache then ends before token k - 1, which the next pass feeds again.
+        s.cache.truncate(s.prompt_len + k - 1 - s.offset);
+        Rewound::Refeed
+    }
+
+    /// Shortens the answer to its first `k` tokens: history, log-probabilities, text and the
+    /// JSON matcher (replayed: rewinds are rare).
+    fn truncate_answer(&self, s: &mut Stream<'_>, k: usize) -> bool {
+        if !s.text.rewind(k) {
+            return false;
+        }
+        s.generated.truncate(k);
+        s.history.truncate(s.prompt_len + k);
+        s.logprobs.truncate(k);
+        if let Some(g) = s.grammar {
+            let mut m = g.matcher();
+            for &t in &s.generated {
+                m.advance(&self.tokenizer.token_bytes(t));
+            }
+            s.matcher = Some(m);
+        }
+        true
+    }
+
+    /// A finished candidate whose text ends in a banned phrase (the length ran out, or it
+    /// was cancelled, right after one) loses the phrase.
+    fn cut_bans_at_end(&self, s: &mut Stream<'_>) {
+        while let Some(hit) = s.text.hit_at_end() {
+            if !self.truncate_answer(s, hit.token) {
+                break;
+            }
+        }
+    }
+
+    /// The guesses past the last kept one leave the cache.
+    fn drop_unkept_guesses(&self, s: &mut Stream<'_>) {
+        if !s.drafted.is_empty() {
+            s.cache.truncate(s.cache.len() - (s.drafted.len() - s.row));
+            s.draft.record(s.drafted.len(), s.row);
+            s.drafted.clear();
+        }
+        s.row = 0;
+    }
+
+    /// One batched forward pass for every live candidate of every request; those of a
+    /// cancelled request skip it and are marked cancelled on the next pass.
+    fn forward_live(&self, streams: &mut [Stream<'_>], requests: &[GenerateRequest], setups: &[Result<Setup>], cancelled: &[bool]) {
+        let live = |s: &Stream| s.finished.is_none() && !cancelled[s.req];
+        if self.slides() {
+            // The window is full: re-read its last half from position 0 and go on (what
+            // nanoGPT's sampler does by cropping; absolute positions cannot be shifted).
+            for s in streams.iter_mut().filter(|s| live(s) && s.cache.len() + 1 > self.context) {
+                let keep = (self.context / 2).max(1);
+                let window = &s.history[s.history.len() - keep..s.history.len() - 1];
+                let mut cache = self.model.new_cache(self.context);
+                self.pool.install(|| self.model.forward(&mut [SeqBatch { cache: &mut cache, tokens: window, all_logits: false, decoding: false }]));
+                s.cache = cache;
+                s.offset = s.history.len() - keep;
+            }
+        }
+        let mut refs: Vec<&mut Stream> = streams.iter_mut().filter(|s| live(s)).collect();
+        if refs.is_empty() {
+            return;
+        }
+        // Each feeds its last sampled token, and its guesses at the next ones when it
+        // speculates: never more than its token budget or the context could keep.
+        let feeds: Vec<Vec<u32>> = refs
+            .iter_mut()
+            .map(|s| {
+                let max_tokens = setups[s.req].as_ref().map_or(0, |su| su.max_tokens);
+                if requests[s.req].speculative != Speculation::Off {
+                    let room = max_tokens.saturating_sub(s.generated.len() + 1).min(self.context.saturating_sub(s.cache.len() + 1));
+                    let n = s.draft.take().min(room);
+                    s.drafted = lookup(&s.history, n);
+                }
+                std::iter::once(*s.generated.last().unwrap_or(&0)).chain(s.drafted.iter().copied()).collect()
+            })
+            .collect();
+        let mut batch: Vec<SeqBatch<'_>> = refs
+            .iter_mut()
+            .zip(&feeds)
+            .map(|(s, tokens)| SeqBatch { cache: &mut s.cache, tokens, all_logits: tokens.len() > 1, decoding: true })
+            .collect();
+        let out = self.pool.install(|| self.model.forward(&mut batch));
+        drop(batch);
+        for (s, l) in refs.into_iter().zip(out) {
+            s.logits = l;
+        }
     }
 
     /// Checks one request and computes its prompt (reusing the cached prefix of the previous
@@ -732,6 +946,7 @@ impl Engine {
                 g.matcher().min_bytes_to_complete()
             )));
         }
+        let bans = Bans::compile(&request.banned_strings, &request.banned_regex)?;
         let t0 = Instant::now();
         let mut cache = match self.prefix.lock().map(|mut p| p.take()) {
             Ok(Some(p)) => {
@@ -756,7 +971,7 @@ impl Engine {
         }
         let computed = cache.len() - reused;
         let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
-        Ok(Setup { prompt, max_tokens, seed, breakers, grammar, cache, reused, computed, cancelled, logits, prompt_ms })
+        Ok(Setup { prompt, max_tokens, seed, breakers, grammar, bans, cache, reused, computed, cancelled, logits, prompt_ms })
     }
 
     /// Whether generation may run past the context by re-reading the latest half-window:

@@ -14,6 +14,7 @@
 //! appears in output; n candidates share one prefill.
 
 pub mod adapter;
+pub mod bans;
 pub mod backend;
 pub mod catalog;
 pub mod chat;

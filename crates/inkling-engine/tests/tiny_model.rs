@@ -561,3 +561,84 @@ fn speculative_lookup_gives_plain_decodings_text_with_fewer_passes() {
         assert_eq!(warm.candidates[0].tokens, cold.candidates[0].tokens, "{}", m.arch);
     }
 }
+
+/// Two ASCII letters or digits from the middle of `text`, to ban.
+fn phrase_from(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    (chars.len() / 3..chars.len().saturating_sub(1))
+        .map(|i| chars[i..i + 2].iter().collect::<String>())
+        .find(|w: &String| w.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| panic!("no two ASCII letters in a row in {text:?}"))
+}
+
+#[test]
+fn banned_text_never_appears_and_the_text_before_it_is_kept() {
+    for m in [TinyModel::default(), TinyModel { arch: "gemma3", vocab: TinyVocab::Spm, ..TinyModel::default() }] {
+        let (_d, e) = engine(&m);
+        let plain = e.generate(&greedy("the", 1, 60), |_| true).unwrap().candidates.remove(0);
+        let phrase = phrase_from(&plain.text).to_lowercase();
+        // As a pattern, so it matches inside words too (a phrase would match whole words).
+        let request = GenerateRequest { banned_regex: vec![phrase.clone()], ..greedy("the", 1, 60) };
+        let mut streamed = String::new();
+        let g = e
+            .generate(&request, |ev| {
+                if let Event::Text { text, .. } = ev {
+                    streamed.push_str(text);
+                }
+                true
+            })
+            .unwrap();
+        let c = &g.candidates[0];
+        assert!(!c.text.to_lowercase().contains(&phrase), "{}: {phrase:?} in {:?}", m.arch, c.text);
+        assert_eq!(streamed, c.text, "streamed text is never taken back");
+        assert!(g.timings.ban_rewinds > 0 && g.timings.ban_rewound_tokens >= g.timings.ban_rewinds);
+        assert_eq!(c.finish_reason, FinishReason::Length);
+        assert_eq!(c.tokens.len(), 60);
+        // Up to the token the first match began in, the answer is the plain one.
+        let first = plain.text.to_lowercase().find(&phrase).unwrap();
+        let mut at = 0;
+        let token_start = plain.tokens.iter().map(|&t| { let s = at; at += e.tokenizer().token_bytes(t).len(); s }).take_while(|&s| s <= first).last().unwrap();
+        assert_eq!(c.text.as_bytes()[..token_start], plain.text.as_bytes()[..token_start], "{}", m.arch);
+        assert_ne!(c.tokens, plain.tokens);
+    }
+}
+
+#[test]
+fn bans_keep_seeds_exact_in_any_company_and_with_speculation() {
+    use inkling_engine::Speculation;
+    let (_d, e) = engine(&TinyModel::default());
+    let sampled = SamplingConfig { temperature: 0.9, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::default() };
+    let plain = e.generate(&GenerateRequest { n: 3, seed: Some(4), sampling: sampled.clone(), ..greedy("the", 3, 40) }, |_| true).unwrap();
+    let bans: Vec<String> = plain.candidates.iter().map(|c| phrase_from(&c.text)).collect();
+    let banned = GenerateRequest { n: 3, seed: Some(4), sampling: sampled, banned_regex: bans.clone(), ..greedy("the", 3, 40) };
+    let alone = e.generate(&banned, |_| true).unwrap();
+    assert!(alone.timings.ban_rewinds > 0);
+    for c in &alone.candidates {
+        for b in &bans {
+            assert!(!c.text.to_lowercase().contains(&b.to_lowercase()), "{b:?} in {:?}", c.text);
+        }
+    }
+    let again = e.generate(&banned, |_| true).unwrap();
+    let company = e.generate_batch(&[greedy("and the", 2, 30), banned.clone()], &mut |_, _| true).pop().unwrap().unwrap();
+    let fast = e.generate(&GenerateRequest { speculative: Speculation::Lookup, ..banned.clone() }, |_| true).unwrap();
+    for other in [&again, &company, &fast] {
+        for (a, b) in alone.candidates.iter().zip(&other.candidates) {
+            assert_eq!(a.tokens, b.tokens);
+            assert_eq!(a.text, b.text);
+        }
+    }
+}
+
+#[test]
+fn when_every_way_on_is_banned_the_candidate_ends_and_says_so() {
+    let (_d, e) = engine(&TinyModel::default());
+    let request = GenerateRequest { banned_regex: vec!["(?s).".into()], min_tokens: 5, ignore_eos: false, ..greedy("the", 2, 20) };
+    let g = e.generate(&request, |_| true).unwrap();
+    for c in &g.candidates {
+        assert_eq!(c.finish_reason, FinishReason::Banned);
+        assert_eq!(c.text, "");
+    }
+    assert!(g.timings.ban_rewinds >= 2 * inkling_engine::engine::MAX_TRIES_PER_POSITION);
+    let bad = e.generate(&GenerateRequest { banned_regex: vec!["(".into()], ..greedy("the", 1, 5) }, |_| true).unwrap_err().to_string();
+    assert!(bad.contains("banned_regex") && bad.contains("not a valid"), "{bad}");
+}

@@ -179,6 +179,8 @@ fn finish_reason(r: FinishReason) -> String {
     match r {
         FinishReason::Length => "length",
         FinishReason::Stop | FinishReason::Cancelled => "stop",
+        // OpenAI's name for output withheld by a filter: here the writer's banned phrases.
+        FinishReason::Banned => "content_filter",
     }
     .into()
 }
