@@ -3,8 +3,11 @@
 //! No IO here.
 //!
 //! Fields beyond OpenAI's (`top_k`, `min_p`, `repetition_penalty`, `min_tokens`,
-//! `continue_final_message`) are the names vLLM and llama.cpp's server read; servers that do not
-//! know them ignore them.
+//! `continue_final_message`) are the names vLLM and llama.cpp's server read, and
+//! `banned_strings` is TabbyAPI's; servers that do not know them ignore them.
+//!
+//! [`BanList`] is inkling's own: the writer's banned phrases as the config file, a project
+//! and the writing API carry them.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +66,59 @@ pub struct GenerationParams {
     /// `lookup` or `off`. The text is the same either way; other servers ignore it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub speculative: Option<String>,
+    /// Phrases that never appear in the output (TabbyAPI's name; case-insensitive). inkling
+    /// takes back the tokens of a match and samples again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned_strings: Vec<String>,
+    /// Regular expressions banned the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub banned_regex: Vec<String>,
+}
+
+/// The writer's banned phrases at one level: the config file, a project, one request.
+/// Levels stack ([`BanList::over`]): phrases, patterns and allowances add up, and the
+/// nearest level that says whether the built-in list applies decides it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BanList {
+    /// Whether inkling's built-in list of overused phrases applies; unset leaves it to the
+    /// level below (on, at the bottom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<bool>,
+    /// Phrases to ban, beyond the built-in ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phrases: Vec<String>,
+    /// Regular expressions to ban.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regex: Vec<String>,
+    /// Built-in phrases allowed after all (a heroine really named Elara).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+}
+
+impl BanList {
+    /// This level stacked on `below`.
+    pub fn over(&self, below: &BanList) -> BanList {
+        let join = |a: &[String], b: &[String]| {
+            let mut out: Vec<String> = b.to_vec();
+            for x in a {
+                if !out.contains(x) {
+                    out.push(x.clone());
+                }
+            }
+            out
+        };
+        BanList {
+            defaults: self.defaults.or(below.defaults),
+            phrases: join(&self.phrases, &below.phrases),
+            regex: join(&self.regex, &below.regex),
+            allow: join(&self.allow, &below.allow),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == BanList::default()
+    }
 }
 
 /// `{"include_usage": true}` adds a last chunk with the token counts.

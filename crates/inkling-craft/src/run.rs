@@ -43,6 +43,10 @@ pub struct ToolRequest {
     /// passes where it copies its input (tighten, rewrite, proofread).
     #[serde(default = "default_speculation")]
     pub speculative: Speculation,
+    /// Banned phrases, stacked by the caller (config file, project, request); the built-in
+    /// list applies unless a level turns it off (see [`crate::bans`]).
+    #[serde(default)]
+    pub bans: inkling_api::BanList,
 }
 
 /// What a tool uses unless asked otherwise: guessing, since it never changes the answer
@@ -70,6 +74,7 @@ impl Default for ToolRequest {
             language: None,
             count: None,
             speculative: default_speculation(),
+            bans: inkling_api::BanList::default(),
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct Prepared {
     pub language: Language,
     /// For a list tool: how many items were asked for.
     pub items: Option<usize>,
+    /// What the request bans, and the built-in phrases its prompt uses.
+    pub bans: crate::bans::Effective,
 }
 
 /// Checks the input, assembles the prompt and sets the sampling (`--show-prompt` stops here).
@@ -186,6 +193,7 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
     let directive = (request.language.is_some() || (!language.is_english() && !recipe.continues)).then(|| language.directive(recipe.output.kind == OutputKind::Json));
     let ask = Ask { text: &request.text, vars: &vars, context: &request.context, max_tokens, frame: request.frame, directive: directive.as_deref() };
     let assembled = assemble(backend, recipe, &ask)?;
+    let bans = crate::bans::effective(&request.bans, &assembled.rendered);
     let request = GenerateRequest {
         n: request.n,
         max_tokens,
@@ -196,9 +204,11 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
         prefill: assembled.prefill.clone(),
         json_schema: schema,
         speculative: request.speculative,
+        banned_strings: bans.phrases.clone(),
+        banned_regex: bans.regex.clone(),
         ..GenerateRequest::new(assembled.prompt.clone())
     };
-    Ok(Prepared { request, assembled, language, items })
+    Ok(Prepared { request, assembled, language, items, bans })
 }
 
 /// The recipe's sampling, with the writer's temperature.

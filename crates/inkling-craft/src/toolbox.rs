@@ -80,8 +80,7 @@ pub fn recipes_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("INKLING_RECIPES") {
         return Some(PathBuf::from(d));
     }
-    let config = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(config.join("inkling").join("recipes"))
+    Some(crate::config::config_dir()?.join("recipes"))
 }
 
 #[cfg(test)]

@@ -161,8 +161,12 @@ fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Opti
             Some(mode) => mode.parse().map_err(ApiError::BadRequest)?,
             None => inkling_engine::Speculation::Lookup,
         },
+        banned_strings: p.banned_strings.clone(),
+        banned_regex: p.banned_regex.clone(),
         ..GenerateRequest::new(prompt)
     };
+    // A bad pattern is the client's mistake: say so before the request waits in line.
+    inkling_engine::bans::Bans::compile(&request.banned_strings, &request.banned_regex).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if request.max_tokens == 0 {
         return Err(ApiError::BadRequest("max_tokens must be at least 1".into()));
     }

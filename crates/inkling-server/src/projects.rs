@@ -20,6 +20,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/projects", get(list_projects).post(create_project))
         .route("/api/projects/{project}", get(show_project))
         .route("/api/projects/{project}/context", put(set_context))
+        .route("/api/projects/{project}/bans", get(bans).put(set_bans))
         .route("/api/projects/{project}/documents", post(add_document))
         .route("/api/projects/{project}/documents/{doc}", get(show_document))
         .route("/api/projects/{project}/documents/{doc}/revisions", post(save).get(history))
@@ -99,6 +100,27 @@ async fn set_context(State(s): State<AppState>, Path(project): Path<String>, Bod
             st.set_authors_note(&p, b.authors_note.as_deref().unwrap_or(&p.authors_note), depth)?;
         }
         Ok(Json(st.project(&project)?))
+    })
+    .await
+}
+
+/// The project's banned phrases, with the built-in list and the config file's beneath them.
+async fn bans(State(s): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Value>> {
+    let config = s.config.bans.clone();
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let (phrases, regex) = inkling_craft::bans::builtin();
+        Ok(Json(json!({"project": p.bans, "config": config, "builtin": {"phrases": phrases, "regex": regex}})))
+    })
+    .await
+}
+
+async fn set_bans(State(s): State<AppState>, Path(project): Path<String>, Body(b): Body<inkling_api::BanList>) -> ApiResult<Json<inkling_api::BanList>> {
+    inkling_engine::bans::Bans::compile(&b.phrases, &b.regex).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        st.set_bans(&p, &b)?;
+        Ok(Json(st.project(&project)?.bans))
     })
     .await
 }

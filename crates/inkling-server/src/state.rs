@@ -27,11 +27,14 @@ pub struct ServerConfig {
     pub db: PathBuf,
     /// The id `/v1/models` reports.
     pub model_id: String,
+    /// The config file's banned phrases, under each project's and request's on the writing
+    /// API (`/v1` bans only what a request names).
+    pub bans: inkling_api::BanList,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { api_key: None, max_body_bytes: 16 << 20, max_queue: 64, workers: 1, max_batch: 0, cors_origins: Vec::new(), db: PathBuf::from("inkling.db"), model_id: "default".into() }
+        Self { api_key: None, max_body_bytes: 16 << 20, max_queue: 64, workers: 1, max_batch: 0, cors_origins: Vec::new(), db: PathBuf::from("inkling.db"), model_id: "default".into(), bans: inkling_api::BanList::default() }
     }
 }
 

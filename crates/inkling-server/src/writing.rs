@@ -103,6 +103,8 @@ struct RunBody {
     frame: Option<inkling_craft::Frame>,
     /// `auto` (the default), `lookup` or `off`, as the CLI's `--speculative`.
     speculative: Option<inkling_engine::Speculation>,
+    /// This request's banned phrases, over the project's and the config file's.
+    bans: inkling_api::BanList,
     stream: bool,
     /// Run inside this project: its memory, note and bible apply and candidates are recorded.
     project: Option<String>,
@@ -130,16 +132,16 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     // with it after.
     let recipe = std::sync::Arc::new(s.toolbox.get(&name)?.clone());
     let project_name = body.project.clone();
-    let mut context = match &project_name {
+    let (mut context, project_bans) = match &project_name {
         Some(p) => {
             let p = p.clone();
             s.store(move |st| {
                 let project = st.project(&p)?;
-                Ok(project_context(st, &project)?)
+                Ok((project_context(st, &project)?, project.bans))
             })
             .await?
         }
-        None => StoryContext::default(),
+        None => (StoryContext::default(), Default::default()),
     };
     context.before = body.before.clone();
     if let Some(m) = &body.memory {
@@ -161,6 +163,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         language: body.language.clone(),
         count: body.count,
         speculative: body.speculative.unwrap_or_else(inkling_craft::run::default_speculation),
+        bans: body.bans.over(&project_bans.over(&s.config.bans)),
     };
     let (tx, pieces) = mpsc::unbounded_channel::<Value>();
     let streaming = body.stream;

@@ -555,3 +555,53 @@ async fn speculative_decoding_is_on_by_default_keeps_the_text_and_is_counted() {
     let on = call(&d.app, "POST", "/api/tools/tighten", Some(json!({"text": prompt, "seed": 2}))).await;
     assert_eq!(on.json()["candidates"], r.json()["candidates"]);
 }
+
+/// `/v1` takes TabbyAPI's `banned_strings` and `banned_regex`; a project keeps its own list,
+/// which the writing API applies over the config file's; bad patterns are 400s.
+#[tokio::test]
+async fn banned_phrases_on_v1_and_per_project() {
+    let d = desk(ServerConfig::default());
+    let two_letters = |text: &str| -> String {
+        let chars: Vec<char> = text.chars().collect();
+        (chars.len() / 3..chars.len() - 1)
+            .map(|i| chars[i..i + 2].iter().collect::<String>())
+            .find(|w| w.chars().all(|c| c.is_ascii_alphanumeric()))
+            .expect("two ASCII letters in a row")
+            .to_lowercase()
+    };
+    let ask = |extra: Value| {
+        let mut b = json!({"prompt": "the", "max_tokens": 40, "temperature": 0, "seed": 1});
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let plain = call(&d.app, "POST", "/v1/completions", Some(ask(json!({})))).await.json();
+    let text = plain["choices"][0]["text"].as_str().unwrap().to_string();
+    let phrase = two_letters(&text);
+    let r = call(&d.app, "POST", "/v1/completions", Some(ask(json!({"banned_regex": [phrase]})))).await.json();
+    let out = r["choices"][0]["text"].as_str().unwrap().to_lowercase();
+    assert!(!out.contains(&phrase), "{phrase:?} in {out:?}");
+    assert_ne!(out, text.to_lowercase());
+    let r = call(&d.app, "POST", "/v1/completions", Some(ask(json!({"banned_strings": ["the end"]})))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let bad = call(&d.app, "POST", "/v1/completions", Some(ask(json!({"banned_regex": ["("]})))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&bad.body).contains("not a valid regular expression"));
+
+    assert_eq!(call(&d.app, "POST", "/api/projects", Some(json!({"name": "book"}))).await.status, StatusCode::CREATED);
+    let tool = json!({"text": "the", "seed": 3, "temperature": 0, "max_tokens": 40, "frame": "text", "project": "book"});
+    let before = call(&d.app, "POST", "/api/tools/continue", Some(tool.clone())).await.json();
+    let before = before["candidates"][0]["text"].as_str().unwrap().to_lowercase();
+    let phrase = two_letters(&before);
+    let set = call(&d.app, "PUT", "/api/projects/book/bans", Some(json!({"defaults": false, "regex": [phrase]}))).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", String::from_utf8_lossy(&set.body));
+    let got = call(&d.app, "GET", "/api/projects/book/bans", None).await.json();
+    assert_eq!(got["project"], json!({"defaults": false, "regex": [phrase]}));
+    assert!(got["builtin"]["phrases"].as_array().unwrap().iter().any(|p| p == "Elara"));
+    assert_eq!(call(&d.app, "PUT", "/api/projects/book/bans", Some(json!({"regex": ["("]}))).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(call(&d.app, "PUT", "/api/projects/book/bans", Some(json!({"phrase": ["typo"]}))).await.status, StatusCode::BAD_REQUEST);
+    // Inside the project the writing API applies its list.
+    let after = call(&d.app, "POST", "/api/tools/continue", Some(tool)).await.json();
+    let after = after["candidates"][0]["text"].as_str().unwrap().to_lowercase();
+    assert!(!after.contains(&phrase), "{phrase:?} in {after:?}");
+    assert_ne!(after, before);
+}

@@ -70,6 +70,10 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // 2: the project's banned phrases (an inkling_api::BanList as JSON; '' is none).
+    r#"
+    ALTER TABLE projects ADD COLUMN bans TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -55,6 +55,9 @@ pub struct Project {
     pub memory: String,
     pub authors_note: String,
     pub authors_note_depth: i64,
+    /// The project's banned phrases, stacked over the config file's.
+    #[serde(default)]
+    pub bans: inkling_api::BanList,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -212,9 +215,15 @@ impl Store {
     pub fn project(&self, name: &str) -> Result<Project> {
         self.conn
             .query_row(
-                "SELECT id, name, created_at, memory, authors_note, authors_note_depth FROM projects WHERE name = ?1",
+                "SELECT id, name, created_at, memory, authors_note, authors_note_depth, bans FROM projects WHERE name = ?1",
                 [name],
-                |r| Ok(Project { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, memory: r.get(3)?, authors_note: r.get(4)?, authors_note_depth: r.get(5)? }),
+                |r| {
+                    let bans: String = r.get(6)?;
+                    // Written by `set_bans` only; a list that no longer parses reads as none
+                    // rather than locking the writer out of the project.
+                    let bans = if bans.is_empty() { Default::default() } else { serde_json::from_str(&bans).unwrap_or_default() };
+                    Ok(Project { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, memory: r.get(3)?, authors_note: r.get(4)?, authors_note_depth: r.get(5)?, bans })
+                },
             )
             .optional()?
             .ok_or_else(|| StoreError::NoProject(name.into()))
@@ -238,6 +247,16 @@ impl Store {
     pub fn set_authors_note(&mut self, project: &Project, note: &str, depth: i64) -> Result<()> {
         self.write(|tx| {
             tx.execute("UPDATE projects SET authors_note = ?1, authors_note_depth = ?2 WHERE id = ?3", params![note, depth, project.id])?;
+            Ok(())
+        })
+    }
+
+    /// The project's banned phrases (see [`inkling_api::BanList`]).
+    pub fn set_bans(&mut self, project: &Project, bans: &inkling_api::BanList) -> Result<()> {
+        // A list of strings and flags always serializes.
+        let json = if bans.is_empty() { String::new() } else { serde_json::to_string(bans).unwrap_or_default() };
+        self.write(|tx| {
+            tx.execute("UPDATE projects SET bans = ?1 WHERE id = ?2", params![json, project.id])?;
             Ok(())
         })
     }

@@ -53,6 +53,8 @@ pub struct SamplingArgs {
     /// off): the same text, faster where it repeats itself or its prompt.
     #[arg(long, default_value = "auto", value_name = "auto|lookup|off")]
     speculative: inkling_engine::Speculation,
+    #[command(flatten)]
+    bans: crate::config::BanArgs,
 }
 
 impl SamplingArgs {
@@ -77,8 +79,14 @@ impl SamplingArgs {
         c
     }
 
-    fn request(&self, prompt: Prompt, n: usize) -> GenerateRequest {
-        GenerateRequest {
+    fn request(&self, prompt: Prompt, n: usize) -> Result<GenerateRequest> {
+        // Built-in bans the prompt itself uses are left out (the writer's own words).
+        let text = match &prompt {
+            Prompt::Text(t) => t.clone(),
+            Prompt::Chat(m) => m.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n"),
+        };
+        let bans = inkling_craft::bans::effective(&self.bans.stacked(None)?, &text);
+        Ok(GenerateRequest {
             n,
             max_tokens: self.max_tokens,
             sampling: self.config(),
@@ -86,8 +94,10 @@ impl SamplingArgs {
             seed: self.seed,
             ignore_eos: self.ignore_eos,
             speculative: self.speculative,
+            banned_strings: bans.phrases,
+            banned_regex: bans.regex,
             ..GenerateRequest::new(prompt)
-        }
+        })
     }
 }
 
@@ -216,6 +226,13 @@ fn footer(g: &Generation) {
     if !cut.is_empty() {
         eprintln!("(candidate {} stopped at the token limit; raise --max-tokens for more)", cut.join(", "));
     }
+    let banned: Vec<String> = g.candidates.iter().filter(|c| c.finish_reason == FinishReason::Banned).map(|c| (c.index + 1).to_string()).collect();
+    if !banned.is_empty() {
+        eprintln!("(candidate {} ended early: every way on led into a banned phrase)", banned.join(", "));
+    }
+    if g.timings.ban_rewinds > 0 {
+        eprintln!("(banned phrases were written over {} time(s), {} token(s) taken back)", g.timings.ban_rewinds, g.timings.ban_rewound_tokens);
+    }
     eprintln!(
         "[seed {} · prompt {} tok · {:.0} ms to first token · {:.1} tok/s]",
         g.seed, g.prompt_tokens, g.timings.time_to_first_token_ms, g.timings.decode_tokens_per_s
@@ -232,7 +249,7 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
         eprintln!("{note}");
     }
     let prompt = if args.instruct { Prompt::Chat(vec![ChatMessage::new("user", &text)]) } else { Prompt::Text(text) };
-    let req = args.sampling.request(prompt, args.n);
+    let req = args.sampling.request(prompt, args.n)?;
     let g = if args.stream && args.json {
         let out = engine.generate(&req, &mut |e| {
             let line = match e {
@@ -297,7 +314,7 @@ pub fn chat(model: &ModelArgs, args: ChatArgs) -> Result<()> {
         messages.push(ChatMessage::new("system", s));
     }
     let reply = |messages: &mut Vec<ChatMessage>| -> Result<()> {
-        let req = args.sampling.request(Prompt::Chat(messages.clone()), 1);
+        let req = args.sampling.request(Prompt::Chat(messages.clone()), 1)?;
         let mut bar = PrefillBar::default();
         let g = engine.generate(&req, &mut |e| {
             bar.event(&e);

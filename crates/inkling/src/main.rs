@@ -1,6 +1,7 @@
 //! The `inkling` binary: command-line glue over the library crates.
 
 mod bench;
+mod config;
 mod generate;
 mod models;
 mod progress;
@@ -89,6 +90,9 @@ enum Command {
     Proofread(tools::ProofreadArgs),
     /// The web editor, the writing API and an OpenAI-compatible API on one local port.
     Serve(serve::ServeArgs),
+    /// The config file (`config.toml`): where it is and what it sets.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Train models: `inkling train gpt --corpus FILE --out DIR` pretrains a GPT from scratch.
     #[command(subcommand)]
     Train(train::TrainCommand),
@@ -131,6 +135,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tools(a) => tools::list(a),
         Command::Proofread(a) => tools::proofread_cmd(&cli.model, a),
         Command::Serve(a) => serve::serve(&cli.model, a),
+        Command::Config(c) => config::run(c),
         Command::Train(c) => train::train(&cli.model, c),
         Command::Eval(c) => train::eval(&cli.model, c),
         Command::Finetune(a) => train::finetune(&cli.model, a),

@@ -86,6 +86,27 @@ enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The project's banned phrases: show them, or change them with the flags.
+    Bans {
+        name: String,
+        /// Ban a phrase in this project (repeatable).
+        #[arg(long, value_name = "PHRASE")]
+        add: Vec<String>,
+        /// Ban a regular expression in this project (repeatable).
+        #[arg(long, value_name = "REGEX")]
+        add_regex: Vec<String>,
+        /// Take a phrase or pattern off the project's list, or stop allowing one (repeatable).
+        #[arg(long, value_name = "PHRASE")]
+        remove: Vec<String>,
+        /// Allow a built-in phrase in this project (repeatable).
+        #[arg(long, value_name = "PHRASE")]
+        allow: Vec<String>,
+        /// The built-in list in this project: on, off, or inherit (the config file decides).
+        #[arg(long, value_parser = ["on", "off", "inherit"])]
+        defaults: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn db_path(args: &ProjectArgs) -> PathBuf {
@@ -283,6 +304,50 @@ pub fn run(args: ProjectArgs) -> Result<()> {
                     );
                 }
                 println!("  {:<30} {:>7} of {:>7} chars ({})", "whole project", r.total.model + r.total.model_edited, r.total.total(), pct(r.total.ai_assisted()));
+            }
+        }
+        ProjectCommand::Bans { name, add, add_regex, remove, allow, defaults, json } => {
+            let p = store.project(&name)?;
+            let mut bans = p.bans.clone();
+            let push = |list: &mut Vec<String>, items: &[String]| {
+                for x in items.iter().map(|x| x.trim()).filter(|x| !x.is_empty()) {
+                    if !list.iter().any(|y| y == x) {
+                        list.push(x.to_string());
+                    }
+                }
+            };
+            push(&mut bans.phrases, &add);
+            push(&mut bans.regex, &add_regex);
+            push(&mut bans.allow, &allow);
+            for r in &remove {
+                for list in [&mut bans.phrases, &mut bans.regex, &mut bans.allow] {
+                    list.retain(|x| x != r.trim());
+                }
+            }
+            if let Some(d) = defaults {
+                bans.defaults = match d.as_str() {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    _ => None,
+                };
+            }
+            if bans != p.bans {
+                inkling_engine::bans::Bans::compile(&bans.phrases, &bans.regex)?;
+                store.set_bans(&p, &bans)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&bans)?);
+            } else {
+                let defaults = match bans.defaults {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "as the config file says (on unless it turns them off)",
+                };
+                println!("banned in {name}:");
+                println!("  built-in list: {defaults}");
+                println!("  phrases: {}", if bans.phrases.is_empty() { "(none)".into() } else { bans.phrases.join(", ") });
+                println!("  patterns: {}", if bans.regex.is_empty() { "(none)".into() } else { bans.regex.join(", ") });
+                println!("  allowed: {}", if bans.allow.is_empty() { "(none)".into() } else { bans.allow.join(", ") });
             }
         }
     }

@@ -73,6 +73,7 @@ pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
         cors_origins: args.cors_origin.clone(),
         db: crate::project::db_or_default(args.db.as_deref()),
         model_id,
+        bans: crate::config::config()?.bans.clone(),
     };
     let db = config.db.clone();
     let toolbox = crate::tools::toolbox()?;

@@ -79,6 +79,8 @@ pub struct ToolArgs {
     #[arg(long, env = "INKLING_DB")]
     db: Option<PathBuf>,
     #[command(flatten)]
+    bans: crate::config::BanArgs,
+    #[command(flatten)]
     model: ModelArgs,
 }
 
@@ -160,7 +162,7 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
     let args = ToolArgs::from_arg_matches(&matches)?;
     let options: BTreeMap<String, String> = recipe.options.keys().filter_map(|k| matches.get_one::<String>(k).map(|v| (k.clone(), v.clone()))).collect();
     let text = if recipe.needs_text || args.text.is_some() || args.file.is_some() { read_prompt(args.text.as_deref(), args.file.as_deref())? } else { String::new() };
-    let context = story_context(&args)?;
+    let (context, project_bans) = story_context(&args)?;
     let request = ToolRequest {
         tool: name,
         text,
@@ -174,6 +176,7 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         language: args.language.clone(),
         count: args.count,
         speculative: args.speculative,
+        bans: args.bans.stacked(project_bans.as_ref())?,
     };
     let engine = models::backend(&args.model.or(top_model))?;
     if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &request.text) {
@@ -186,6 +189,11 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
             eprintln!("  {:<28} {:>6} tokens  {}", p.name, p.tokens, p.fate);
         }
         eprintln!("── the model reads ──\n{}\n── end of prompt ──", prepared.assembled.rendered);
+        let b = &prepared.bans;
+        eprintln!("── banned: {} phrase(s), {} pattern(s) ──", b.phrases.len(), b.regex.len());
+        if !b.skipped.is_empty() {
+            eprintln!("  built-in bans your text uses, so not banned here: {}", b.skipped.join(", "));
+        }
     }
     let mut bar = crate::progress::PrefillBar::default();
     let mut printer = (args.stream && !args.json).then(|| OrderedPrinter::new(request.n));
@@ -225,13 +233,16 @@ fn save_profile(args: &ToolArgs, out: &ToolOutput) -> Result<()> {
     Ok(())
 }
 
-fn story_context(args: &ToolArgs) -> Result<StoryContext> {
+/// The story context from the flags and the --project, and the project's banned phrases.
+fn story_context(args: &ToolArgs) -> Result<(StoryContext, Option<inkling_api::BanList>)> {
     let mut ctx = StoryContext { note_depth: args.note_depth, ..StoryContext::default() };
+    let mut bans = None;
     if let Some(name) = &args.project {
         let db = crate::project::db_or_default(args.db.as_deref());
         let store = inkling_store::Store::open(&db)?;
         let project = store.project(name)?;
         ctx = inkling_server::project_context(&store, &project)?;
+        bans = Some(project.bans);
     }
     if let Some(m) = &args.memory {
         ctx.memory = m.clone();
@@ -247,7 +258,7 @@ fn story_context(args: &ToolArgs) -> Result<StoryContext> {
     if let Some(path) = &args.before {
         ctx.before = inkling_store::import::read_text(path)?;
     }
-    Ok(ctx)
+    Ok((ctx, bans))
 }
 
 fn print_output(recipe: &Recipe, out: &ToolOutput, streamed: bool) {

@@ -247,3 +247,54 @@ fn speculative_decoding_keeps_the_text_and_reports_its_guesses() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("use auto, lookup or off"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Banned phrases never reach the output, whether the request, the config file or a project
+/// names them; `inkling config show` says what is set, and a bad config file is named.
+#[test]
+fn banned_phrases_come_from_the_request_the_config_file_and_the_project() {
+    let f = fixture();
+    let generate = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--model", f.m(), "generate", "the", "--greedy", "--ignore-eos", "--max-tokens", "40", "--json"];
+        args.extend_from_slice(extra);
+        let o = f.run(&args, None);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let plain = generate(&["--no-default-bans"]);
+    let text = plain["candidates"][0]["text"].as_str().unwrap().to_string();
+    let chars: Vec<char> = text.chars().collect();
+    let phrase: String = (chars.len() / 3..chars.len() - 1)
+        .map(|i| chars[i..i + 2].iter().collect::<String>())
+        .find(|w| w.chars().all(|c| c.is_ascii_alphanumeric()))
+        .expect("two ASCII letters in a row")
+        .to_lowercase();
+    let banned = generate(&["--ban-regex", &phrase]);
+    let out = banned["candidates"][0]["text"].as_str().unwrap().to_lowercase();
+    assert!(!out.contains(&phrase), "{phrase:?} in {out:?}");
+    assert!(banned["timings"]["ban_rewinds"].as_u64().unwrap() > 0);
+    let o = f.run(&["--model", f.m(), "generate", "the", "--greedy", "--ignore-eos", "--max-tokens", "40", "--ban-regex", &phrase], None);
+    assert!(!stdout(&o).to_lowercase().contains(&phrase));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("written over"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let config = f.dir.path().join("home").join("config.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, format!("[bans]\nregex = [{phrase:?}]\n")).unwrap();
+    let via_config = generate(&[]);
+    assert_eq!(via_config["candidates"][0]["tokens"], banned["candidates"][0]["tokens"]);
+    let show = stdout(&f.run(&["config", "show"], None));
+    assert!(show.contains(&phrase) && show.contains("built-in banned phrases (on)") && show.contains("Elara"), "{show}");
+    std::fs::write(&config, "[bans]\nphrase = [\"typo\"]\n").unwrap();
+    let o = f.run(&["--model", f.m(), "generate", "the", "--max-tokens", "4"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("config.toml") && err.contains("phrase"), "{err}");
+    std::fs::remove_file(&config).unwrap();
+
+    assert!(f.run(&["project", "new", "book"], None).status.success());
+    let set = f.run(&["project", "bans", "book", "--add", "Mara", "--add-regex", r"\bkael\w*", "--defaults", "off", "--json"], None);
+    let bans: serde_json::Value = serde_json::from_str(&stdout(&set)).unwrap();
+    assert_eq!(bans, serde_json::json!({"defaults": false, "phrases": ["Mara"], "regex": [r"\bkael\w*"]}));
+    let shown = stdout(&f.run(&["project", "bans", "book", "--remove", "Mara"], None));
+    assert!(shown.contains("built-in list: off") && shown.contains("phrases: (none)") && shown.contains(r"\bkael\w*"), "{shown}");
+    let bad = f.run(&["project", "bans", "book", "--add-regex", "("], None);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("not a valid regular expression"));
+}
