@@ -87,11 +87,40 @@ async function openProject(name, docId) {
   $('project').value = name;
   $('memory').value = v.project.memory;
   $('note').value = v.project.authors_note;
+  showBans(v.project.bans || {});
   $('document').replaceChildren(...v.documents.map((d) => el('option', { value: String(d.id), textContent: d.title })));
   const want = docId || Number(localStorage.getItem(`inkling-doc-${name}`));
   const pick = v.documents.find((d) => d.id === want) || v.documents[0];
   if (pick) await openDocument(pick.id); else closeDocument();
   await loadBible();
+}
+
+// ---- banned phrases ----
+
+const lines = (id) => $(id).value.split('\n').map((l) => l.trim()).filter(Boolean);
+
+function showBans(b) {
+  $('bans-defaults').checked = b.defaults !== false;
+  $('bans-phrases').value = (b.phrases || []).join('\n');
+  $('bans-regex').value = (b.regex || []).join('\n');
+  $('bans-allow').value = (b.allow || []).join('\n');
+}
+
+async function loadBuiltinBans() {
+  if (!state.project) return;
+  const v = await api(`/api/projects/${enc(state.project)}/bans`);
+  const list = v.builtin.phrases;
+  $('bans-builtin-count').textContent = `${list.length}: ${list.slice(0, 6).join(', ')}…`;
+  $('bans-builtin-count').title = list.join(', ');
+}
+
+async function saveBans() {
+  if (!state.project) return;
+  // Unchecked turns the list off for this project; checked leaves it to the config file.
+  const body = { phrases: lines('bans-phrases'), regex: lines('bans-regex'), allow: lines('bans-allow') };
+  if (!$('bans-defaults').checked) body.defaults = false;
+  const saved = await api(`/api/projects/${enc(state.project)}/bans`, { method: 'PUT', body });
+  showBans(saved);
 }
 
 function closeDocument() {
@@ -491,6 +520,10 @@ function wire() {
       await loadBible();
     } catch (e) { say(e.message); }
   };
+  $('save-bans').onclick = async () => {
+    try { await saveBans(); say(''); } catch (e) { say(e.message); }
+  };
+  $('bans-panel').addEventListener('toggle', () => { if ($('bans-panel').open) loadBuiltinBans().catch((e) => say(e.message)); });
   $('save-context').onclick = async () => {
     if (!state.project) return;
     try {

@@ -110,6 +110,20 @@ async function main() {
     await page.waitForFunction(() => document.getElementById('text').value.includes('the library.'), null, { timeout: 15000 });
     check(true, 'a one-click fix is applied and saved');
 
+    // Banned phrases: the side panel shows inkling's list, keeps the project's own phrases
+    // and patterns, and they are there after a reload.
+    await page.click('#bans-panel summary');
+    await page.waitForFunction(() => /^\d+: .*Elara/.test(document.getElementById('bans-builtin-count').textContent));
+    await page.fill('#bans-phrases', 'suddenly\nall of a sudden');
+    await page.fill('#bans-regex', '\\bvery \\w+ly\\b');
+    await page.uncheck('#bans-defaults');
+    await page.click('#save-bans');
+    await page.waitForFunction(() => document.getElementById('message').textContent === '');
+    await page.reload();
+    await page.waitForFunction(() => document.getElementById('bans-phrases').value !== '');
+    const bans = await page.evaluate(() => ({ phrases: document.getElementById('bans-phrases').value, regex: document.getElementById('bans-regex').value, defaults: document.getElementById('bans-defaults').checked }));
+    check(bans.phrases === 'suddenly\nall of a sudden' && bans.regex === '\\bvery \\w+ly\\b' && bans.defaults === false, `the project's banned phrases are saved and kept over a reload (${JSON.stringify(bans)})`);
+
     // A long chapter: the editor says how much of it the model has read, and Stop ends
     // the reading at once.
     await page.fill('#doc-title', 'Chapter 2');

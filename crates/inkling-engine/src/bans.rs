@@ -185,8 +185,8 @@ fn phrase_pattern(phrase: &str) -> String {
 }
 
 /// Parses with case folding on, then makes word boundaries ASCII (see the module docs).
-fn parse(pattern: &str) -> std::result::Result<Hir, regex_syntax::Error> {
-    let hir = regex_syntax::ParserBuilder::new().case_insensitive(true).build().parse(pattern)?;
+fn parse(pattern: &str) -> std::result::Result<Hir, String> {
+    let hir = regex_syntax::ParserBuilder::new().case_insensitive(true).build().parse(pattern).map_err(|e| e.to_string())?;
     Ok(ascii_word_boundaries(hir))
 }
 

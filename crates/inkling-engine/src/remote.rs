@@ -318,6 +318,9 @@ impl RemoteBackend {
             stream: true,
             sampling,
             response_format,
+            // Servers that ban (TabbyAPI) do it themselves; the answer is checked here anyway.
+            banned_strings: r.banned_strings.clone(),
+            banned_regex: r.banned_regex.clone(),
             ..api::GenerationParams::default()
         };
         match &r.prompt {
@@ -442,6 +445,58 @@ impl Backend for RemoteBackend {
     }
 
     fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
+        match crate::bans::Bans::compile(&request.banned_strings, &request.banned_regex)? {
+            None => self.generate_unchecked(request, on_event),
+            Some(bans) => self.generate_checked(request, &bans, on_event),
+        }
+    }
+}
+
+/// Times a remote candidate holding a banned phrase is asked for again before it is cut.
+pub const REMOTE_BAN_RETRIES: usize = 2;
+
+impl RemoteBackend {
+    /// Bans on a server inkling cannot take tokens back from (TabbyAPI honours
+    /// `banned_strings` itself; vLLM and llama.cpp's server ignore it): each candidate is
+    /// checked when it ends, and one holding a banned phrase is asked for again with another
+    /// seed, up to [`REMOTE_BAN_RETRIES`] times, then cut before the phrase (finish reason
+    /// `Banned`). So nothing banned is shown, its text is held back until it is checked.
+    fn generate_checked(&self, request: &GenerateRequest, bans: &crate::bans::Bans, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| tracing::warn!("a remote server cannot take tokens back: banned phrases are checked after each answer, which is asked for again when it holds one, and text is shown once checked"));
+        let mut g = self.generate_unchecked(request, &mut |_| true)?;
+        let mut cache = bans.cache();
+        let mut hit = |text: &str| match bans.scan(&mut cache, text, 0, true) {
+            crate::bans::Scan::Hit { start, .. } => Some(start),
+            _ => None,
+        };
+        for c in g.candidates.iter_mut() {
+            let mut tries = 0;
+            while hit(&c.text).is_some() && tries < REMOTE_BAN_RETRIES {
+                tries += 1;
+                g.timings.ban_rewinds += 1;
+                let again = GenerateRequest { n: 1, seed: Some(g.seed.wrapping_add((1000 * tries + c.index) as u64)), ..request.clone() };
+                if let Some(fresh) = self.generate_unchecked(&again, &mut |_| true)?.candidates.pop() {
+                    c.text = fresh.text;
+                    c.finish_reason = fresh.finish_reason;
+                    c.completion_tokens = fresh.completion_tokens;
+                }
+            }
+            if let Some(at) = hit(&c.text) {
+                c.text.truncate(at);
+                c.finish_reason = FinishReason::Banned;
+            }
+        }
+        for c in &g.candidates {
+            if !c.text.is_empty() && !on_event(Event::Text { candidate: c.index, text: &c.text }) {
+                break;
+            }
+            on_event(Event::Finished { candidate: c.index, reason: c.finish_reason });
+        }
+        Ok(g)
+    }
+
+    fn generate_unchecked(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
         if request.n == 0 || request.n > crate::engine::MAX_CANDIDATES {
             return Err(EngineError::InvalidRequest(format!("n must be between 1 and {}, got {}", crate::engine::MAX_CANDIDATES, request.n)));
         }

@@ -142,3 +142,27 @@ fn speculative_lookup_keeps_the_text_of_plain_decoding() {
         assert!(enough, "an edit copies its input: {} of {} guesses kept", t.draft_accepted, t.draft_tokens);
     }
 }
+
+/// On the default model, the names it reaches for are banned: none appears in any
+/// candidate, the text before the name is the plain one's, and the answer still goes on.
+#[test]
+fn banned_names_never_appear_and_the_answer_goes_on() {
+    let Some(e) = default_engine() else { return };
+    let prompt = "Once upon a time, in a quiet village by the sea, there lived a young woman named";
+    let plain = e.generate(&request(prompt, 4, 24, 3), |_| true).unwrap();
+    // The first word of each candidate: the names this model picks.
+    let mut names: Vec<String> = plain.candidates.iter().filter_map(|c| c.text.split(|ch: char| !ch.is_alphanumeric()).find(|w| !w.is_empty()).map(String::from)).collect();
+    names.sort();
+    names.dedup();
+    assert!(!names.is_empty());
+    let banned = e.generate(&GenerateRequest { banned_strings: names.clone(), ..request(prompt, 4, 24, 3) }, |_| true).unwrap();
+    assert!(banned.timings.ban_rewinds > 0);
+    for c in &banned.candidates {
+        let words: Vec<String> = c.text.split(|ch: char| !ch.is_alphanumeric()).map(str::to_lowercase).collect();
+        for n in &names {
+            assert!(!words.contains(&n.to_lowercase()), "{n} in {:?}", c.text);
+        }
+        assert!(c.text.split_whitespace().count() >= 5, "the answer goes on: {:?}", c.text);
+        assert_ne!(c.finish_reason, inkling_engine::FinishReason::Banned);
+    }
+}

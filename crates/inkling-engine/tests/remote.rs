@@ -276,3 +276,40 @@ fn tokens_are_counted_by_the_server_or_estimated_on_the_safe_side() {
     assert!(b.count_tokens(english).unwrap() >= english.split_whitespace().count() + 2);
     assert!(b.count_tokens("那天夜里雨下得很大").unwrap() >= 9);
 }
+
+/// A server that cannot ban: an answer holding a banned phrase is asked for again with
+/// another seed, and one still holding it after the retries is cut before it; nothing
+/// banned is ever shown, and the list is sent for servers that ban themselves.
+#[test]
+fn banned_phrases_are_checked_after_the_fact_and_asked_for_again() {
+    let s = serve(Arc::new(|path, i, _| match path {
+        "/v1/models" => models(),
+        // Request 0 (n = 2): one clean answer, one with the name. Retries: the name again,
+        // then a clean one.
+        _ if i == 0 => Reply::Sse(vec![chunk(0, "The sea was calm.", Some("stop")), chunk(1, "Then Elara smiled.", Some("stop"))], false),
+        _ if i == 1 => Reply::Sse(vec![chunk(0, "And ELARA wept.", Some("stop"))], false),
+        _ => Reply::Sse(vec![chunk(0, "Then Mara smiled.", Some("stop"))], false),
+    }));
+    let b = RemoteBackend::connect(config(&s.url)).unwrap();
+    let r = GenerateRequest { banned_strings: vec!["Elara".into()], ..request(2) };
+    let (g, events) = collect(&b, &r);
+    let g = g.unwrap();
+    let texts: Vec<&str> = g.candidates.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts, ["The sea was calm.", "Then Mara smiled."]);
+    assert_eq!(g.timings.ban_rewinds, 2);
+    assert!(events.iter().all(|(_, t)| !t.to_lowercase().contains("elara")), "{events:?}");
+    let bodies = s.bodies.lock().unwrap();
+    let first = bodies.iter().find(|(p, _)| p == "/v1/completions").unwrap();
+    assert_eq!(first.1["banned_strings"][0], "Elara");
+    drop(bodies);
+
+    // Every retry holds it: the answer is cut before the phrase and says why it ended.
+    let s = serve(Arc::new(|path, _, _| match path {
+        "/v1/models" => models(),
+        _ => Reply::Sse(vec![chunk(0, "Then Elara smiled.", Some("stop"))], false),
+    }));
+    let b = RemoteBackend::connect(config(&s.url)).unwrap();
+    let (g, _) = collect(&b, &GenerateRequest { banned_strings: vec!["Elara".into()], ..request(1) });
+    let c = &g.unwrap().candidates[0];
+    assert_eq!((c.text.as_str(), c.finish_reason), ("Then ", FinishReason::Banned));
+}

@@ -120,6 +120,10 @@ pub struct GenerateArgs {
     /// Treat the prompt as an instruction and apply the model's chat template.
     #[arg(long)]
     instruct: bool,
+    /// After the text, each token with the model's likeliest alternatives and their
+    /// probabilities (before temperature and truncation); with --json, per-token `alternatives`.
+    #[arg(long)]
+    show_alternatives: bool,
     #[command(flatten)]
     sampling: SamplingArgs,
 }
@@ -198,6 +202,33 @@ impl OrderedPrinter {
     }
 }
 
+/// Alternatives shown per token by `--show-alternatives` (what mikupad and NovelAI show).
+const ALTERNATIVES: usize = 10;
+
+/// A token's text for a table: its bytes, lossy where it holds part of a character.
+fn piece(engine: &dyn Backend, token: u32) -> String {
+    String::from_utf8_lossy(&engine.token_bytes(token)).into_owned()
+}
+
+/// Each generated token with its alternatives, one line a token.
+fn print_alternatives(c: &inkling_engine::Candidate, engine: &dyn Backend) {
+    println!("── candidate {} token by token: probability, then the likeliest alternatives ──", c.index + 1);
+    for lp in &c.logprobs {
+        let alts: Vec<String> = lp.top.iter().filter(|(t, _)| *t != lp.token).map(|(t, l)| format!("{:?} {:.1}%", piece(engine, *t), l.exp() * 100.0)).collect();
+        println!("{:<18} {:>5.1}%  | {}", format!("{:?}", piece(engine, lp.token)), lp.logprob.exp() * 100.0, alts.join(" · "));
+    }
+}
+
+fn alternatives_json(c: &inkling_engine::Candidate, engine: &dyn Backend) -> serde_json::Value {
+    c.logprobs
+        .iter()
+        .map(|lp| {
+            let top: Vec<_> = lp.top.iter().map(|(t, l)| serde_json::json!({"token": t, "text": piece(engine, *t), "logprob": l})).collect();
+            serde_json::json!({"token": lp.token, "text": piece(engine, lp.token), "logprob": lp.logprob, "alternatives": top})
+        })
+        .collect()
+}
+
 fn print_result(g: &Generation, engine: &dyn Backend, json: bool) -> Result<()> {
     if json {
         let v = serde_json::json!({
@@ -206,6 +237,7 @@ fn print_result(g: &Generation, engine: &dyn Backend, json: bool) -> Result<()> 
             "prompt_tokens": g.prompt_tokens,
             "candidates": g.candidates.iter().map(|c| serde_json::json!({
                 "index": c.index, "text": c.text, "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens, "tokens": c.tokens,
+                "alternatives": (!c.logprobs.is_empty()).then(|| alternatives_json(c, engine)),
             })).collect::<Vec<_>>(),
             "timings": g.timings,
         });
@@ -217,6 +249,9 @@ fn print_result(g: &Generation, engine: &dyn Backend, json: bool) -> Result<()> 
             println!("── candidate {} ──", c.index + 1);
         }
         println!("{}", c.text);
+    }
+    for c in g.candidates.iter().filter(|c| !c.logprobs.is_empty()) {
+        print_alternatives(c, engine);
     }
     Ok(())
 }
@@ -249,7 +284,10 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
         eprintln!("{note}");
     }
     let prompt = if args.instruct { Prompt::Chat(vec![ChatMessage::new("user", &text)]) } else { Prompt::Text(text) };
-    let req = args.sampling.request(prompt, args.n)?;
+    let mut req = args.sampling.request(prompt, args.n)?;
+    if args.show_alternatives {
+        req.logprobs = Some(ALTERNATIVES);
+    }
     let g = if args.stream && args.json {
         let out = engine.generate(&req, &mut |e| {
             let line = match e {
@@ -264,11 +302,15 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
         return Ok(());
     } else if args.stream {
         let (mut p, mut bar) = (OrderedPrinter::new(args.n), PrefillBar::default());
-        engine.generate(&req, &mut |e| {
+        let g = engine.generate(&req, &mut |e| {
             bar.event(&e);
             p.event(&e);
             true
-        })?
+        })?;
+        for c in g.candidates.iter().filter(|c| !c.logprobs.is_empty()) {
+            print_alternatives(c, engine.as_ref());
+        }
+        g
     } else {
         let mut bar = PrefillBar::default();
         let g = engine.generate(&req, &mut |e| {

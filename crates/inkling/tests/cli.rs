@@ -298,3 +298,26 @@ fn banned_phrases_come_from_the_request_the_config_file_and_the_project() {
     let bad = f.run(&["project", "bans", "book", "--add-regex", "("], None);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("not a valid regular expression"));
 }
+
+/// `--show-alternatives`: every generated token with the model's ten likeliest choices, in
+/// order, as JSON and as a table after the text.
+#[test]
+fn show_alternatives_lists_each_tokens_likeliest_choices() {
+    let f = fixture();
+    let o = f.run(&["--model", f.m(), "generate", "the", "--greedy", "--ignore-eos", "--max-tokens", "8", "--show-alternatives", "--json"], None);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let c = &v["candidates"][0];
+    let alts = c["alternatives"].as_array().unwrap();
+    assert_eq!(alts.len(), 8);
+    for (a, t) in alts.iter().zip(c["tokens"].as_array().unwrap()) {
+        assert_eq!(&a["token"], t);
+        let top = a["alternatives"].as_array().unwrap();
+        assert_eq!(top.len(), 10);
+        let lps: Vec<f64> = top.iter().map(|x| x["logprob"].as_f64().unwrap()).collect();
+        assert!(lps.windows(2).all(|w| w[0] >= w[1]), "likeliest first: {lps:?}");
+        // Greedy: the chosen token is the likeliest.
+        assert_eq!(&top[0]["token"], t);
+    }
+    let table = stdout(&f.run(&["--model", f.m(), "generate", "the", "--greedy", "--max-tokens", "4", "--show-alternatives"], None));
+    assert!(table.contains("token by token") && table.contains('%'), "{table}");
+}
