@@ -15,7 +15,8 @@
 //! - Patterns are regular expressions (the `regex` crate's syntax), case-insensitive unless
 //!   they say `(?-i)`. `\b` in them is an ASCII word boundary: a lazy DFA cannot decide
 //!   Unicode word boundaries, and CJK text has none to find.
-//! - A ban never matches empty text: such a pattern is refused when compiled.
+//! - A ban never matches empty text: such a pattern is refused when compiled. A pattern that
+//!   can run on (`a.*b`) holds text back for as long as it might still match.
 
 use crate::error::{EngineError, Result};
 use regex_automata::hybrid::dfa::{Cache, DFA};
