@@ -828,14 +828,15 @@ impl Engine {
         Rewound::Refeed
     }
 
-    /// Shortens the answer to its first `k` tokens: history, log-probabilities, text and the
-    /// JSON matcher (replayed: rewinds are rare).
+    /// Shortens the answer to its first `k` tokens: history, cache (never past the history
+    /// it caches), log-probabilities, text and the JSON matcher (replayed: rewinds are rare).
     fn truncate_answer(&self, s: &mut Stream<'_>, k: usize) -> bool {
         if !s.text.rewind(k) {
             return false;
         }
         s.generated.truncate(k);
         s.history.truncate(s.prompt_len + k);
+        s.cache.truncate(s.history.len().saturating_sub(s.offset));
         s.logprobs.truncate(k);
         if let Some(g) = s.grammar {
             let mut m = g.matcher();

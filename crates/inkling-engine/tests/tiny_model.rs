@@ -468,7 +468,7 @@ fn requests_decoded_together_give_what_each_gives_alone() {
     }
     // Cancelling one request leaves the others running to their end.
     e.clear_prefix_cache();
-    let two = vec![greedy("the", 1, 20), greedy("and", 1, 20)];
+    let two = vec![greedy("the weather and the sea", 1, 20), greedy("and", 1, 20)];
     let out = e.generate_batch(&two, &mut |ri, _| ri != 0);
     let (a, b) = (out[0].as_ref().unwrap(), out[1].as_ref().unwrap());
     assert_eq!(a.candidates[0].finish_reason, FinishReason::Cancelled);
@@ -641,4 +641,33 @@ fn when_every_way_on_is_banned_the_candidate_ends_and_says_so() {
     assert!(g.timings.ban_rewinds >= 2 * inkling_engine::engine::MAX_TRIES_PER_POSITION);
     let bad = e.generate(&GenerateRequest { banned_regex: vec!["(".into()], ..greedy("the", 1, 5) }, |_| true).unwrap_err().to_string();
     assert!(bad.contains("banned_regex") && bad.contains("not a valid"), "{bad}");
+}
+
+/// A ban hit in the answer's first token: the candidate samples its first token again from
+/// the prompt's logits, and goes on from a cache that holds the new start, not the token
+/// taken back. The oracle: a plain run that may never pick that token gives the same tokens
+/// and the same log-probabilities, bit for bit.
+#[test]
+fn a_ban_in_the_first_token_restarts_the_answer_cleanly() {
+    let (_d, e) = engine(&TinyModel::default());
+    let prompt = "the weather and the sea";
+    let plain = e.generate(&greedy(prompt, 1, 20), |_| true).unwrap().candidates.remove(0);
+    // The whole first token's text, at the very start of the answer only: the match is
+    // decided by the next token's first byte, after the first token went into the cache.
+    let first = plain.tokens[0];
+    let head = String::from_utf8(e.tokenizer().token_bytes(first)).unwrap();
+    let pattern: String = std::iter::once("^".to_string()).chain(head.chars().map(|c| format!("\\x{{{:x}}}", c as u32))).collect();
+    let g = e.generate(&GenerateRequest { banned_regex: vec![pattern], logprobs: Some(0), ..greedy(prompt, 1, 20) }, |_| true).unwrap();
+    let c = &g.candidates[0];
+    assert!(g.timings.ban_rewinds > 0 && g.timings.ban_rewound_tokens >= 2, "the hit came after the first token was fed");
+    assert!(!c.tokens.contains(&first));
+    let mut never = greedy(prompt, 1, 20);
+    never.sampling.logit_bias = vec![(first, f32::NEG_INFINITY)];
+    let oracle = e.generate(&GenerateRequest { logprobs: Some(0), ..never }, |_| true).unwrap();
+    let o = &oracle.candidates[0];
+    assert_eq!(c.tokens, o.tokens);
+    // From the second token on (the first's probability is taken with the banned token
+    // ruled out, the oracle's without).
+    let bits = |c: &inkling_engine::Candidate| c.logprobs[1..].iter().map(|l| l.logprob.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(c), bits(o));
 }
