@@ -312,8 +312,6 @@ struct Stream<'a> {
     history: Vec<u32>,
     text: TextStream<'a>,
     logits: Vec<f32>,
-    /// The prefill's logits, kept where bans may take the first token back.
-    first_logits: Option<Vec<f32>>,
     generated: Vec<u32>,
     logprobs: Vec<TokenLogprob>,
     finished: Option<FinishReason>,
@@ -338,6 +336,8 @@ struct RowContext<'c> {
     request: &'c GenerateRequest,
     max_tokens: usize,
     vocab_bytes: Option<&'c Vec<Vec<u8>>>,
+    /// The prefill's logits: where a rewind to the first token samples again.
+    prefill_logits: &'c [f32],
     mask: &'c mut Vec<bool>,
     cancelled: &'c mut bool,
     /// Shows released text; `false` cancels the request.
@@ -573,7 +573,6 @@ impl Engine {
                     history: su.prompt.clone(),
                     text: TextStream::with_bans(&request.stop, bans[ri].as_ref()),
                     logits: su.logits.clone(),
-                    first_logits: bans[ri].is_some().then(|| su.logits.clone()),
                     generated: Vec::new(),
                     logprobs: Vec::new(),
                     finished: None,
@@ -600,6 +599,7 @@ impl Engine {
                     request: &requests[ri],
                     max_tokens: su.max_tokens,
                     vocab_bytes,
+                    prefill_logits: &su.logits,
                     mask: &mut mask,
                     cancelled: &mut cancelled[ri],
                     on_text: &mut |candidate, text| on_event(ri, Event::Text { candidate, text }),
@@ -608,8 +608,12 @@ impl Engine {
                 };
                 self.sample_rows(s, &mut ctx);
                 if let Some(reason) = s.finished {
-                    self.cut_bans_at_end(s);
                     let tail = s.text.finish();
+                    // A ban at the very end (the length ran out, or it was cancelled, right
+                    // after one) was cut off with the tokens it began in.
+                    if s.text.tokens() < s.generated.len() {
+                        self.truncate_answer(s, s.text.tokens());
+                    }
                     if !tail.is_empty() {
                         on_event(ri, Event::Text { candidate: s.candidate, text: &tail });
                     }
@@ -627,8 +631,7 @@ impl Engine {
         if let Some(s) = streams.first().filter(|s| s.offset == 0) {
             let mut tokens = s.history.clone();
             tokens.truncate(s.cache.len());
-            let mut cache = s.cache.clone();
-            cache.truncate(tokens.len());
+            let cache = s.cache.clone();
             if let Ok(mut p) = self.prefix.lock() {
                 *p = Some(PrefixCache { tokens, cache });
             }
@@ -697,7 +700,7 @@ impl Engine {
             ctx.first_token_ms.get_or_insert_with(|| ctx.start.elapsed().as_secs_f64() * 1e3);
             if !request.ignore_eos && self.tokenizer.is_end_of_generation(t) {
                 // A phrase at the very end is only decided now.
-                match s.text.hit_at_end().map(|hit| self.rewind(s, hit)) {
+                match s.text.hit_at_end().map(|hit| self.rewind(s, hit, ctx.prefill_logits)) {
                     Some(Rewound::Resample) => continue,
                     Some(Rewound::Refeed) => break,
                     Some(Rewound::GaveUp) => s.finished = Some(FinishReason::Banned),
@@ -713,7 +716,7 @@ impl Engine {
                     s.finished = Some(FinishReason::Stop);
                     x
                 }
-                Step::Banned(hit) => match self.rewind(s, hit) {
+                Step::Banned(hit) => match self.rewind(s, hit, ctx.prefill_logits) {
                     Rewound::Resample => continue,
                     Rewound::Refeed => break,
                     Rewound::GaveUp => {
@@ -795,7 +798,7 @@ impl Engine {
     /// [`MAX_TRIES_PER_POSITION`] tokens each began a ban is given up on for the one before
     /// it; past [`MAX_REWINDS`], or where the way back would cross text already shown (or
     /// a window that slid), the candidate ends without the phrase.
-    fn rewind(&self, s: &mut Stream<'_>, hit: BanHit) -> Rewound {
+    fn rewind(&self, s: &mut Stream<'_>, hit: BanHit, prefill_logits: &[f32]) -> Rewound {
         self.drop_unkept_guesses(s);
         s.bans.rewinds += 1;
         let floor = s.text.first_unreleased_token();
@@ -804,7 +807,7 @@ impl Engine {
         while tries(s, k) >= MAX_TRIES_PER_POSITION && k > floor {
             k -= 1;
         }
-        let cache_reachable = if k == 0 { s.offset == 0 && s.first_logits.is_some() } else { s.prompt_len + k - 1 > s.offset || s.offset == 0 };
+        let cache_reachable = if k == 0 { s.offset == 0 } else { s.prompt_len + k - 1 > s.offset || s.offset == 0 };
         if s.bans.rewinds > MAX_REWINDS || k < floor || tries(s, k) >= MAX_TRIES_PER_POSITION || !cache_reachable {
             self.truncate_answer(s, hit.token);
             return Rewound::GaveUp;
@@ -818,9 +821,8 @@ impl Engine {
         s.banned_at.push((k, token));
         self.truncate_answer(s, k);
         if k == 0 {
-            if let Some(l) = &s.first_logits {
-                s.logits.clone_from(l);
-            }
+            s.logits.clear();
+            s.logits.extend_from_slice(prefill_logits);
             return Rewound::Resample;
         }
         // The cache then ends before token k - 1, which the next pass feeds again.
@@ -846,16 +848,6 @@ impl Engine {
             s.matcher = Some(m);
         }
         true
-    }
-
-    /// A finished candidate whose text ends in a banned phrase (the length ran out, or it
-    /// was cancelled, right after one) loses the phrase.
-    fn cut_bans_at_end(&self, s: &mut Stream<'_>) {
-        while let Some(hit) = s.text.hit_at_end() {
-            if !self.truncate_answer(s, hit.token) {
-                break;
-            }
-        }
     }
 
     /// The guesses past the last kept one leave the cache.
