@@ -130,11 +130,11 @@ pub fn complete_lists(
         }
         for step in steps {
             let index = step.candidate;
-            if !on_event(Event::Text { candidate: index, text: &step.seam }) {
+            if !on_event(Event::Text { candidate: index, text: &step.seam, logprobs: &[] }) {
                 return Ok(());
             }
             let extra = generate(&step.request, &mut |e| match e {
-                Event::Text { text, .. } => on_event(Event::Text { candidate: index, text }),
+                Event::Text { text, logprobs, .. } => on_event(Event::Text { candidate: index, text, logprobs }),
                 Event::Finished { .. } => true,
                 prefill @ Event::Prefill { .. } => on_event(prefill),
             })?;

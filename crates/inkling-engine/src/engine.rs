@@ -158,7 +158,7 @@ pub enum FinishReason {
 }
 
 /// Streaming events, in order; `candidate` indexes the request's candidates.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Event<'a> {
     /// The prompt is being read: `processed` of its `total` tokens are in the cache, of
     /// which `cached` came from the reused prefix (llama.cpp server's `prompt_progress`).
@@ -166,7 +166,10 @@ pub enum Event<'a> {
     /// returning `false` stops the prefill there, and what was computed stays in the prefix
     /// cache for the next request.
     Prefill { cached: usize, processed: usize, total: usize },
-    Text { candidate: usize, text: &'a str },
+    /// Text released for a candidate, with the reports of the tokens whose text it completes
+    /// (empty unless the request asked for `logprobs`). A token split across two events is
+    /// reported with the second; every token is reported once, in order.
+    Text { candidate: usize, text: &'a str, logprobs: &'a [TokenLogprob] },
     Finished { candidate: usize, reason: FinishReason },
 }
 
@@ -190,6 +193,12 @@ pub struct TokenLogprob {
     pub logprob: f32,
     /// Most likely first.
     pub top: Vec<(u32, f32)>,
+    /// The same after the samplers (penalties, truncation, temperature): the distribution
+    /// the token was actually drawn from, where a token top-p cut has no chance at all.
+    #[serde(default)]
+    pub sampled_logprob: f32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sampled_top: Vec<(u32, f32)>,
 }
 
 /// Log-probability of `token` and the `k` likeliest tokens, from raw logits.
@@ -206,7 +215,7 @@ pub fn token_logprob(logits: &[f32], token: u32, k: usize) -> TokenLogprob {
         idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
         top = idx;
     }
-    TokenLogprob { token, logprob: lp(token), top: top.into_iter().map(|t| (t, lp(t))).collect() }
+    TokenLogprob { token, logprob: lp(token), top: top.into_iter().map(|t| (t, lp(t))).collect(), sampled_logprob: 0.0, sampled_top: Vec::new() }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -314,6 +323,8 @@ struct Stream<'a> {
     logits: Vec<f32>,
     generated: Vec<u32>,
     logprobs: Vec<TokenLogprob>,
+    /// How many of `logprobs` went out with released text.
+    logprobs_sent: usize,
     finished: Option<FinishReason>,
     grammar: Option<&'a JsonGrammar>,
     matcher: Option<JsonMatcher<'a>>,
@@ -341,7 +352,7 @@ struct RowContext<'c> {
     mask: &'c mut Vec<bool>,
     cancelled: &'c mut bool,
     /// Shows released text; `false` cancels the request.
-    on_text: &'c mut dyn FnMut(usize, &str) -> bool,
+    on_text: &'c mut dyn FnMut(usize, &str, &[TokenLogprob]) -> bool,
     start: Instant,
     first_token_ms: &'c mut Option<f64>,
 }
@@ -575,6 +586,7 @@ impl Engine {
                     logits: su.logits.clone(),
                     generated: Vec::new(),
                     logprobs: Vec::new(),
+                    logprobs_sent: 0,
                     finished: None,
                     grammar: grammars[ri].as_ref(),
                     matcher: grammars[ri].as_ref().map(JsonGrammar::matcher),
@@ -602,7 +614,7 @@ impl Engine {
                     prefill_logits: &su.logits,
                     mask: &mut mask,
                     cancelled: &mut cancelled[ri],
-                    on_text: &mut |candidate, text| on_event(ri, Event::Text { candidate, text }),
+                    on_text: &mut |candidate, text, logprobs| on_event(ri, Event::Text { candidate, text, logprobs }),
                     start: t0,
                     first_token_ms: &mut first_token_ms[ri],
                 };
@@ -614,9 +626,11 @@ impl Engine {
                     if s.text.tokens() < s.generated.len() {
                         self.truncate_answer(s, s.text.tokens());
                     }
-                    if !tail.is_empty() {
-                        on_event(ri, Event::Text { candidate: s.candidate, text: &tail });
+                    let logprobs = &s.logprobs[s.logprobs_sent.min(s.logprobs.len())..];
+                    if !tail.is_empty() || !logprobs.is_empty() {
+                        on_event(ri, Event::Text { candidate: s.candidate, text: &tail, logprobs });
                     }
+                    s.logprobs_sent = s.logprobs.len();
                     on_event(ri, Event::Finished { candidate: s.candidate, reason });
                 }
             }
@@ -725,9 +739,14 @@ impl Engine {
                     }
                 },
             };
-            if !text.is_empty() && !(ctx.on_text)(s.candidate, &text) {
+            // The reports go out with the text that completes their tokens; released text is
+            // never rewound, so neither are they.
+            let done = s.text.released_tokens().min(s.logprobs.len()).max(s.logprobs_sent);
+            let logprobs = &s.logprobs[s.logprobs_sent..done];
+            if (!text.is_empty() || !logprobs.is_empty()) && !(ctx.on_text)(s.candidate, &text, logprobs) {
                 *ctx.cancelled = true;
             }
+            s.logprobs_sent = done;
             if s.finished.is_none() && s.drafted.get(s.row) == Some(&t) {
                 s.row += 1;
                 continue;
@@ -779,13 +798,13 @@ impl Engine {
                 *l = f32::NEG_INFINITY;
             }
         }
-        let t = s.sampler.sample(logits, &s.history);
+        let (t, drawn) = s.sampler.sample_reporting(logits, &s.history, request.logprobs);
         if s.banned_at.contains(&(here, t)) {
             // Every other token was masked too: no allowed path is left here.
             return Err(FinishReason::Banned);
         }
-        if let Some(k) = request.logprobs {
-            s.logprobs.push(token_logprob(logits, t, k));
+        if let (Some(k), Some(drawn)) = (request.logprobs, drawn) {
+            s.logprobs.push(TokenLogprob { sampled_logprob: drawn.logprob, sampled_top: drawn.top, ..token_logprob(logits, t, k) });
         }
         if let Some(m) = s.matcher.as_mut() {
             m.advance(&self.tokenizer.token_bytes(t));
@@ -839,6 +858,7 @@ impl Engine {
         s.generated.truncate(k);
         s.history.truncate(s.prompt_len + k);
         s.cache.truncate(s.history.len().saturating_sub(s.offset));
+        debug_assert!(k >= s.logprobs_sent.min(s.logprobs.len()), "a rewind never takes back reported tokens");
         s.logprobs.truncate(k);
         if let Some(g) = s.grammar {
             let mut m = g.matcher();

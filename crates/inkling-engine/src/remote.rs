@@ -254,7 +254,7 @@ impl RemoteBackend {
                 if !t.is_empty() && reasons[i].is_none() {
                     texts[i].push_str(t);
                     counts[i] += 1;
-                    if !on_event(Event::Text { candidate: first + i, text: t }) {
+                    if !on_event(Event::Text { candidate: first + i, text: t, logprobs: &[] }) {
                         cancelled = true;
                     }
                 }
@@ -488,7 +488,7 @@ impl RemoteBackend {
             }
         }
         for c in &g.candidates {
-            if !c.text.is_empty() && !on_event(Event::Text { candidate: c.index, text: &c.text }) {
+            if !c.text.is_empty() && !on_event(Event::Text { candidate: c.index, text: &c.text, logprobs: &[] }) {
                 break;
             }
             on_event(Event::Finished { candidate: c.index, reason: c.finish_reason });
@@ -528,7 +528,7 @@ impl RemoteBackend {
                         s.spawn(move || {
                             let mut forward = |e: Event<'_>| {
                                 let _ = tx.send(match e {
-                                    Event::Text { candidate, text } => Msg::Text(candidate, text.to_string()),
+                                    Event::Text { candidate, text, .. } => Msg::Text(candidate, text.to_string()),
                                     Event::Finished { candidate, reason } => Msg::Finished(candidate, reason),
                                     // A remote server reads the prompt on its side.
                                     Event::Prefill { .. } => return !stop.load(std::sync::atomic::Ordering::Relaxed),
@@ -542,7 +542,7 @@ impl RemoteBackend {
                 drop(tx);
                 for m in rx {
                     let keep = match &m {
-                        Msg::Text(c, t) => on_event(Event::Text { candidate: *c, text: t }),
+                        Msg::Text(c, t) => on_event(Event::Text { candidate: *c, text: t, logprobs: &[] }),
                         Msg::Finished(c, r) => on_event(Event::Finished { candidate: *c, reason: *r }),
                     };
                     if !keep {

@@ -134,6 +134,26 @@ struct Cand {
 }
 
 /// The sampler of one candidate stream.
+/// The distribution a token was drawn from, as log-probabilities after the samplers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drawn {
+    /// The drawn token's.
+    pub logprob: f32,
+    /// The likeliest tokens left, most likely first; fewer than asked when truncation kept
+    /// fewer.
+    pub top: Vec<(u32, f32)>,
+}
+
+impl Drawn {
+    fn of(cands: &[Cand], probs: &[f32], token: u32, k: usize) -> Drawn {
+        let mut kept: Vec<(u32, f32)> = cands.iter().zip(probs).filter(|(_, p)| **p > 0.0).map(|(c, p)| (c.id, *p)).collect();
+        let logprob = kept.iter().find(|(id, _)| *id == token).map_or(f32::NEG_INFINITY, |(_, p)| p.ln());
+        kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        kept.truncate(k);
+        Drawn { logprob, top: kept.into_iter().map(|(id, p)| (id, p.ln())).collect() }
+    }
+}
+
 pub struct Sampler {
     config: SamplingConfig,
     rng: StdRng,
@@ -154,6 +174,13 @@ impl Sampler {
 
     /// Picks the next token from `logits`, given the tokens so far (prompt and generated).
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        self.sample_reporting(logits, history, None).0
+    }
+
+    /// [`Sampler::sample`], also reporting, when `report` asks for `k`, the distribution the
+    /// token was drawn from: after every stage of the chain, so a token top-p cut has none.
+    /// Reporting draws nothing from the RNG: the same seed gives the same tokens either way.
+    pub fn sample_reporting(&mut self, logits: &[f32], history: &[u32], report: Option<usize>) -> (u32, Option<Drawn>) {
         let mut cands: Vec<Cand> = logits.iter().enumerate().map(|(i, &l)| Cand { id: i as u32, logit: l }).collect();
         for &(id, bias) in &self.config.logit_bias {
             if let Some(c) = cands.get_mut(id as usize) {
@@ -177,19 +204,26 @@ impl Sampler {
             }
         }
         if greedy {
-            return argmax(&cands);
+            // All the mass is on the argmax.
+            let t = argmax(&cands);
+            return (t, report.map(|_| Drawn { logprob: 0.0, top: vec![(t, 0.0)] }));
         }
         let probs = softmax(&cands);
+        let t = self.draw(&cands, &probs);
+        (t, report.map(|k| Drawn::of(&cands, &probs, t, k)))
+    }
+
+    fn draw(&mut self, cands: &[Cand], probs: &[f32]) -> u32 {
         let r: f32 = self.rng.random();
         let mut acc = 0.0;
-        for (c, p) in cands.iter().zip(&probs) {
+        for (c, p) in cands.iter().zip(probs) {
             acc += p;
             if r < acc {
                 return c.id;
             }
         }
         // Rounding left r above the total: the last candidate with any mass.
-        cands.iter().zip(&probs).rev().find(|(_, p)| **p > 0.0).map_or(argmax(&cands), |(c, _)| c.id)
+        cands.iter().zip(probs).rev().find(|(_, p)| **p > 0.0).map_or(argmax(cands), |(c, _)| c.id)
     }
 
     fn penalties(&self, cands: &mut [Cand], history: &[u32]) {
@@ -399,6 +433,24 @@ mod tests {
             let t = s.sample(&logits, &[]) as usize;
             let better = logits.iter().filter(|&&l| l > logits[t]).count();
             prop_assert!(better < k);
+        }
+
+        #[test]
+        fn reporting_the_draw_changes_no_token_and_shows_only_what_survived(logits in logits_strategy(), seed in any::<u64>(), k in 1usize..8) {
+            let config = SamplingConfig { top_k: k, temperature: 0.7, ..SamplingConfig::default() };
+            let (mut plain, mut told) = (Sampler::new(config.clone(), seed, vec![]), Sampler::new(config, seed, vec![]));
+            for _ in 0..4 {
+                let t = plain.sample(&logits, &[]);
+                let (u, drawn) = told.sample_reporting(&logits, &[], Some(10));
+                prop_assert_eq!(t, u);
+                let drawn = drawn.unwrap();
+                // Top-k left k tokens at most, and the drawn one is among them.
+                prop_assert!(drawn.top.len() <= k);
+                prop_assert!(drawn.top.iter().any(|&(id, lp)| id == u && (lp - drawn.logprob).abs() < 1e-5));
+                let mass: f32 = drawn.top.iter().map(|(_, lp)| lp.exp()).sum();
+                prop_assert!((mass - 1.0).abs() < 1e-3, "top-k's survivors hold all the mass: {}", mass);
+                prop_assert!(drawn.top.windows(2).all(|w| w[0].1 >= w[1].1));
+            }
         }
 
         #[test]

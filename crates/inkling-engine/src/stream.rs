@@ -70,6 +70,16 @@ impl<'a> TextStream<'a> {
         self.marks.len()
     }
 
+    /// How many tokens, from the first, have all their text released (a token ending inside
+    /// a character counts once the character is out).
+    pub fn released_tokens(&self) -> usize {
+        let whole = self.pending.is_empty() && self.text.len() <= self.released;
+        if whole {
+            return self.marks.len();
+        }
+        self.marks.iter().rposition(|(at, pending)| *at <= self.released && pending.is_empty()).unwrap_or(0)
+    }
+
     /// The first token whose text is not yet released, wholly or partly: the earliest a
     /// rewind may go.
     pub fn first_unreleased_token(&self) -> usize {

@@ -288,7 +288,7 @@ impl crate::Backend for ScriptedBackend {
         let texts = self.answers.lock().ok().and_then(|mut a| a.pop_front()).unwrap_or_else(|| vec![String::new(); request.n]);
         let mut candidates = Vec::new();
         for (index, text) in texts.into_iter().enumerate() {
-            on_event(Event::Text { candidate: index, text: &text });
+            on_event(Event::Text { candidate: index, text: &text, logprobs: &[] });
             on_event(Event::Finished { candidate: index, reason: FinishReason::Stop });
             candidates.push(Candidate { index, text, finish_reason: FinishReason::Stop, completion_tokens: self.tokens_each, tokens: Vec::new(), logprobs: Vec::new() });
         }

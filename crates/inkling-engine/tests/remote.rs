@@ -105,7 +105,7 @@ fn request(n: usize) -> GenerateRequest {
 fn collect(b: &RemoteBackend, r: &GenerateRequest) -> (Result<inkling_engine::Generation, EngineError>, Vec<(usize, String)>) {
     let mut events = Vec::new();
     let g = b.generate(r, &mut |e| {
-        if let Event::Text { candidate, text } = e {
+        if let Event::Text { candidate, text, .. } = e {
             events.push((candidate, text.to_string()));
         }
         true

@@ -165,7 +165,7 @@ fn streamed_events_add_up_to_the_result_and_are_whole_characters() {
     let g = e
         .generate(&req, |ev| {
             match ev {
-                Event::Text { candidate, text } => streamed[candidate].push_str(text),
+                Event::Text { candidate, text, .. } => streamed[candidate].push_str(text),
                 Event::Finished { candidate, .. } => finished[candidate] += 1,
                 Event::Prefill { .. } => {}
             }
@@ -176,6 +176,47 @@ fn streamed_events_add_up_to_the_result_and_are_whole_characters() {
     for c in &g.candidates {
         assert_eq!(streamed[c.index], c.text);
         assert!(!c.text.contains('\u{FFFD}'), "{:?}", c.text);
+    }
+}
+
+/// Streamed token reports match the whole answer's, each token once and in order, even when
+/// stop strings and banned phrases hold text back and take tokens back.
+#[test]
+fn streamed_token_reports_add_up_to_the_answers() {
+    let (_d, e) = engine(&TinyModel { vocab: TinyVocab::Spm, arch: "gemma3", ..TinyModel::default() });
+    let plain = GenerateRequest { n: 2, max_tokens: 40, seed: Some(5), ignore_eos: true, logprobs: Some(4), ..GenerateRequest::new(Prompt::Text("今天天气很好".into())) };
+    let first = e.generate(&plain, |_| true).unwrap();
+    // Ban a piece of what it wrote and stop at another, so both paths run.
+    let text = &first.candidates[0].text;
+    let chars: Vec<char> = text.chars().collect();
+    let visible = |c: &char| !c.is_whitespace() && !c.is_control();
+    let at = (1..chars.len() - 5).find(|&i| chars[i..i + 2].iter().all(visible)).expect("two visible characters in a row");
+    let ban: String = chars[at..at + 2].iter().collect();
+    let stop: String = chars[chars.len() - 3..].iter().collect();
+    let req = GenerateRequest { banned_strings: vec![ban], stop: vec![stop], ..plain };
+    let mut streamed: Vec<Vec<inkling_engine::TokenLogprob>> = vec![Vec::new(); 2];
+    let mut texts = vec![String::new(); 2];
+    let g = e
+        .generate(&req, |ev| {
+            if let Event::Text { candidate, text, logprobs } = ev {
+                texts[candidate].push_str(text);
+                streamed[candidate].extend_from_slice(logprobs);
+            }
+            true
+        })
+        .unwrap();
+    assert!(g.timings.ban_rewinds > 0, "the ban took tokens back: {text:?} {:?}", g.candidates[0].text);
+    for c in &g.candidates {
+        assert_eq!(texts[c.index], c.text);
+        assert_eq!(c.logprobs.len(), c.tokens.len());
+        assert_eq!(streamed[c.index], c.logprobs, "candidate {}", c.index);
+        for lp in &c.logprobs {
+            assert_eq!(lp.top.len(), 4);
+            // After the default samplers the drawn token had some chance, and what they left
+            // is a distribution.
+            assert!(lp.sampled_logprob.is_finite() && lp.sampled_logprob <= 0.0);
+            assert!(lp.sampled_top.iter().map(|(_, l)| l.exp()).sum::<f32>() <= 1.0 + 1e-4);
+        }
     }
 }
 

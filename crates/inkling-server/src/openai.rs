@@ -136,9 +136,6 @@ fn sampling(p: &GenerationParams) -> ApiResult<SamplingConfig> {
 }
 
 fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Option<usize>, default_max: usize) -> ApiResult<Plan> {
-    if p.stream && logprobs.is_some() {
-        return Err(ApiError::BadRequest("logprobs are reported on whole (non-streamed) responses; set stream to false".into()));
-    }
     let schema = match &p.response_format {
         None => None,
         Some(f) => match f.kind.as_str() {
@@ -201,7 +198,7 @@ async fn whole(s: AppState, plan: Plan) -> ApiResult<Response> {
         .candidates
         .iter()
         .map(|c| {
-            let logprobs = top.map(|_| logprob_report(&*s.backend, plan.endpoint, &c.logprobs));
+            let logprobs = top.map(|_| logprob_report(&*s.backend, plan.endpoint, &c.logprobs, 0));
             let mut choice = Choice { index: c.index, finish_reason: Some(finish_reason(c.finish_reason)), logprobs, ..Choice::default() };
             match plan.endpoint {
                 Endpoint::Completions => choice.text = Some(c.text.clone()),
@@ -231,12 +228,13 @@ fn usage(g: &Generation) -> Usage {
     Usage { prompt_tokens: g.prompt_tokens, completion_tokens, total_tokens: g.prompt_tokens + completion_tokens }
 }
 
-/// OpenAI's two log-probability shapes, from the engine's per-token reports.
-fn logprob_report(backend: &dyn Backend, endpoint: Endpoint, lps: &[TokenLogprob]) -> Value {
+/// OpenAI's two log-probability shapes, from the engine's per-token reports; `offset` is
+/// where the first token's text begins in the answer (a stream's chunks go on from there).
+fn logprob_report(backend: &dyn Backend, endpoint: Endpoint, lps: &[TokenLogprob], offset: usize) -> Value {
     let text = |t: u32| String::from_utf8_lossy(&backend.token_bytes(t)).into_owned();
     match endpoint {
         Endpoint::Completions => {
-            let mut offset = 0;
+            let mut offset = offset;
             let mut text_offset = Vec::new();
             for lp in lps {
                 text_offset.push(offset);
@@ -263,7 +261,8 @@ fn logprob_report(backend: &dyn Backend, endpoint: Endpoint, lps: &[TokenLogprob
 /// What the model worker sends a streaming response.
 enum Piece {
     Progress(PromptProgress),
-    Text(usize, String),
+    /// Text, and the reports of the tokens it completes.
+    Text(usize, String, Vec<TokenLogprob>),
     Finished(usize, FinishReason),
 }
 
@@ -272,6 +271,10 @@ struct StreamState {
     done: Option<oneshot::Receiver<Result<Generation, inkling_engine::EngineError>>>,
     /// Chat candidates whose first chunk (which carries the role) has gone out.
     started: std::collections::HashSet<usize>,
+    /// Asked for log-probabilities, and each candidate's answer bytes reported so far
+    /// (completions' `text_offset` goes on from there).
+    logprobs: bool,
+    reported: std::collections::HashMap<usize, usize>,
     ended: bool,
     endpoint: Endpoint,
     include_usage: bool,
@@ -294,6 +297,7 @@ impl StreamState {
 fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
     let (tx, pieces) = mpsc::unbounded_channel::<Piece>();
     let (request, return_progress) = (plan.request, plan.return_progress);
+    let logprobs = request.logprobs.is_some();
     let started = std::time::Instant::now();
     let done = s.queue.generate(request, move |e| {
         let piece = match e {
@@ -301,7 +305,7 @@ fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
                 Piece::Progress(PromptProgress { total, cache: cached, processed, time_ms: started.elapsed().as_secs_f64() * 1e3 })
             }
             Event::Prefill { .. } => return !tx.is_closed(),
-            Event::Text { candidate, text } => Piece::Text(candidate, text.to_string()),
+            Event::Text { candidate, text, logprobs } => Piece::Text(candidate, text.to_string(), logprobs.to_vec()),
             Event::Finished { candidate, reason } => Piece::Finished(candidate, reason),
         };
         // A closed channel means the client has gone: stop generating for it.
@@ -311,6 +315,8 @@ fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
         pieces,
         done: Some(done),
         started: Default::default(),
+        logprobs,
+        reported: Default::default(),
         ended: false,
         endpoint: plan.endpoint,
         include_usage: plan.include_usage,
@@ -330,8 +336,13 @@ fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
                 chunk.prompt_progress = Some(p);
                 out.push(SseEvent::default().data(serde_json::to_string(&chunk).unwrap_or_default()));
             }
-            Some(Piece::Text(i, text)) => {
+            Some(Piece::Text(i, text, lps)) => {
                 let mut choice = Choice { index: i, ..Choice::default() };
+                if st.logprobs {
+                    let at = st.reported.entry(i).or_default();
+                    choice.logprobs = Some(logprob_report(&*st.state.backend, st.endpoint, &lps, *at));
+                    *at += lps.iter().map(|lp| st.state.backend.token_bytes(lp.token).len()).sum::<usize>();
+                }
                 match st.endpoint {
                     Endpoint::Completions => choice.text = Some(text),
                     Endpoint::Chat => {

@@ -179,7 +179,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     let generation = s.queue.generate(prepared.request.clone(), move |e| {
         let v = match e {
             Event::Prefill { cached, processed, total } => json!({"type": "progress", "cached": cached, "processed": processed, "total": total}),
-            Event::Text { candidate, text } => json!({"type": "text", "candidate": candidate, "text": text}),
+            Event::Text { candidate, text, .. } => json!({"type": "text", "candidate": candidate, "text": text}),
             Event::Finished { candidate, reason } => json!({"type": "finished", "candidate": candidate, "reason": reason}),
         };
         // Whole answers need no events; the result channel still tells when the client left.

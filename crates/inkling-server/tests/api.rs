@@ -128,6 +128,31 @@ async fn openai_completions_whole_streamed_with_candidates_stop_seed_and_logprob
     assert_eq!(l["tokens"].as_array().unwrap().concat_text(), lp["choices"][0]["text"].as_str().unwrap());
     assert!(l["token_logprobs"].as_array().unwrap().iter().all(|x| x.as_f64().unwrap() <= 0.0));
     assert_eq!(l["top_logprobs"][0].as_object().unwrap().len(), 2);
+
+    // Streamed, each chunk carries the reports of the tokens its text completes: together
+    // they are the whole answer's, in order, with offsets that run on across chunks.
+    let sampled = json!({"prompt": "the cat", "max_tokens": 12, "seed": 7, "temperature": 3.0, "logprobs": 3});
+    let whole = call(&d.app, "POST", "/v1/completions", Some(sampled.clone())).await.json();
+    let mut stream_ask = sampled.clone();
+    stream_ask["stream"] = json!(true);
+    let s = call(&d.app, "POST", "/v1/completions", Some(stream_ask)).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", String::from_utf8_lossy(&s.body));
+    let (mut tokens, mut lps, mut offsets, mut text) = (Vec::new(), Vec::new(), Vec::new(), String::new());
+    for e in s.events().iter().filter(|e| *e != "[DONE]") {
+        let v: Value = serde_json::from_str(e).unwrap();
+        let Some(c) = v["choices"].as_array().and_then(|c| c.first()) else { continue };
+        text.push_str(c["text"].as_str().unwrap_or(""));
+        if let Some(l) = c["logprobs"].as_object() {
+            tokens.extend(l["tokens"].as_array().unwrap().iter().cloned());
+            lps.extend(l["token_logprobs"].as_array().unwrap().iter().cloned());
+            offsets.extend(l["text_offset"].as_array().unwrap().iter().cloned());
+        }
+    }
+    let w = &whole["choices"][0]["logprobs"];
+    assert_eq!(text, whole["choices"][0]["text"].as_str().unwrap());
+    assert_eq!(tokens, *w["tokens"].as_array().unwrap());
+    assert_eq!(lps, *w["token_logprobs"].as_array().unwrap());
+    assert_eq!(offsets, *w["text_offset"].as_array().unwrap());
 }
 
 trait ConcatText {
@@ -170,6 +195,18 @@ async fn chat_completions_whole_and_streamed() {
     assert_eq!(content.len(), 3);
     assert_eq!(content[0]["top_logprobs"].as_array().unwrap().len(), 2);
     assert!(content[0]["bytes"].is_array());
+
+    // Streamed chat chunks carry `logprobs.content` beside the delta, as OpenAI's do.
+    let s = call(&d.app, "POST", "/v1/chat/completions", Some(json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "logprobs": true, "top_logprobs": 2, "stream": true}))).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", String::from_utf8_lossy(&s.body));
+    let streamed: Vec<Value> = s
+        .events()
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .flat_map(|v| v["choices"][0]["logprobs"]["content"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(streamed, *content);
 }
 
 #[tokio::test]
@@ -180,7 +217,7 @@ async fn bad_requests_get_openai_errors_with_the_right_status() {
         (json!({"prompt": "x", "n": 0}), StatusCode::BAD_REQUEST, "n must be"),
         (json!({"prompt": "x", "temperature": -1}), StatusCode::BAD_REQUEST, "temperature"),
         (json!({"prompt": "x", "max_tokens": 0}), StatusCode::BAD_REQUEST, "max_tokens"),
-        (json!({"prompt": "x", "stream": true, "logprobs": 1}), StatusCode::BAD_REQUEST, "stream"),
+        (json!({"prompt": "x", "logprobs": 21}), StatusCode::BAD_REQUEST, "at most 20"),
         (json!({"prompt": ["a", "b"]}), StatusCode::BAD_REQUEST, "one prompt"),
         (json!({"prompt": 5}), StatusCode::BAD_REQUEST, "invalid request"),
         (json!({"prompt": ""}), StatusCode::BAD_REQUEST, "empty"),

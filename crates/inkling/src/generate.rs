@@ -180,11 +180,11 @@ impl OrderedPrinter {
 
     pub(crate) fn event(&mut self, e: &Event<'_>) {
         match *e {
-            Event::Text { candidate, text } if candidate == self.current => {
+            Event::Text { candidate, text, .. } if candidate == self.current => {
                 print!("{text}");
                 let _ = std::io::stdout().flush();
             }
-            Event::Text { candidate, text } => self.buffers[candidate].push_str(text),
+            Event::Text { candidate, text, .. } => self.buffers[candidate].push_str(text),
             Event::Prefill { .. } => {}
             Event::Finished { candidate, .. } => {
                 self.finished[candidate] = true;
@@ -292,7 +292,7 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
         let out = engine.generate(&req, &mut |e| {
             let line = match e {
                 Event::Prefill { cached, processed, total } => serde_json::json!({"event": "prefill", "cached": cached, "processed": processed, "total": total}),
-                Event::Text { candidate, text } => serde_json::json!({"event": "text", "candidate": candidate, "text": text}),
+                Event::Text { candidate, text, .. } => serde_json::json!({"event": "text", "candidate": candidate, "text": text}),
                 Event::Finished { candidate, reason } => serde_json::json!({"event": "finished", "candidate": candidate, "finish_reason": reason}),
             };
             println!("{line}");
