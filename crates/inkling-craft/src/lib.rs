@@ -13,7 +13,8 @@
 //! - [`run`]: a tool on any [`inkling_engine::Backend`]; [`output`] cleans and parses the
 //!   answers (talk about the edit cut, flags for what cannot be cut); [`carry_on`] asks again
 //!   for the items a short list lacks; [`language`] keeps answers in the writer's language;
-//!   [`diff`] shows what a rewrite changed; [`proofread`] lints with harper-core.
+//!   [`diff`] shows what a rewrite changed; [`tokens`] shows an answer token by token with
+//!   its alternatives; [`proofread`] lints with harper-core.
 //!
 //! Invariants: the writer's text is never altered by a tool, only proposed against (a diff or
 //! an applicable finding); a JSON tool's answer always parses (it is decoded under the
@@ -33,6 +34,7 @@ pub mod proofread;
 pub mod recipe;
 pub mod run;
 pub mod text;
+pub mod tokens;
 pub mod toolbox;
 
 pub use context::{Assembled, Frame, Part, StoryContext};

@@ -47,6 +47,14 @@ pub struct ToolRequest {
     /// list applies unless a level turns it off (see [`crate::bans`]).
     #[serde(default)]
     pub bans: inkling_api::BanList,
+    /// Report each answer token's likeliest alternatives, this many (at most 20): the
+    /// editor's token view.
+    #[serde(default)]
+    pub alternatives: Option<usize>,
+    /// The start of the answer, written by the writer or chosen from an alternative: the
+    /// model goes on from it, and it is part of the answer (SillyTavern's "start reply with").
+    #[serde(default)]
+    pub answer_start: String,
 }
 
 /// What a tool uses unless asked otherwise: guessing, since it never changes the answer
@@ -75,6 +83,8 @@ impl Default for ToolRequest {
             count: None,
             speculative: default_speculation(),
             bans: inkling_api::BanList::default(),
+            alternatives: None,
+            answer_start: String::new(),
         }
     }
 }
@@ -101,6 +111,10 @@ pub struct ToolCandidate {
     pub flags: Vec<Flag>,
     pub finish_reason: FinishReason,
     pub completion_tokens: usize,
+    /// When alternatives were asked for: the model's answer token by token (after the
+    /// request's `answer_start`), before cleaning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<crate::tokens::TokenView>,
 }
 
 /// Something wrong with an answer that cleaning could not fix.
@@ -153,7 +167,7 @@ pub fn run(toolbox: &Toolbox, backend: &dyn Backend, request: &ToolRequest, on_e
     let prepared = prepare(recipe, backend, request)?;
     let mut generation = backend.generate(&prepared.request, on_event)?;
     crate::carry_on::complete_lists(&prepared, &mut generation, &mut |r, on| backend.generate(r, on), on_event)?;
-    finish(recipe, request, prepared, generation)
+    finish(recipe, backend, request, prepared, generation)
 }
 
 /// A request ready for the backend, and what it was built from.
@@ -201,8 +215,9 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
         sampling: sampling(recipe, request),
         stop: recipe.output.stop.clone(),
         seed: request.seed,
-        prefill: assembled.prefill.clone(),
+        prefill: format!("{}{}", assembled.prefill, request.answer_start),
         json_schema: schema,
+        logprobs: request.alternatives,
         speculative: request.speculative,
         banned_strings: bans.phrases.clone(),
         banned_regex: bans.regex.clone(),
@@ -265,13 +280,14 @@ fn answer_language(request: &ToolRequest) -> Language {
 
 /// Cleans, parses and deduplicates the backend's candidates, flags what cleaning could not
 /// fix, and ranks the flagged and those that miss the length goal last.
-pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, generation: inkling_engine::Generation) -> Result<ToolOutput> {
+pub fn finish(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest, prepared: Prepared, generation: inkling_engine::Generation) -> Result<ToolOutput> {
     let source = request.text.as_str();
     let mut seen = std::collections::HashSet::new();
     let mut candidates = Vec::new();
     let mut duplicates_dropped = 0;
     let mut parse_errors = Vec::new();
     for c in generation.candidates {
+        let tokens = if c.logprobs.is_empty() { Vec::new() } else { crate::tokens::token_views(backend, &c.text, &c.logprobs) };
         // The answer continues the prefill, unless the server could not prefill and the
         // model wrote it again itself.
         let prefill = prepared.request.prefill.as_str();
@@ -319,7 +335,7 @@ pub fn finish(recipe: &Recipe, request: &ToolRequest, prepared: Prepared, genera
             }
         });
         let diff = recipe.output.diff.then(|| word_diff(source.trim(), &text));
-        let mut candidate = ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens };
+        let mut candidate = ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens, tokens };
         candidate.flags = flags(recipe, &prepared, source, &candidate);
         candidates.push(candidate);
     }

@@ -159,3 +159,30 @@ fn free_form_styles_and_length_goals_shape_the_request() {
         assert!(c.meets_length.is_some());
     }
 }
+
+/// Asked for alternatives, a candidate comes token by token in whole characters that join
+/// to the answer, even where a CJK character spans byte tokens; `answer_start` begins the
+/// answer, and the model's tokens come after it.
+#[test]
+fn an_answer_token_by_token_joins_to_the_answer_and_can_be_started() {
+    let tb = Toolbox::builtin().unwrap();
+    let (_d, e) = engine(1024, false);
+    let story = "雨下得很大。她打开门";
+    let asked = ToolRequest { max_tokens: Some(24), frame: Some(Frame::Text), alternatives: Some(10), n: 1, ..req("continue", story) };
+    let out = run(&tb, &e, &asked, &mut |_| true).unwrap();
+    let c = &out.candidates[0];
+    assert!(!c.tokens.is_empty());
+    let joined: String = c.tokens.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(joined.trim(), c.text.trim(), "tokens {:?}", c.tokens.iter().map(|t| &t.text).collect::<Vec<_>>());
+    for t in &c.tokens {
+        assert_eq!(t.top.len(), 10);
+        assert!(t.sampled_top.len() <= 10 && !t.sampled_top.is_empty());
+        assert!(t.top.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+    }
+    let start = "，外面";
+    let started = run(&tb, &e, &ToolRequest { answer_start: start.into(), ..asked }, &mut |_| true).unwrap();
+    let c = &started.candidates[0];
+    assert!(c.text.starts_with(start), "{:?}", c.text);
+    let joined: String = c.tokens.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(format!("{start}{joined}").trim(), c.text.trim());
+}

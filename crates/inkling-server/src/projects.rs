@@ -30,6 +30,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/projects/{project}/documents/{doc}/restore", post(restore))
         .route("/api/projects/{project}/documents/{doc}/accept", post(accept))
         .route("/api/projects/{project}/generations", get(generations))
+        .route("/api/projects/{project}/generations/{id}", get(generation))
         .route("/api/projects/{project}/generations/{id}/status", post(set_status))
         .route("/api/projects/{project}/bible", get(bible).post(put_bible))
         .route("/api/projects/{project}/bible/{id}", delete(delete_bible))
@@ -259,13 +260,40 @@ struct TreeQuery {
     parent: Option<i64>,
     /// Only those made for this document.
     document: Option<i64>,
+    /// Every node at every depth (each names its `parent_id`), not one level.
+    #[serde(default)]
+    tree: bool,
 }
 
+/// One level of the generation tree, or all of it; tokens are left out of listings (a
+/// node's own endpoint has them) and `has_tokens` says whether there are any.
 async fn generations(State(s): State<AppState>, Path(project): Path<String>, Query(q): Query<TreeQuery>) -> ApiResult<Json<Value>> {
     s.store(move |st| {
         let p = st.project(&project)?;
-        let nodes: Vec<_> = st.children(&p, q.parent)?.into_iter().filter(|n| q.document.is_none() || n.generation.document_id == q.document).collect();
+        let nodes = if q.tree { st.generation_tree(&p, q.document)? } else { st.children(&p, q.parent)?.into_iter().filter(|n| q.document.is_none() || n.generation.document_id == q.document).collect() };
+        let nodes: Vec<Value> = nodes
+            .into_iter()
+            .map(|mut n| {
+                let has_tokens = n.generation.tokens.take().is_some();
+                let mut v = serde_json::to_value(&n).unwrap_or_default();
+                v["has_tokens"] = json!(has_tokens);
+                v
+            })
+            .collect();
         Ok(Json(json!({"generations": nodes})))
+    })
+    .await
+}
+
+/// One generation, with its tokens and their alternatives when it has them.
+async fn generation(State(s): State<AppState>, Path((project, id)): Path<(String, i64)>) -> ApiResult<Json<Value>> {
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let g = st.generation(id)?;
+        if g.project_id != p.id {
+            return Err(ApiError::NotFound(format!("project `{}` has no generation {id}", p.name)));
+        }
+        Ok(Json(serde_json::to_value(&g).unwrap_or_default()))
     })
     .await
 }

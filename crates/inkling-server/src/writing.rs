@@ -105,6 +105,11 @@ struct RunBody {
     speculative: Option<inkling_engine::Speculation>,
     /// This request's banned phrases, over the project's and the config file's.
     bans: inkling_api::BanList,
+    /// Report this many alternatives for each answer token (at most 20): the token view.
+    alternatives: Option<usize>,
+    /// The answer starts with this (a branch: the old answer up to a token, then the
+    /// alternative chosen there); the model goes on from it.
+    answer_start: String,
     stream: bool,
     /// Run inside this project: its memory, note and bible apply and candidates are recorded.
     project: Option<String>,
@@ -164,6 +169,8 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         count: body.count,
         speculative: body.speculative.unwrap_or_else(inkling_craft::run::default_speculation),
         bans: body.bans.over(&project_bans.over(&s.config.bans)),
+        alternatives: body.alternatives,
+        answer_start: body.answer_start.clone(),
     };
     let (tx, pieces) = mpsc::unbounded_channel::<Value>();
     let streaming = body.stream;
@@ -186,6 +193,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         !streaming || tx.send(v).is_ok()
     })?;
     let queue = s.queue.clone();
+    let backend_for_finish = s.backend.clone();
     let done = async move {
         let dropped = || ApiError::Internal("the model worker dropped a request".into());
         let mut g = generation.await.map_err(|_| dropped())??;
@@ -204,13 +212,14 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
                 }
             }
         }
-        Ok::<_, ApiError>(finish(&recipe, &request, prepared, g)?)
+        Ok::<_, ApiError>(finish(&recipe, &*backend_for_finish, &request, prepared, g)?)
     };
     let record = Record {
         project: project_name,
         document: body.document,
         parent: body.parent,
-        request: json!({"text": body.text, "options": body.options, "n": body.n, "max_tokens": body.max_tokens, "temperature": body.temperature, "before": body.before, "language": body.language, "count": body.count}),
+        // Enough to run it again, or to branch from one of its tokens after a reload.
+        request: json!({"text": body.text, "options": body.options, "n": body.n, "max_tokens": body.max_tokens, "temperature": body.temperature, "before": body.before, "language": body.language, "count": body.count, "frame": body.frame, "alternatives": body.alternatives, "answer_start": body.answer_start}),
         temperature: body.temperature,
     };
     if !streaming {
@@ -274,6 +283,9 @@ impl Record {
                     seed: output.seed,
                     text: c.text.clone(),
                     timings: serde_json::to_value(&output.timings).unwrap_or_default(),
+                    // Through text, so the figures are filed as the response wrote them
+                    // (an f32's shortest form, not its f64 widening).
+                    tokens: (!c.tokens.is_empty()).then(|| serde_json::to_string(&c.tokens).ok().and_then(|t| serde_json::from_str(&t).ok())).flatten(),
                 };
                 ids.push(st.record_generation(&project, &g)?.id);
             }

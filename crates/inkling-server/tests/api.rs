@@ -642,3 +642,51 @@ async fn banned_phrases_on_v1_and_per_project() {
     assert!(!after.contains(&phrase), "{phrase:?} in {after:?}");
     assert_ne!(after, before);
 }
+
+/// The token view over the writing API: a run asked for alternatives files each candidate's
+/// tokens; a branch from one of them starts with the old answer up to that token and the
+/// alternative, and is filed as a child of the old one, which the whole tree shows.
+#[tokio::test]
+async fn alternatives_are_filed_and_a_branch_from_one_is_a_child() {
+    let d = desk(ServerConfig::default());
+    assert_eq!(call(&d.app, "POST", "/api/projects", Some(json!({"name": "Loom"}))).await.status, StatusCode::CREATED);
+    let doc = call(&d.app, "POST", "/api/projects/Loom/documents", Some(json!({"title": "One", "text": "The tide came in"}))).await.json();
+    let doc_id = doc["id"].as_i64().or_else(|| doc["document"]["id"].as_i64()).unwrap();
+    let ask = json!({"text": "The tide came in", "n": 1, "seed": 2, "max_tokens": 12, "temperature": 1.5, "alternatives": 5, "project": "Loom", "document": doc_id, "frame": "text"});
+    let r = call(&d.app, "POST", "/api/tools/continue", Some(ask.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    let tokens = v["candidates"][0]["tokens"].as_array().unwrap().clone();
+    assert!(tokens.len() >= 4, "{v}");
+    for t in &tokens {
+        assert_eq!(t["top"].as_array().unwrap().len(), 5);
+        let p = t["sampled_logprob"].as_f64().unwrap();
+        assert!(p <= 0.0 && p.is_finite());
+    }
+    let first = v["generations"][0].as_i64().unwrap();
+    let node = call(&d.app, "GET", &format!("/api/projects/Loom/generations/{first}"), None).await.json();
+    assert_eq!(node["tokens"], json!(tokens), "the tokens are filed with the candidate");
+
+    // Branch at token 2 with an alternative other than the token taken there.
+    let at = 2;
+    let pick = tokens[at]["top"].as_array().unwrap().iter().find(|a| a["whole"] == true && a["text"] != tokens[at]["text"]).expect("a choosable alternative").clone();
+    let start: String = tokens[..at].iter().map(|t| t["text"].as_str().unwrap()).collect::<String>() + pick["text"].as_str().unwrap();
+    let mut branch = ask.clone();
+    branch["answer_start"] = json!(start);
+    branch["parent"] = json!(first);
+    let b = call(&d.app, "POST", "/api/tools/continue", Some(branch)).await;
+    assert_eq!(b.status, StatusCode::OK, "{}", String::from_utf8_lossy(&b.body));
+    let b = b.json();
+    let child = b["generations"][0].as_i64().unwrap();
+    let text = b["candidates"][0]["text"].as_str().unwrap();
+    assert!(text.trim_start().starts_with(start.trim()), "{text:?} starts with {start:?}");
+    let tree = call(&d.app, "GET", &format!("/api/projects/Loom/generations?tree=true&document={doc_id}"), None).await.json();
+    let nodes = tree["generations"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    let kid = nodes.iter().find(|n| n["id"] == child).unwrap();
+    assert_eq!(kid["parent_id"], first);
+    assert_eq!(kid["request"]["answer_start"], json!(start));
+    assert_eq!(kid["has_tokens"], true);
+    assert!(kid.get("tokens").is_none(), "listings leave the tokens out");
+    assert_eq!(call(&d.app, "GET", "/api/projects/Loom/generations/9999", None).await.status, StatusCode::NOT_FOUND);
+}

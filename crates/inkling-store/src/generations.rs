@@ -51,6 +51,10 @@ pub struct NewGeneration {
     pub seed: u64,
     pub text: String,
     pub timings: serde_json::Value,
+    /// The answer token by token with each token's alternatives, when they were asked for
+    /// (the editor's token view, and where a branch from an alternative starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -63,7 +67,7 @@ pub struct GenerationNode {
     pub generation: NewGeneration,
 }
 
-const COLS: &str = "id, project_id, created_at, status, document_id, parent_id, recipe, model, request, sampling, seed, text, timings";
+const COLS: &str = "id, project_id, created_at, status, document_id, parent_id, recipe, model, request, sampling, seed, text, timings, tokens";
 
 fn node(r: &rusqlite::Row<'_>) -> rusqlite::Result<GenerationNode> {
     let j = |i: usize| -> rusqlite::Result<serde_json::Value> {
@@ -84,6 +88,10 @@ fn node(r: &rusqlite::Row<'_>) -> rusqlite::Result<GenerationNode> {
             seed: r.get::<_, i64>(10)? as u64,
             text: r.get(11)?,
             timings: j(12)?,
+            tokens: match r.get::<_, String>(13)? {
+                t if t.is_empty() => None,
+                _ => Some(j(13)?),
+            },
         },
     })
 }
@@ -92,8 +100,8 @@ impl Store {
     pub fn record_generation(&mut self, project: &Project, g: &NewGeneration) -> Result<GenerationNode> {
         let id = self.write(|tx| {
             tx.execute(
-                "INSERT INTO generations (project_id, document_id, parent_id, created_at, recipe, model, request, sampling, seed, text, timings)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO generations (project_id, document_id, parent_id, created_at, recipe, model, request, sampling, seed, text, timings, tokens)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     project.id,
                     g.document_id,
@@ -105,7 +113,8 @@ impl Store {
                     g.sampling.to_string(),
                     g.seed as i64,
                     g.text,
-                    g.timings.to_string()
+                    g.timings.to_string(),
+                    g.tokens.as_ref().map(|t| t.to_string()).unwrap_or_default()
                 ],
             )?;
             Ok(tx.last_insert_rowid())
@@ -126,6 +135,16 @@ impl Store {
             .conn
             .prepare(&format!("SELECT {COLS} FROM generations WHERE project_id = ?1 AND parent_id IS ?2 ORDER BY id"))?;
         let rows = st.query_map(params![project.id, parent], node)?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// The project's whole tree (of one document, when given), oldest first: each node names
+    /// its parent, so a caller can walk parents, siblings and children without a query each.
+    pub fn generation_tree(&self, project: &Project, document: Option<i64>) -> Result<Vec<GenerationNode>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {COLS} FROM generations WHERE project_id = ?1 AND (?2 IS NULL OR document_id = ?2) ORDER BY id"))?;
+        let rows = st.query_map(params![project.id, document], node)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 

@@ -74,6 +74,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE projects ADD COLUMN bans TEXT NOT NULL DEFAULT '';
     "#,
+    // 3: a generation's tokens with their alternatives (JSON; '' when none were asked for).
+    r#"
+    ALTER TABLE generations ADD COLUMN tokens TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -64,6 +64,7 @@ fn the_ledger_and_report_show_who_wrote_what() {
             seed: 7,
             text: " The room was dark.".into(),
             timings: serde_json::json!({}),
+            tokens: None,
         })
         .unwrap();
     let rev = s.accept(&doc, g.id, "She opened the door. The room was dark.").unwrap();
@@ -96,6 +97,7 @@ fn the_generation_tree_keeps_alternatives_as_siblings() {
         seed,
         text: text.into(),
         timings: serde_json::json!({"decode_ms": 12.5}),
+        tokens: None,
     };
     let root = s.record_generation(&p, &mk(None, "A", 1)).unwrap();
     for (i, t) in ["B1", "B2", "B3"].iter().enumerate() {
@@ -108,6 +110,17 @@ fn the_generation_tree_keeps_alternatives_as_siblings() {
     s.set_status(kids[0].id, Status::Rejected, "").unwrap();
     assert_eq!(s.generation(kids[0].id).unwrap().status, Status::Rejected);
     assert!(matches!(s.generation(999), Err(StoreError::NoGeneration(999))));
+
+    // A branch from an alternative is a child that keeps its tokens; the whole tree comes
+    // back in one read, each node naming its parent.
+    let tokens = serde_json::json!([{"text": "B", "logprob": -0.1, "top": [{"text": "C", "logprob": -2.0, "whole": true}]}]);
+    let branch = s.record_generation(&p, &NewGeneration { tokens: Some(tokens.clone()), ..mk(Some(kids[1].id), "B2 then C", 12) }).unwrap();
+    assert_eq!(s.generation(branch.id).unwrap().generation.tokens, Some(tokens));
+    assert_eq!(s.generation(root.id).unwrap().generation.tokens, None);
+    let tree = s.generation_tree(&p, None).unwrap();
+    assert_eq!(tree.len(), 5);
+    assert_eq!(tree.last().unwrap().generation.parent_id, Some(kids[1].id));
+    assert!(s.generation_tree(&p, Some(12345)).unwrap().is_empty(), "only the document's");
 }
 
 #[test]

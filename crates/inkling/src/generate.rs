@@ -121,7 +121,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     instruct: bool,
     /// After the text, each token with the model's likeliest alternatives and their
-    /// probabilities (before temperature and truncation); with --json, per-token `alternatives`.
+    /// probabilities, before and after the samplers; with --json, per-token `alternatives`.
     #[arg(long)]
     show_alternatives: bool,
     #[command(flatten)]
@@ -203,7 +203,7 @@ impl OrderedPrinter {
 }
 
 /// Alternatives shown per token by `--show-alternatives` (what mikupad and NovelAI show).
-const ALTERNATIVES: usize = 10;
+pub(crate) const ALTERNATIVES: usize = 10;
 
 /// A token's text for a table: its bytes, lossy where it holds part of a character.
 fn piece(engine: &dyn Backend, token: u32) -> String {
@@ -212,10 +212,10 @@ fn piece(engine: &dyn Backend, token: u32) -> String {
 
 /// Each generated token with its alternatives, one line a token.
 fn print_alternatives(c: &inkling_engine::Candidate, engine: &dyn Backend) {
-    println!("── candidate {} token by token: probability, then the likeliest alternatives ──", c.index + 1);
+    println!("── candidate {} token by token: probability (before → after the samplers), then the likeliest alternatives ──", c.index + 1);
     for lp in &c.logprobs {
         let alts: Vec<String> = lp.top.iter().filter(|(t, _)| *t != lp.token).map(|(t, l)| format!("{:?} {:.1}%", piece(engine, *t), l.exp() * 100.0)).collect();
-        println!("{:<18} {:>5.1}%  | {}", format!("{:?}", piece(engine, lp.token)), lp.logprob.exp() * 100.0, alts.join(" · "));
+        println!("{:<18} {:>5.1}% → {:>5.1}%  | {}", format!("{:?}", piece(engine, lp.token)), lp.logprob.exp() * 100.0, lp.sampled_logprob.exp() * 100.0, alts.join(" · "));
     }
 }
 
@@ -224,7 +224,8 @@ fn alternatives_json(c: &inkling_engine::Candidate, engine: &dyn Backend) -> ser
         .iter()
         .map(|lp| {
             let top: Vec<_> = lp.top.iter().map(|(t, l)| serde_json::json!({"token": t, "text": piece(engine, *t), "logprob": l})).collect();
-            serde_json::json!({"token": lp.token, "text": piece(engine, lp.token), "logprob": lp.logprob, "alternatives": top})
+            let sampled: Vec<_> = lp.sampled_top.iter().map(|(t, l)| serde_json::json!({"token": t, "text": piece(engine, *t), "logprob": l})).collect();
+            serde_json::json!({"token": lp.token, "text": piece(engine, lp.token), "logprob": lp.logprob, "alternatives": top, "sampled_logprob": lp.sampled_logprob, "sampled_alternatives": sampled})
         })
         .collect()
 }

@@ -51,6 +51,13 @@ pub struct ToolArgs {
     /// Print the exact prompt and the tokens each part took (to stderr) before generating.
     #[arg(long)]
     show_prompt: bool,
+    /// After each answer, the model's tokens with their likeliest alternatives and their
+    /// probabilities (before, then after the samplers); with --json, per-token `tokens`.
+    #[arg(long)]
+    show_alternatives: bool,
+    /// The start of the answer: the model goes on from these words, which are part of it.
+    #[arg(long, value_name = "TEXT")]
+    start_with: Option<String>,
     /// Frame the prompt as chat messages or as plain text (default: chat when the model has a template).
     #[arg(long, value_parser = ["chat", "text"])]
     frame: Option<String>,
@@ -177,6 +184,8 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         count: args.count,
         speculative: args.speculative,
         bans: args.bans.stacked(project_bans.as_ref())?,
+        alternatives: args.show_alternatives.then_some(crate::generate::ALTERNATIVES),
+        answer_start: args.start_with.clone().unwrap_or_default(),
     };
     let engine = models::backend(&args.model.or(top_model))?;
     if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &request.text) {
@@ -207,7 +216,7 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
     let mut generation = engine.generate(&prepared.request, &mut on_event)?;
     inkling_craft::carry_on::complete_lists(&prepared, &mut generation, &mut |r, on| engine.generate(r, on), &mut on_event)?;
     drop(bar);
-    let out = finish(recipe, &request, prepared, generation)?;
+    let out = finish(recipe, engine.as_ref(), &request, prepared, generation)?;
     if args.save {
         save_profile(&args, &out)?;
     }
@@ -284,6 +293,9 @@ fn print_output(recipe: &Recipe, out: &ToolOutput, streamed: bool) {
         }
         if c.meets_length == Some(false) {
             println!("(note: this answer is not {} than your text)", if recipe.output.length == Some(inkling_craft::recipe::LengthGoal::Shorter) { "shorter" } else { "longer" });
+        }
+        if !c.tokens.is_empty() {
+            print_tokens(c);
         }
         for f in &c.flags {
             let detail = match f {
@@ -368,4 +380,15 @@ pub fn proofread_cmd(top_model: &ModelArgs, args: ProofreadArgs) -> Result<()> {
         println!("model: {n}");
     }
     Ok(())
+}
+
+/// `--show-alternatives`: one line a token, its probability before and after the samplers,
+/// then the likeliest others (after the samplers).
+fn print_tokens(c: &inkling_craft::ToolCandidate) {
+    println!("── candidate {} token by token: probability (before → after the samplers), then what else the samplers allowed ──", c.index + 1);
+    let pct = |l: f32| l.exp() * 100.0;
+    for t in &c.tokens {
+        let others: Vec<String> = t.sampled_top.iter().filter(|a| a.text != t.text).map(|a| format!("{:?} {:.1}%", a.text, pct(a.logprob))).collect();
+        println!("{:<18} {:>5.1}% → {:>5.1}%  | {}", format!("{:?}", t.text), pct(t.logprob), pct(t.sampled_logprob), others.join(" · "));
+    }
 }
