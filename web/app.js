@@ -27,7 +27,13 @@ const state = {
   tools: [],
   run: null,            // {controller, body, tool, range}
   findings: [],
+  tree: null,           // {byId, kids, roots} of the open document's generation tree
+  selected: null,       // the tree node shown under it
+  popup: null,          // {node, i}: the token whose alternatives are shown
 };
+
+/// Alternatives asked for each token (what mikupad and NovelAI show).
+const ALTERNATIVES = 10;
 
 // ---- the API ----
 
@@ -142,7 +148,9 @@ async function openDocument(id) {
   status('Saved');
   showShare(v.revision.share);
   $('candidates').replaceChildren();
-  await loadAlternatives();
+  state.selected = null;
+  $('tree-node').replaceChildren();
+  await loadTree();
 }
 
 /// The editor shows `text` as what the server has.
@@ -237,34 +245,43 @@ function toolInput(tool) {
   return { text: tool.needs_text ? t.value : '', before: '', range: [end, end] };
 }
 
+const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
+
 async function runTool({ regenerate = false } = {}) {
-  const tool = currentTool();
+  let tool = currentTool();
   if (!tool) return;
   await flush();
   say('');
   let body, range;
   if (regenerate && state.run) {
-    ({ body, range } = state.run);
-    body = { ...body, seed: Math.floor(Math.random() * 2 ** 31) };
+    ({ body, range, tool } = state.run);
+    body = { ...body, seed: randomSeed() };
   } else {
     const input = toolInput(tool);
     if (tool.needs_text && !input.text.trim()) { say(`${tool.name} needs ${tool.input}: write or select some text first.`); return; }
     const options = {};
     for (const i of $('options').querySelectorAll('input, select')) if (i.value) options[i.name] = i.value;
-    body = { text: input.text, before: input.before, options, n: Number($('n').value) || 1, stream: true, project: state.project, document: state.doc };
+    body = { text: input.text, before: input.before, options, n: Number($('n').value) || 1, stream: true, alternatives: ALTERNATIVES, project: state.project, document: state.doc };
     range = input.range;
   }
+  await generate(tool, body, range);
+}
+
+/// Runs `tool` with `body`, streaming its candidates into cards; its answer will replace
+/// `range` of the document when accepted.
+async function generate(tool, body, range, title = 'Candidate') {
   const controller = new AbortController();
   state.run = { controller, body, tool, range };
   $('run').disabled = true; $('stop').disabled = false; $('regenerate').disabled = true;
   const cards = [];
-  const card = (i) => cards[i] || (cards[i] = addCard(`Candidate ${i + 1}`));
+  const card = (i) => cards[i] || (cards[i] = addCard(`${title} ${i + 1}`));
+  let result = null;
   $('candidates').replaceChildren();
   try {
     await streamEvents(`/api/tools/${enc(tool.name)}`, body, controller.signal, (ev) => {
       if (ev.type === 'progress') showReading(ev);
       else if (ev.type === 'text') { showReading(null); card(ev.candidate).body.textContent += ev.text; }
-      else if (ev.type === 'result') showResult(tool, ev.result);
+      else if (ev.type === 'result') { result = ev.result; showResult(tool, body, ev.result, title); }
       else if (ev.type === 'error') say(ev.error.message);
     });
   } catch (e) {
@@ -272,8 +289,10 @@ async function runTool({ regenerate = false } = {}) {
   } finally {
     showReading(null);
     $('run').disabled = false; $('stop').disabled = true; $('regenerate').disabled = false;
-    loadAlternatives();
   }
+  // The tree shows the new candidates, the first of them selected.
+  await loadTree(result && result.generations[0]);
+  return result;
 }
 
 /// While the model reads a long prompt (a chapter takes seconds to tens of seconds), the
@@ -326,44 +345,46 @@ const FLAG_NOTES = {
   ignores_input: 'keeps nothing of your description',
 };
 
-function showResult(tool, result) {
+function showResult(tool, body, result, title = 'Candidate') {
   $('candidates').replaceChildren();
   if (!result.candidates.length) { say('The model gave no usable answer; try Regenerate.'); return; }
   result.candidates.forEach((c, i) => {
     const gen = result.generations[i];
     const notes = (c.flags || []).map(f => FLAG_NOTES[f] || f);
     if (c.meets_length === false) notes.unshift('misses the length goal');
-    const card = addCard(`Candidate ${i + 1}${notes.map(n => ' · ' + n).join('')}`);
+    const card = addCard(`${title} ${i + 1}${notes.map(n => ' · ' + n).join('')}`);
     if (c.diff) {
       card.body.classList.add('diff');
       for (const s of c.diff) card.body.append(s.change === 'equal' ? s.text : el(s.change === 'insert' ? 'ins' : 'del', { textContent: s.text }));
     } else {
       card.body.textContent = c.text;
     }
-    offer(card, gen, c.text);
+    offer(card, gen, c.text, tool);
+    if (c.tokens) offerTokens(card, { gen, tool, body, tokens: c.tokens, answerStart: body.answer_start || '' });
   });
 }
 
-/// Accept and Reject buttons for generation `gen` with `text`.
-function offer(card, gen, text) {
+/// Accept and Reject buttons for generation `gen` with `text`, written by `tool`.
+function offer(card, gen, text, tool) {
   const accept = el('button', { type: 'button', textContent: 'Accept', className: 'accept' });
   const reject = el('button', { type: 'button', textContent: 'Reject', className: 'reject' });
-  accept.onclick = () => acceptCandidate(card, gen, text);
+  card.node.dataset.gen = String(gen);
+  accept.onclick = () => acceptCandidate(card, gen, text, tool);
   reject.onclick = async () => {
     try {
       await api(`/api/projects/${enc(state.project)}/generations/${gen}/status`, { method: 'POST', body: { status: 'rejected' } });
       card.node.classList.add('rejected');
-      loadAlternatives();
+      loadTree();
     } catch (e) { say(e.message); }
   };
   card.actions.append(accept, reject);
 }
 
-async function acceptCandidate(card, gen, text) {
+async function acceptCandidate(card, gen, text, tool) {
   if (state.doc === null) { say('Open a document to accept text into.'); return; }
   await flush();
   const t = $('text');
-  const tool = state.run ? state.run.tool : currentTool();
+  tool = tool || (state.run ? state.run.tool : currentTool());
   let [start, end] = state.run ? state.run.range : [t.selectionStart, t.selectionEnd];
   start = Math.min(start, t.value.length); end = Math.min(end, t.value.length);
   let insert = text;
@@ -379,26 +400,176 @@ async function acceptCandidate(card, gen, text) {
     status('Saved');
     showShare(r.share);
     card.node.classList.add('accepted');
-    loadAlternatives();
+    loadTree(state.selected);
   } catch (e) { say(e.message); }
 }
 
-async function loadAlternatives() {
-  if (!state.project || state.doc === null) { $('alternatives').replaceChildren(); return; }
+// ---- every token's alternatives, and branching from one ----
+
+const pct = (lp) => `${(Math.exp(lp) * 100).toFixed(1)}%`;
+/// A token's text as a list shows it: spaces and line breaks visible.
+const shown = (text) => text.replace(/\n/g, '⏎').replace(/^ /, '␣') || '·';
+
+/// A "Tokens" button on a card: the answer token by token, each with its alternatives.
+/// `node` is what a branch needs: {gen, tool, body, tokens, answerStart}.
+function offerTokens(card, node) {
+  const b = el('button', { type: 'button', textContent: 'Tokens', className: 'show-tokens', title: 'Show the answer token by token; hover a token for its alternatives' });
+  let plain = null;
+  b.onclick = () => {
+    if (plain) { card.body.replaceChildren(...plain); plain = null; b.textContent = 'Tokens'; return; }
+    plain = [...card.body.childNodes];
+    card.body.replaceChildren(tokenView(node));
+    b.textContent = 'Text';
+  };
+  card.actions.append(b);
+}
+
+function tokenView(node) {
+  const box = el('div', { className: 'tokens' });
+  if (node.answerStart) box.append(el('span', { className: 'start', textContent: node.answerStart, title: 'The start this branch was given' }));
+  node.tokens.forEach((t, i) => {
+    // A token inside a character shows nothing: the next one carries the character.
+    if (!t.text) return;
+    const p = Math.exp(t.sampled_logprob);
+    const span = el('span', { className: `tok${p < 0.1 ? ' rare' : p < 0.4 ? ' unlikely' : ''}`, tabIndex: 0, textContent: t.text, title: `${pct(t.sampled_logprob)} after the samplers, ${pct(t.logprob)} before` });
+    span.dataset.i = String(i);
+    const open = () => showAlternatives(span, node, i);
+    span.addEventListener('mouseenter', open);
+    span.addEventListener('focus', open);
+    span.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') hideAlternatives(); });
+    box.append(span);
+  });
+  return box;
+}
+
+function showAlternatives(span, node, i) {
+  document.querySelectorAll('.tok.open').forEach((x) => x.classList.remove('open'));
+  span.classList.add('open');
+  state.popup = { node, i, span };
+  renderAlternatives();
+  const popup = $('token-popup');
+  popup.hidden = false;
+  const r = span.getBoundingClientRect();
+  const width = popup.offsetWidth;
+  popup.style.left = `${Math.max(8, Math.min(r.left, window.innerWidth - width - 8))}px`;
+  const below = r.bottom + 4;
+  popup.style.top = `${below + popup.offsetHeight < window.innerHeight ? below : Math.max(8, r.top - popup.offsetHeight - 4)}px`;
+}
+
+function renderAlternatives() {
+  if (!state.popup) return;
+  const { node, i } = state.popup;
+  const t = node.tokens[i];
+  const before = $('alt-before').checked;
+  const list = before ? t.top : t.sampled_top;
+  $('alt-title').textContent = `“${shown(t.text)}” · ${pct(before ? t.logprob : t.sampled_logprob)}`;
+  $('alt-list').replaceChildren(...list.map((a) => {
+    const chosen = a.text === t.text;
+    const b = el('button', { type: 'button', className: `alt${chosen ? ' chosen' : ''}`, disabled: chosen || !a.whole, title: chosen ? 'The token written here' : a.whole ? 'Write the rest again from this token' : 'Part of a character: cannot start a branch' }, el('span', { textContent: shown(a.text) }), el('span', { textContent: pct(a.logprob) }));
+    b.onclick = () => branchFrom(node, i, a.text);
+    return el('li', {}, b);
+  }));
+  if (!list.length) $('alt-list').append(el('li', { textContent: 'The samplers left no other token here.' }));
+}
+
+function hideAlternatives() {
+  $('token-popup').hidden = true;
+  document.querySelectorAll('.tok.open').forEach((x) => x.classList.remove('open'));
+  state.popup = null;
+}
+
+/// Cuts `node`'s answer before token `i`, puts `text` there and writes the rest again: a new
+/// branch, filed under the old one.
+async function branchFrom(node, i, text) {
+  hideAlternatives();
+  const start = node.answerStart + node.tokens.slice(0, i).map((t) => t.text).join('') + text;
+  const body = { ...node.body, n: 1, seed: randomSeed(), stream: true, alternatives: ALTERNATIVES, answer_start: start, parent: node.gen, project: state.project, document: state.doc };
+  const range = state.run ? state.run.range : [$('text').selectionStart, $('text').selectionEnd];
+  await generate(node.tool, body, range, `Branch at “${shown(text)}”`);
+}
+
+// ---- the generation tree ----
+
+/// Reads the open document's whole tree and shows it; `select` (an id) becomes the
+/// selected node, else the selection stays.
+async function loadTree(select) {
+  if (!state.project || state.doc === null) { $('tree').replaceChildren(); $('tree-node').replaceChildren(); state.tree = null; return; }
   try {
-    const v = await api(`/api/projects/${enc(state.project)}/generations?document=${state.doc}`);
-    // A node carries its generation's fields (recipe, text, seed, ...) beside id and status.
-    const items = v.generations.slice(-30).reverse().map((g) => {
-      const li = el('li', { title: 'Show this alternative again' }, el('b', { textContent: `${g.recipe} · ${g.status} ` }), g.text.slice(0, 90));
-      li.onclick = () => {
-        const card = addCard(`Earlier ${g.recipe} (${g.status})`);
-        card.body.textContent = g.text;
-        offer(card, g.id, g.text);
-      };
+    const v = await api(`/api/projects/${enc(state.project)}/generations?tree=true&document=${state.doc}`);
+    const byId = new Map(v.generations.map((g) => [g.id, g]));
+    const kids = new Map();
+    const roots = [];
+    for (const g of v.generations) {
+      if (g.parent_id != null && byId.has(g.parent_id)) {
+        if (!kids.has(g.parent_id)) kids.set(g.parent_id, []);
+        kids.get(g.parent_id).push(g);
+      } else roots.push(g);
+    }
+    state.tree = { byId, kids, roots };
+    const item = (g) => {
+      const label = el('span', { className: 'label', title: g.text }, el('b', { textContent: `${g.recipe} · ${g.status}` }), g.text.trim().slice(0, 80) || '(empty)');
+      label.onclick = () => selectNode(g.id);
+      const li = el('li', { role: 'treeitem', id: `node-${g.id}` }, label);
+      li.setAttribute('aria-selected', 'false');
+      li.dataset.id = String(g.id);
+      const under = kids.get(g.id);
+      if (under) { li.setAttribute('aria-expanded', 'true'); li.append(el('ul', { role: 'group' }, ...under.map(item))); }
       return li;
-    });
-    $('alternatives').replaceChildren(...items);
+    };
+    $('tree').replaceChildren(el('ul', { role: 'group' }, ...roots.map(item)));
+    const want = select ?? state.selected;
+    if (want != null && byId.has(want)) await selectNode(want, { show: select != null || !$('tree-node').hasChildNodes() });
+    else { state.selected = null; $('tree-node').replaceChildren(); }
   } catch (e) { say(e.message); }
+}
+
+async function selectNode(id, { show = true } = {}) {
+  state.selected = id;
+  for (const li of $('tree').querySelectorAll('[role=treeitem]')) li.setAttribute('aria-selected', String(li.dataset.id === String(id)));
+  const li = $(`node-${id}`);
+  if (li) li.scrollIntoView({ block: 'nearest' });
+  if (show) await showNode(id);
+}
+
+/// The selected node as a card: its text, Accept and Reject, and its tokens when it has them.
+async function showNode(id) {
+  try {
+    const g = await api(`/api/projects/${enc(state.project)}/generations/${id}`);
+    const tool = state.tools.find((t) => t.name === g.recipe) || currentTool();
+    const branchOf = g.parent_id != null ? ` · under #${g.parent_id}` : '';
+    const card = addCard(`#${g.id} ${g.recipe} · ${g.status}${branchOf}`);
+    card.node.classList.add('tree-card');
+    card.body.textContent = g.text;
+    $('tree-node').replaceChildren(card.node);
+    offer(card, g.id, g.text, tool);
+    if (g.tokens) {
+      const r = g.request || {};
+      const body = { text: r.text || '', before: r.before || '', options: r.options || {}, max_tokens: r.max_tokens, temperature: r.temperature, language: r.language, count: r.count, frame: r.frame };
+      offerTokens(card, { gen: g.id, tool, body, tokens: g.tokens, answerStart: r.answer_start || '' });
+    }
+  } catch (e) { say(e.message); }
+}
+
+/// Loom-style keys on the tree: siblings up and down, parent left, first branch right.
+function treeKey(ev) {
+  const tree = state.tree;
+  if (!tree || state.selected == null) {
+    if (tree && tree.roots.length && ev.key.startsWith('Arrow')) { ev.preventDefault(); selectNode(tree.roots[tree.roots.length - 1].id); }
+    return;
+  }
+  const g = tree.byId.get(state.selected);
+  if (!g) return;
+  const siblings = g.parent_id != null && tree.byId.has(g.parent_id) ? tree.kids.get(g.parent_id) : tree.roots;
+  const at = siblings.findIndex((x) => x.id === g.id);
+  let next = null;
+  if (ev.key === 'ArrowUp') next = siblings[at - 1];
+  else if (ev.key === 'ArrowDown') next = siblings[at + 1];
+  else if (ev.key === 'ArrowLeft') next = tree.byId.get(g.parent_id);
+  else if (ev.key === 'ArrowRight') next = (tree.kids.get(g.id) || [])[0];
+  else if (ev.key === 'Enter') { ev.preventDefault(); const b = $('tree-node').querySelector('.accept'); if (b) b.click(); return; }
+  else return;
+  ev.preventDefault();
+  if (next) selectNode(next.id);
 }
 
 // ---- undo and redo (the store's: typing and accepted suggestions alike) ----
@@ -510,6 +681,10 @@ function wire() {
   $('regenerate').onclick = () => runTool({ regenerate: true });
   $('stop').onclick = () => state.run && state.run.controller.abort();
   $('proofread').onclick = proofread;
+  $('tree').addEventListener('keydown', treeKey);
+  $('alt-before').onchange = renderAlternatives;
+  document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') hideAlternatives(); });
+  document.addEventListener('mousedown', (ev) => { if (state.popup && !ev.target.closest('#token-popup, .tok')) hideAlternatives(); });
   $('bible-form').onsubmit = async (ev) => {
     ev.preventDefault();
     if (!state.project) { say('Create a project first.'); return; }

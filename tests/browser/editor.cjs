@@ -4,7 +4,8 @@
 //
 // A writer creates a project, types, runs `continue`, accepts a candidate, undoes it,
 // reloads and finds the text intact, types Chinese through an IME composition, proofreads and
-// applies a fix, then starts continuing a long chapter, sees how much of it has been read and
+// applies a fix, shows a candidate token by token and branches from a token's alternative,
+// walks the generation tree by keyboard, then starts continuing a long chapter, sees how much of it has been read and
 // stops. Exits non-zero with the step that failed.
 'use strict';
 
@@ -53,7 +54,7 @@ async function main() {
     await text.evaluate((t) => t.setSelectionRange(t.value.length, t.value.length));
     await page.click('#run');
     await page.waitForSelector('.candidate .accept', { timeout: 180000 });
-    const cards = await page.locator('.candidate').count();
+    const cards = await page.locator('#candidates .candidate').count();
     check(cards >= 1, `continue streams candidates side by side (${cards})`);
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
 
@@ -65,9 +66,8 @@ async function main() {
     check(true, `the AI-assisted share shows (${await page.textContent('#share')})`);
 
     check((await page.textContent('#message')) === '', 'no error is shown');
-    await page.click('#alternatives-box summary');
-    await page.waitForFunction(() => document.querySelectorAll('#alternatives li').length >= 1);
-    check((await page.textContent('#alternatives')).includes('accepted'), 'earlier alternatives list the run, the accepted one marked');
+    await page.waitForFunction(() => document.querySelectorAll('#tree [role=treeitem]').length >= 2 && document.getElementById('tree').textContent.includes('accepted'));
+    check(true, 'the generation tree lists the run, the accepted one marked');
 
     await page.click('#undo');
     await page.waitForFunction((t) => document.getElementById('text').value === t, typed);
@@ -109,6 +109,62 @@ async function main() {
     await page.reload();
     await page.waitForFunction(() => document.getElementById('text').value.includes('the library.'), null, { timeout: 15000 });
     check(true, 'a one-click fix is applied and saved');
+
+    // Every token's alternatives: show a candidate token by token, hover a token, see what
+    // else could have come there, pick one; the rest is written again as a branch under the
+    // old candidate, both are in the tree, the keys walk it, and a reload keeps them.
+    await page.fill('#n', '1');
+    await text.evaluate((t) => t.setSelectionRange(t.value.length, t.value.length));
+    await page.click('#run');
+    await page.waitForSelector('#candidates .candidate .show-tokens', { timeout: 180000 });
+    await page.locator('#candidates .candidate .show-tokens').first().click();
+    const token = page.locator('#candidates .tok').nth(2);
+    const prefix = await page.evaluate(() => [...document.querySelectorAll('#candidates .tok')].slice(0, 2).map((t) => t.textContent).join(''));
+    await token.hover();
+    await page.waitForSelector('#token-popup:not([hidden]) .alt');
+    await page.check('#alt-before');
+    const alternatives = await page.locator('#token-popup .alt').count();
+    check(alternatives === 10, `hovering a token shows its ${alternatives} likeliest alternatives, before the samplers on a toggle`);
+    const before = await page.textContent('#token-popup');
+    check(/\d+\.\d%/.test(before), 'each with its probability');
+    if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-tokens.png'), fullPage: true });
+    const parentId = Number(await page.getAttribute('#candidates .candidate', 'data-gen'));
+    const pick = page.locator('#token-popup .alt:not([disabled])').first();
+    const picked = (await pick.locator('span').first().textContent()).replace('␣', ' ').replace(/⏎/g, '\n');
+    await pick.click();
+    await page.waitForFunction(() => /^Branch at/.test(document.querySelector('#candidates .candidate .meta')?.textContent || '') && document.querySelector('#candidates .candidate .accept'), null, { timeout: 180000 });
+    const branchText = await page.textContent('#candidates .candidate .body');
+    check(branchText.trimStart().startsWith((prefix + picked).trimStart()) && branchText.length > (prefix + picked).length, `choosing "${picked}" writes the rest again as a branch (${JSON.stringify(branchText.slice(0, 60))}…)`);
+    const nested = () => page.waitForFunction((p) => {
+      const li = document.getElementById(`node-${p}`);
+      return li && li.querySelector('[role=group] [role=treeitem]');
+    }, parentId, { timeout: 15000 });
+    await nested();
+    const childId = await page.evaluate((p) => Number(document.getElementById(`node-${p}`).querySelector('[role=group] [role=treeitem]').dataset.id), parentId);
+    check(childId !== parentId, `both branches are in the tree, the new one under the old (#${childId} under #${parentId})`);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('#tree [role=treeitem]').length >= 3);
+    await nested();
+    check(true, 'a reload keeps both branches');
+    await page.locator(`#node-${childId} > .label`).click();
+    await page.waitForFunction((c) => document.getElementById(`node-${c}`).getAttribute('aria-selected') === 'true' && document.querySelector('#tree-node .show-tokens'), childId);
+    await page.focus('#tree');
+    await page.keyboard.press('ArrowLeft');
+    await page.waitForFunction((p) => document.getElementById(`node-${p}`).getAttribute('aria-selected') === 'true', parentId);
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction((c) => document.getElementById(`node-${c}`).getAttribute('aria-selected') === 'true', childId);
+    check(true, 'the arrow keys walk the tree: ← to the parent, → to its branch');
+    await page.locator('#tree-node .show-tokens').click();
+    await page.locator('#tree-node .tok').first().hover();
+    await page.waitForSelector('#token-popup:not([hidden]) .alt');
+    check(true, "after a reload a branch's tokens still show their alternatives");
+    await page.keyboard.press('Escape');
+    const beforeAccept = await text.inputValue();
+    await page.focus('#tree');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((t) => document.getElementById('text').value !== t, beforeAccept);
+    await saved();
+    check((await text.inputValue()).length > beforeAccept.length, 'Enter in the tree accepts the selected branch into the document');
 
     // Banned phrases: the side panel shows inkling's list, keeps the project's own phrases
     // and patterns, and they are there after a reload.
