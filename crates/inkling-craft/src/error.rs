@@ -20,10 +20,13 @@ pub enum CraftError {
     #[error("`{value}` is not a {option} that `{tool}` knows; choose one of: {allowed}")]
     UnknownValue { tool: String, option: String, value: String, allowed: String },
 
+    #[error("unknown dialect `{name}`; choose {known}")]
+    UnknownDialect { name: String, known: String },
+
     #[error("`{tool}` needs {what}, but the text is empty")]
     EmptyInput { tool: String, what: String },
 
-    #[error("the text is {tokens} tokens but `{tool}` can give it at most {budget} of the model's {context}-token context; select a shorter passage or use a model with a longer context (--ctx)")]
+    #[error("the text is {tokens} tokens but `{tool}` can give it at most {budget} of the model's {context}-token context; select a shorter passage or use a longer context window")]
     TextTooLong { tool: String, tokens: usize, budget: usize, context: usize },
 
     #[error("the model's answer for `{tool}` could not be read as {expected}: {reason}")]
@@ -39,3 +42,14 @@ pub enum CraftError {
 }
 
 pub type Result<T, E = CraftError> = std::result::Result<T, E>;
+
+impl CraftError {
+    /// What the caller could change (see [`inkling_engine::Remedy`]).
+    pub fn remedy(&self) -> Option<inkling_engine::Remedy> {
+        match self {
+            CraftError::Engine(e) => e.remedy(),
+            CraftError::TextTooLong { .. } => Some(inkling_engine::Remedy::ContextLength),
+            _ => None,
+        }
+    }
+}

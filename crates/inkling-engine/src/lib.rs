@@ -39,7 +39,7 @@ pub use backend::Backend;
 pub use remote::{RemoteBackend, RemoteConfig};
 pub use chat::{ChatMessage, ChatTemplate};
 pub use engine::{Candidate, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings, TokenLogprob};
-pub use error::{EngineError, Result};
+pub use error::{EngineError, Remedy, Result};
 pub use sampling::{DryConfig, SamplingConfig, Stage};
 pub use speculative::Speculation;
 pub use tokenizer::Tokenizer;

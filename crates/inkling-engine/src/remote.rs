@@ -96,6 +96,8 @@ struct Failure {
     message: String,
     retry: bool,
     after: Option<Duration>,
+    /// A setting the caller can change to get past it.
+    remedy: Option<crate::error::Remedy>,
 }
 
 impl RemoteBackend {
@@ -112,7 +114,7 @@ impl RemoteBackend {
         let models = backend.models()?;
         let card = match &backend.config.model {
             Some(m) => models.iter().find(|c| &c.id == m).cloned().unwrap_or(api::ModelCard { id: m.clone(), ..api::ModelCard::default() }),
-            None => models.first().cloned().ok_or_else(|| EngineError::Remote(format!("{} serves no models; name one with --remote-model", backend.config.base_url)))?,
+            None => models.first().cloned().ok_or_else(|| EngineError::RemoteSetting { message: format!("{} serves no models", backend.config.base_url), remedy: crate::error::Remedy::RemoteModel })?,
         };
         if backend.config.context.is_none()
             && let Some(n) = card.max_model_len
@@ -159,6 +161,7 @@ impl RemoteBackend {
                     std::thread::sleep(wait);
                     delay *= 2;
                 }
+                Err(Failure { message, remedy: Some(remedy), .. }) => return Err(EngineError::RemoteSetting { message, remedy }),
                 Err(f) => return Err(EngineError::Remote(if f.retry { format!("{} (gave up after {} retries)", f.message, self.config.max_retries) } else { f.message })),
             }
         }
@@ -368,7 +371,7 @@ fn transport_failure(url: &str, e: &reqwest::Error) -> Failure {
     } else {
         format!("request to {url} failed: {e}")
     };
-    Failure { message: what, retry: e.is_connect() || e.is_timeout() || e.is_request(), after: None }
+    Failure { message: what, retry: e.is_connect() || e.is_timeout() || e.is_request(), after: None, remedy: None }
 }
 
 fn check_status(url: &str, resp: reqwest::blocking::Response) -> Result<reqwest::blocking::Response, Failure> {
@@ -380,16 +383,17 @@ fn check_status(url: &str, resp: reqwest::blocking::Response) -> Result<reqwest:
     let body = resp.text().unwrap_or_default();
     let detail = serde_json::from_str::<api::ErrorResponse>(&body).map(|e| e.error.message).unwrap_or_else(|_| snippet(&body));
     let code = status.as_u16();
-    let message = match code {
-        401 | 403 => format!("{url} refused the API key ({status}): {detail}\n  set INKLING_API_KEY (or --api-key-file) to a key the server accepts"),
-        404 => format!("{url} was not found ({status}): check --base-url (it should end in /v1) and --remote-model: {detail}"),
-        429 => format!("{url} is rate-limiting requests ({status}): {detail}"),
-        _ => format!("{url} answered {status}: {detail}"),
+    use crate::error::Remedy;
+    let (message, remedy) = match code {
+        401 | 403 => (format!("{url} refused the API key ({status}): {detail}"), Some(Remedy::ApiKey)),
+        404 => (format!("{url} was not found ({status}): the base URL should end in /v1, and the model must be one it serves: {detail}"), Some(Remedy::ServerAddress)),
+        429 => (format!("{url} is rate-limiting requests ({status}): {detail}"), None),
+        _ => (format!("{url} answered {status}: {detail}"), None),
     };
     // A server that rejects a request's shape (some answer 500 to a validation error) will
     // reject it again.
     let invalid = detail.contains("validation error") || detail.contains("response_format");
-    Err(Failure { message, retry: !invalid && (code == 429 || code == 408 || status.is_server_error()), after })
+    Err(Failure { message, retry: !invalid && (code == 429 || code == 408 || status.is_server_error()), after, remedy })
 }
 
 fn interrupted(reason: &str, texts: &[String], counts: &[usize], first: usize) -> EngineError {

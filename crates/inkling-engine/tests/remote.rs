@@ -190,8 +190,11 @@ fn a_wrong_key_is_not_retried_and_the_key_is_never_shown() {
     let s = serve(Arc::new(|_, _, _| Reply::Json(401, r#"{"error":{"message":"invalid api key"}}"#.into(), vec![])));
     let cfg = RemoteConfig { api_key: Some("sk-secret-123".into()), ..config(&s.url) };
     assert!(!format!("{cfg:?}").contains("sk-secret-123"));
-    let e = RemoteBackend::connect(cfg).err().unwrap().to_string();
-    assert!(e.contains("refused the API key") && e.contains("INKLING_API_KEY") && !e.contains("sk-secret-123"), "{e}");
+    let err = RemoteBackend::connect(cfg).err().unwrap();
+    assert_eq!(err.remedy(), Some(inkling_engine::Remedy::ApiKey), "the caller is told the key is what to change");
+    let e = err.to_string();
+    assert!(e.contains("refused the API key") && !e.contains("sk-secret-123"), "{e}");
+    assert!(!e.contains("--") && !e.contains("INKLING_"), "a library error names no CLI flag: {e}");
     assert_eq!(s.bodies.lock().unwrap().len(), 1, "401 is not retried");
 }
 

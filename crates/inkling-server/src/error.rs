@@ -92,7 +92,7 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::InvalidRequest(_) | EngineError::PromptTooLong { .. } | EngineError::EmptyPrompt | EngineError::Template(_) => ApiError::BadRequest(e.to_string()),
-            EngineError::Remote(_) | EngineError::Interrupted { .. } => ApiError::Model(e.to_string()),
+            EngineError::Remote(_) | EngineError::RemoteSetting { .. } | EngineError::Interrupted { .. } => ApiError::Model(e.to_string()),
             e => ApiError::Internal(e.to_string()),
         }
     }

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use inkling_craft::proofread::{Dialect, Finding, proofread};
+use inkling_craft::proofread::{Finding, proofread};
 use inkling_craft::carry_on::CarryOn;
 use inkling_craft::run::{finish, prepare};
 use inkling_craft::{LoreEntry, StoryContext, ToolOutput, ToolRequest};
@@ -313,13 +313,7 @@ struct BrowserFinding {
 }
 
 async fn proofread_text(Body(body): Body<ProofreadBody>) -> ApiResult<Json<Value>> {
-    let dialect = match body.dialect.as_deref().unwrap_or("american") {
-        "american" | "us" => Dialect::American,
-        "british" | "uk" => Dialect::British,
-        "australian" | "au" => Dialect::Australian,
-        "canadian" | "ca" => Dialect::Canadian,
-        other => return Err(ApiError::BadRequest(format!("unknown dialect `{other}`; use american, british, australian or canadian"))),
-    };
+    let dialect = inkling_craft::proofread::dialect_named(body.dialect.as_deref().unwrap_or("american"))?;
     let text = body.text;
     let findings = tokio::task::spawn_blocking(move || {
         let findings = proofread(&text, dialect);

@@ -436,6 +436,11 @@ async fn proofreading_reports_spans_the_browser_can_use() {
     assert_eq!(String::from_utf16(&utf16[a..b]).unwrap(), "libary");
     assert_eq!(f["start"].as_u64().unwrap() as usize + 1, a);
     assert!(f["replacements"].as_array().unwrap().iter().any(|x| x == "library"));
+    // The same dialect names as the CLI's.
+    assert_eq!(call(&d.app, "POST", "/api/proofread", Some(json!({"text": text, "dialect": "indian"}))).await.status, StatusCode::OK);
+    let bad = call(&d.app, "POST", "/api/proofread", Some(json!({"text": text, "dialect": "martian"}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.error().contains("indian (in)"), "{}", bad.error());
 }
 
 fn short() -> GenerateRequest {

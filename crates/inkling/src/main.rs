@@ -3,6 +3,7 @@
 mod bench;
 mod config;
 mod generate;
+mod hints;
 mod models;
 mod progress;
 mod project;
@@ -120,6 +121,9 @@ fn main() {
             }
         }
         eprintln!("error: {e:#}");
+        if let Some(h) = hints::hint(&e) {
+            eprintln!("  {h}");
+        }
         std::process::exit(1);
     }
 }

@@ -326,7 +326,7 @@ pub struct ProofreadArgs {
     /// Also ask the model about logic, continuity and clarity (the `check` tool).
     #[arg(long)]
     model_pass: bool,
-    /// american, british, canadian, australian or indian spelling.
+    /// american (us), british (uk), canadian (ca), australian (au) or indian (in) spelling.
     #[arg(long, default_value = "american")]
     dialect: String,
     #[arg(long)]
@@ -337,19 +337,11 @@ pub struct ProofreadArgs {
 
 /// `inkling proofread`
 pub fn proofread_cmd(top_model: &ModelArgs, args: ProofreadArgs) -> Result<()> {
-    use inkling_craft::proofread::Dialect;
     let text = read_prompt(args.text.as_deref(), args.file.as_deref())?;
     if text.trim().is_empty() {
         bail!("proofread needs some text, but the text is empty");
     }
-    let dialect = match args.dialect.to_lowercase().as_str() {
-        "american" | "us" => Dialect::American,
-        "british" | "uk" => Dialect::British,
-        "canadian" => Dialect::Canadian,
-        "australian" => Dialect::Australian,
-        "indian" => Dialect::Indian,
-        other => bail!("unknown dialect `{other}`; choose american, british, canadian, australian or indian"),
-    };
+    let dialect = inkling_craft::proofread::dialect_named(&args.dialect)?;
     let findings = proofread(&text, dialect);
     let notes = if args.model_pass {
         let engine = models::backend(&args.model.or(top_model))?;

@@ -128,7 +128,7 @@ fn bad_input_gets_a_clear_message() {
     assert!(!o.status.success() && !err(&o).contains("panicked"), "{}", err(&o));
     let long = "word ".repeat(5000);
     let o = f.run(&["tighten", "--ctx", "256"], Some(&long));
-    assert!(!o.status.success() && err(&o).contains("select a shorter passage"), "{}", err(&o));
+    assert!(!o.status.success() && err(&o).contains("select a shorter passage") && err(&o).contains("raise --ctx"), "{}", err(&o));
 }
 
 #[test]

@@ -1,0 +1,34 @@
+//! How a CLI user gets past a library's error: the libraries say what to change
+//! ([`Remedy`]), this says which flag or variable changes it.
+
+use inkling_craft::CraftError;
+use inkling_engine::{EngineError, Remedy};
+
+/// The line to print under `e`, when one of its causes has a remedy.
+pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    let remedy = e.chain().find_map(|c| c.downcast_ref::<EngineError>().and_then(EngineError::remedy).or_else(|| c.downcast_ref::<CraftError>().and_then(CraftError::remedy)))?;
+    Some(match remedy {
+        Remedy::ModelFile => "pass --model PATH.gguf or a catalog name (`inkling model list`), set INKLING_MODEL, or fetch one with `inkling model pull`",
+        Remedy::ContextLength => "raise --ctx (up to what the model was trained on), or give it less text",
+        Remedy::ApiKey => "pass --api-key-file FILE, or set INKLING_API_KEY, with a key the server accepts",
+        Remedy::ServerAddress => "check --base-url (it should end in /v1) and --remote-model",
+        Remedy::RemoteModel => "name the model with --remote-model",
+        Remedy::BaseModel => "pass --model with the base model the adapter was trained on (`inkling finetune --model ...`)",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_errors_get_the_cli_flag_that_fixes_them() {
+        let e = anyhow::Error::from(EngineError::PromptTooLong { prompt_tokens: 900, context: 512, trained: 8192 });
+        assert!(hint(&e).is_some_and(|h| h.contains("--ctx")));
+        let e = anyhow::Error::from(CraftError::TextTooLong { tool: "tighten".into(), tokens: 900, budget: 200, context: 512 }).context("running tighten");
+        assert!(hint(&e).is_some_and(|h| h.contains("--ctx")), "found through context");
+        let e = anyhow::Error::from(EngineError::RemoteSetting { message: "refused".into(), remedy: Remedy::ApiKey });
+        assert!(hint(&e).is_some_and(|h| h.contains("--api-key-file") && h.contains("INKLING_API_KEY")));
+        assert_eq!(hint(&anyhow::anyhow!("no remedy")), None);
+    }
+}
