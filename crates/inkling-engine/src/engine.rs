@@ -138,6 +138,20 @@ pub struct GenerateRequest {
 }
 
 impl GenerateRequest {
+    /// What every backend checks before anything runs: the number of candidates and the
+    /// sampler's settings.
+    pub fn check(&self) -> Result<()> {
+        if self.n == 0 || self.n > MAX_CANDIDATES {
+            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", self.n)));
+        }
+        self.sampling.validate().map_err(EngineError::InvalidRequest)
+    }
+
+    /// The seed asked for, else one from the clock (reported back so the run can be repeated).
+    pub fn seed_or_clock(&self) -> u64 {
+        self.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+    }
+
     pub fn new(prompt: Prompt) -> Self {
         Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None, logprobs: None, speculative: Speculation::Off, banned_strings: Vec::new(), banned_regex: Vec::new() }
     }
@@ -930,10 +944,7 @@ impl Engine {
     /// generation where it matches), telling `progress` (cached, processed, total) after each
     /// chunk; a `false` from it stops there.
     fn setup(&self, request: &GenerateRequest, progress: &mut dyn FnMut(usize, usize, usize) -> bool) -> Result<Setup> {
-        if request.n == 0 || request.n > MAX_CANDIDATES {
-            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {MAX_CANDIDATES}, got {}", request.n)));
-        }
-        request.sampling.validate().map_err(EngineError::InvalidRequest)?;
+        request.check()?;
         if request.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
             return Err(EngineError::InvalidRequest(format!("at most {MAX_TOP_LOGPROBS} alternatives per token can be reported (top_logprobs)")));
         }
@@ -942,9 +953,7 @@ impl Engine {
             return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), context: self.context, trained: self.model.config.context_length });
         }
         let max_tokens = if self.slides() { request.max_tokens } else { request.max_tokens.min(self.context - prompt.len()) };
-        let seed = request.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-        });
+        let seed = request.seed_or_clock();
         let breakers = if request.sampling.dry.sequence_breakers == SamplingConfig::default().dry.sequence_breakers {
             self.default_breakers.get_or_init(|| dry_breakers(&self.tokenizer, &request.sampling.dry.sequence_breakers)).clone()
         } else {

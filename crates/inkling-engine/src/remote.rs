@@ -501,12 +501,9 @@ impl RemoteBackend {
     }
 
     fn generate_unchecked(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
-        if request.n == 0 || request.n > crate::engine::MAX_CANDIDATES {
-            return Err(EngineError::InvalidRequest(format!("n must be between 1 and {}, got {}", crate::engine::MAX_CANDIDATES, request.n)));
-        }
-        request.sampling.validate().map_err(EngineError::InvalidRequest)?;
+        request.check()?;
         let t0 = Instant::now();
-        let seed = request.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+        let seed = request.seed_or_clock();
         let mut first_ms = None;
         let mut candidates = {
             let mut timed = |e: Event<'_>| {

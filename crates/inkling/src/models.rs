@@ -55,7 +55,7 @@ pub fn backend(args: &ModelArgs) -> Result<Box<dyn Backend>> {
 pub fn remote(args: &ModelArgs) -> Result<RemoteBackend> {
     let url = args.base_url.clone().context("--backend openai needs --base-url (or INKLING_BASE_URL), e.g. http://127.0.0.1:8000/v1")?;
     let api_key = match &args.api_key_file {
-        Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading the API key file {}", f.display()))?.trim().to_string()),
+        Some(f) => Some(read_key_file(f, "--api-key-file")?),
         None => std::env::var("INKLING_API_KEY").or_else(|_| std::env::var("OPENAI_API_KEY")).ok().filter(|k| !k.trim().is_empty()),
     };
     let config = RemoteConfig { api_key, model: args.remote_model.clone(), context: args.ctx, ..RemoteConfig::new(&url) };
@@ -185,4 +185,14 @@ fn list(args: &ModelArgs, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A key from a file (`--api-key-file` for a remote server, `--key-file` for `serve`): one
+/// line, trimmed. An empty file is refused rather than sent as no key at all.
+pub fn read_key_file(path: &std::path::Path, flag: &str) -> Result<String> {
+    let key = std::fs::read_to_string(path).with_context(|| format!("reading the key file {} ({flag})", path.display()))?.trim().to_string();
+    if key.is_empty() {
+        anyhow::bail!("the key file {} ({flag}) is empty; put the key in it, on one line", path.display());
+    }
+    Ok(key)
 }

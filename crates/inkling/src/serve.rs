@@ -44,7 +44,7 @@ pub struct ServeArgs {
 
 pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
     let api_key = match &args.key_file {
-        Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("reading the key file {}", f.display()))?.trim().to_string()),
+        Some(f) => Some(crate::models::read_key_file(f, "--key-file")?),
         None => std::env::var("INKLING_SERVER_KEY").ok(),
     }
     .filter(|k| !k.is_empty());

@@ -204,6 +204,16 @@ fn serve_names_its_own_flags_and_opens_the_database_every_command_does() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--key-file") && err.contains("INKLING_SERVER_KEY") && !err.contains("--api-key-file"), "{err}");
+    // An empty key file is refused, not taken as no key.
+    let empty = f.dir.path().join("empty.key");
+    std::fs::write(&empty, "  \n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_inkling"))
+        .env("INKLING_HOME", f.dir.path().join("home"))
+        .args(["--model", f.m(), "serve", "--port", "0", "--key-file", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("is empty") && err.contains("--key-file"), "{err}");
 
     // INKLING_DB is the database for serve as it is for `inkling project`.
     let db = f.dir.path().join("novel.db");
