@@ -131,20 +131,19 @@ impl Store {
 
     /// The alternatives under `parent` (None: the roots of the project's tree).
     pub fn children(&self, project: &Project, parent: Option<i64>) -> Result<Vec<GenerationNode>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {COLS} FROM generations WHERE project_id = ?1 AND parent_id IS ?2 ORDER BY id"))?;
-        let rows = st.query_map(params![project.id, parent], node)?.collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+        self.nodes("parent_id IS ?2", project, parent)
     }
 
     /// The project's whole tree (of one document, when given), oldest first: each node names
     /// its parent, so a caller can walk parents, siblings and children without a query each.
     pub fn generation_tree(&self, project: &Project, document: Option<i64>) -> Result<Vec<GenerationNode>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {COLS} FROM generations WHERE project_id = ?1 AND (?2 IS NULL OR document_id = ?2) ORDER BY id"))?;
-        let rows = st.query_map(params![project.id, document], node)?.collect::<rusqlite::Result<_>>()?;
+        self.nodes("(?2 IS NULL OR document_id = ?2)", project, document)
+    }
+
+    /// The project's nodes that meet `filter` (on `?2` = `value`), oldest first.
+    fn nodes(&self, filter: &str, project: &Project, value: Option<i64>) -> Result<Vec<GenerationNode>> {
+        let mut st = self.conn.prepare(&format!("SELECT {COLS} FROM generations WHERE project_id = ?1 AND {filter} ORDER BY id"))?;
+        let rows = st.query_map(params![project.id, value], node)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
 
