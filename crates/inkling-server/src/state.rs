@@ -30,11 +30,14 @@ pub struct ServerConfig {
     /// The config file's banned phrases, under each project's and request's on the writing
     /// API (`/v1` bans only what a request names).
     pub bans: inkling_api::BanList,
+    /// Serve the editor's files from this folder (read on every request) instead of the
+    /// copy compiled in.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { api_key: None, max_body_bytes: 16 << 20, max_queue: 64, workers: 1, max_batch: 0, cors_origins: Vec::new(), db: PathBuf::from("inkling.db"), model_id: "default".into(), bans: inkling_api::BanList::default() }
+        Self { api_key: None, max_body_bytes: 16 << 20, max_queue: 64, workers: 1, max_batch: 0, cors_origins: Vec::new(), db: PathBuf::from("inkling.db"), model_id: "default".into(), bans: inkling_api::BanList::default(), web_dir: None }
     }
 }
 

@@ -12,24 +12,24 @@ use std::sync::atomic::Ordering;
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::get;
     axum::Router::new()
-        .route("/", get(|| async { asset("index.html", include_str!("../../../web/index.html")) }))
-        .route("/app.js", get(|| async { asset("app.js", include_str!("../../../web/app.js")) }))
-        .route("/style.css", get(|| async { asset("style.css", include_str!("../../../web/style.css")) }))
-        .route("/docs", get(|| async { asset("docs.html", include_str!("../../../web/docs.html")) }))
+        .route("/", get(|State(s): State<AppState>| async move { asset(&s, "index.html", include_str!("../../../web/index.html")) }))
+        .route("/app.js", get(|State(s): State<AppState>| async move { asset(&s, "app.js", include_str!("../../../web/app.js")) }))
+        .route("/style.css", get(|State(s): State<AppState>| async move { asset(&s, "style.css", include_str!("../../../web/style.css")) }))
+        .route("/docs", get(|State(s): State<AppState>| async move { asset(&s, "docs.html", include_str!("../../../web/docs.html")) }))
         .route("/openapi.json", get(|| async { Json(crate::openapi::spec()) }))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
 }
 
-/// One of the editor's files: the copy compiled in, or with `INKLING_WEB_DIR` set (working on
-/// the editor) the file on disk, read on every request.
-fn asset(name: &str, compiled: &'static str) -> Response {
+/// One of the editor's files: the copy compiled in, or with `web_dir` set (working on the
+/// editor) the file on disk, read on every request.
+fn asset(s: &AppState, name: &str, compiled: &'static str) -> Response {
     let mime = match name.rsplit('.').next() {
         Some("js") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         _ => "text/html; charset=utf-8",
     };
-    let body = std::env::var_os("INKLING_WEB_DIR").and_then(|dir| std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok()).unwrap_or_else(|| compiled.to_string());
+    let body = s.config.web_dir.as_ref().and_then(|dir| std::fs::read_to_string(dir.join(name)).ok()).unwrap_or_else(|| compiled.to_string());
     ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 

@@ -695,3 +695,22 @@ async fn alternatives_are_filed_and_a_branch_from_one_is_a_child() {
     assert!(kid.get("tokens").is_none(), "listings leave the tokens out");
     assert_eq!(call(&d.app, "GET", "/api/projects/Loom/generations/9999", None).await.status, StatusCode::NOT_FOUND);
 }
+
+/// The editor's files are compiled in; `web_dir` (the binary's `--web-dir`/INKLING_WEB_DIR)
+/// serves them from disk instead, read on every request.
+#[tokio::test]
+async fn the_editor_is_compiled_in_or_read_from_the_web_dir() {
+    let d = desk(ServerConfig::default());
+    let compiled = call(&d.app, "GET", "/app.js", None).await;
+    assert_eq!(compiled.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&compiled.body).contains("inkling's editor"));
+    assert!(compiled.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.js"), "// on disk\n").unwrap();
+    let d = desk(ServerConfig { web_dir: Some(dir.path().to_path_buf()), ..ServerConfig::default() });
+    assert_eq!(call(&d.app, "GET", "/app.js", None).await.body, b"// on disk\n");
+    std::fs::write(dir.path().join("app.js"), "// edited\n").unwrap();
+    assert_eq!(call(&d.app, "GET", "/app.js", None).await.body, b"// edited\n", "read on every request");
+    // A file the folder lacks falls back to the compiled copy.
+    assert!(String::from_utf8_lossy(&call(&d.app, "GET", "/style.css", None).await.body).contains("--ink"));
+}

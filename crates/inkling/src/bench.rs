@@ -86,6 +86,7 @@ pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
         "file": info.file,
         "quantization": info.quantization,
         "threads": engine.threads(),
+        "kernels": kernels(),
         "candidates": args.n,
         "depth": t.prompt_tokens_reused,
         "prompt_tokens": t.prompt_tokens_computed,
@@ -102,7 +103,7 @@ pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("model        {} ({}), {} threads", info.name, info.quantization, engine.threads());
+        println!("model        {} ({}), {} threads, {} kernels", info.name, info.quantization, engine.threads(), kernels());
         println!("load         {:.0} ms", engine.load_time_ms);
         if args.depth > 0 {
             println!("depth        {} tokens of context read first", t.prompt_tokens_reused);
@@ -130,4 +131,13 @@ fn prose_tokens(engine: &inkling_engine::Engine, n: usize) -> Vec<u32> {
     }
     tokens.truncate(n.saturating_sub(usize::from(engine.tokenizer().add_bos)));
     tokens
+}
+
+/// The instruction set the kernels run with, so every figure names it.
+fn kernels() -> &'static str {
+    match inkling_engine::kernels::best_isa() {
+        inkling_engine::kernels::Isa::Portable => "portable",
+        #[cfg(target_arch = "x86_64")]
+        inkling_engine::kernels::Isa::Avx2 => "avx2",
+    }
 }

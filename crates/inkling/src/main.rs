@@ -113,6 +113,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Read here, not in the engine: libraries take their settings from their callers.
+    if std::env::var_os("INKLING_PORTABLE_KERNELS").is_some_and(|v| !v.is_empty()) {
+        inkling_engine::kernels::use_portable_kernels();
+    }
     if let Err(e) = run(cli) {
         // A broken remote stream still delivered text: show it rather than lose it.
         if let Some(inkling_engine::EngineError::Interrupted { partial, .. }) = e.downcast_ref::<inkling_engine::EngineError>() {

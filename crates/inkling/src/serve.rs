@@ -21,9 +21,13 @@ pub struct ServeArgs {
     /// (else $INKLING_SERVER_KEY). Required to listen beyond this machine.
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// The project database (default: inkling.db in the data folder, ~/.local/share/inkling on Linux). the same one `inkling project` uses.
+    /// The project database (default: inkling.db in the data folder, ~/.local/share/inkling on Linux), the same one `inkling project` uses.
     #[arg(long, env = "INKLING_DB")]
     db: Option<PathBuf>,
+    /// Serve the editor's files from this folder, read on every request (working on the
+    /// editor), instead of the copy compiled in.
+    #[arg(long, env = "INKLING_WEB_DIR", value_name = "DIR")]
+    web_dir: Option<PathBuf>,
     /// Requests that may wait for the model before new ones are told to retry (429).
     #[arg(long, default_value_t = 64)]
     max_queue: usize,
@@ -74,6 +78,7 @@ pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
         db: crate::project::db_or_default(args.db.as_deref()),
         model_id,
         bans: crate::config::config()?.bans.clone(),
+        web_dir: args.web_dir.clone(),
     };
     let db = config.db.clone();
     let toolbox = crate::tools::toolbox()?;

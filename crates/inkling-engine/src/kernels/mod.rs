@@ -173,12 +173,23 @@ pub enum Isa {
     Avx2,
 }
 
+/// Set by [`use_portable_kernels`]: the portable kernels even where SIMD ones would run.
+static PORTABLE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs the portable kernels from now on, even where SIMD ones would run (comparisons; the
+/// binary's `INKLING_PORTABLE_KERNELS=1`). Call it before the first model loads: the choice
+/// is made once.
+pub fn use_portable_kernels() {
+    PORTABLE_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The instruction set the kernels use, chosen at the first call from what the CPU has.
 pub fn best_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
         return *ISA.get_or_init(|| {
-            if std::env::var_os("INKLING_PORTABLE_KERNELS").is_none()
+            if !PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed)
                 && is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
                 && is_x86_feature_detected!("f16c")
