@@ -380,7 +380,8 @@ fn missing_truncated_corrupt_and_unsupported_files_are_named() {
     let cfg = EngineConfig::default();
     let err = Engine::load(std::path::Path::new("/nonexistent/model.gguf"), &cfg).err().unwrap();
     assert!(matches!(err, EngineError::ModelNotFound { .. }));
-    assert!(err.to_string().contains("--model"));
+    assert!(err.to_string().contains("/nonexistent/model.gguf"));
+    assert_eq!(err.remedy(), Some(inkling_engine::Remedy::ModelFile), "the caller is told to name another file");
 
     let (dir, path) = write(&TinyModel::default());
     let bytes = std::fs::read(&path).unwrap();
