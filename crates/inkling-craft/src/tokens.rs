@@ -6,6 +6,7 @@
 //! alternative is `whole` when it could start an answer on its own (it begins at a
 //! character boundary and is valid UTF-8); the others are shown but cannot be chosen.
 
+use inkling_engine::stream::{Step, TextStream};
 use inkling_engine::{Backend, TokenLogprob};
 use serde::{Deserialize, Serialize};
 
@@ -32,16 +33,16 @@ pub struct Alternative {
 /// The views of `logprobs`, the reports of the tokens of `answer` (the backend's raw text),
 /// cut where the answer ends (a stop string may end it inside a token).
 pub fn token_views(backend: &dyn Backend, answer: &str, logprobs: &[TokenLogprob]) -> Vec<TokenView> {
-    let mut pending: Vec<u8> = Vec::new();
+    // The engine's own decoder: whole characters, U+FFFD for what is not UTF-8.
+    let mut stream = TextStream::new(&[]);
     let mut shown = 0;
     let mut views = Vec::new();
     for lp in logprobs {
         if shown >= answer.len() {
             break;
         }
-        let at_boundary = pending.is_empty();
-        pending.extend_from_slice(&backend.token_bytes(lp.token));
-        let mut text = take_whole_chars(&mut pending);
+        let at_boundary = stream.pending_bytes().is_empty();
+        let Step::Text(mut text) = stream.push(&backend.token_bytes(lp.token)) else { break };
         if shown + text.len() > answer.len() {
             let mut keep = answer.len() - shown;
             while !text.is_char_boundary(keep) {
@@ -64,33 +65,4 @@ pub fn token_views(backend: &dyn Backend, answer: &str, logprobs: &[TokenLogprob
         });
     }
     views
-}
-
-/// Takes the complete characters off the front of `pending`; an invalid sequence becomes
-/// U+FFFD, as the engine's own text does.
-fn take_whole_chars(pending: &mut Vec<u8>) -> String {
-    let mut out = String::new();
-    loop {
-        match std::str::from_utf8(pending) {
-            Ok(s) => {
-                out.push_str(s);
-                pending.clear();
-                return out;
-            }
-            Err(e) => {
-                let valid = e.valid_up_to();
-                out.push_str(std::str::from_utf8(&pending[..valid]).unwrap_or_default());
-                match e.error_len() {
-                    None => {
-                        pending.drain(..valid);
-                        return out;
-                    }
-                    Some(bad) => {
-                        out.push('\u{FFFD}');
-                        pending.drain(..valid + bad);
-                    }
-                }
-            }
-        }
-    }
 }
