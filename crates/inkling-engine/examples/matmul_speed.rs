@@ -5,6 +5,7 @@
 //! 256 = a prompt chunk); `plain` keeps the file's layout (the row kernels) instead of
 //! repacking, to compare the two.
 //! The per-format figures show which kernel is furthest from the machine's memory bandwidth.
+//! `INKLING_KERNELS=avx2` (or `portable`) caps the instruction set, as it does for the binary.
 
 use inkling_engine::gguf::GgufFile;
 use inkling_engine::quant::QMatrix;
@@ -17,6 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
     let threads: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2);
     let plain = args.next().is_some_and(|a| a == "plain");
+    if let Ok(name) = std::env::var("INKLING_KERNELS") {
+        inkling_engine::kernels::limit_kernels(inkling_engine::kernels::Isa::named(&name).ok_or("INKLING_KERNELS: portable, avx2 or avx512vnni")?);
+    }
+    println!("kernels: {}", inkling_engine::kernels::best_isa().name());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let file = GgufFile::open(std::path::Path::new(&path))?;
     let mut names: Vec<&String> = file.tensors.keys().filter(|k| file.tensors[*k].dims.len() == 2).collect();

@@ -116,8 +116,8 @@ pub fn f16_to_f32(isa: crate::kernels::Isa, src: &[half::f16], dst: &mut [f32]) 
     debug_assert_eq!(src.len(), dst.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
-        crate::kernels::Isa::Avx2 => unsafe { f16_to_f32_f16c(src, dst) },
+        // SAFETY: Isa::Avx2 and above are only chosen after detecting AVX2, FMA and F16C.
+        crate::kernels::Isa::Avx2 | crate::kernels::Isa::Avx512Vnni => unsafe { f16_to_f32_f16c(src, dst) },
         _ => src.iter().zip(dst.iter_mut()).for_each(|(s, d)| *d = s.to_f32()),
     }
 }
@@ -176,8 +176,8 @@ pub fn exp_below_max(x: &mut [f32]) -> (f32, f32) {
 pub fn scale_round_f16(isa: crate::kernels::Isa, x: &mut [f32], factor: f32) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
-        crate::kernels::Isa::Avx2 => unsafe { scale_round_f16_f16c(x, factor) },
+        // SAFETY: Isa::Avx2 and above are only chosen after detecting AVX2, FMA and F16C.
+        crate::kernels::Isa::Avx2 | crate::kernels::Isa::Avx512Vnni => unsafe { scale_round_f16_f16c(x, factor) },
         _ => x.iter_mut().for_each(|v| *v = crate::kernels::round_f16(*v * factor)),
     }
 }

@@ -135,9 +135,5 @@ fn prose_tokens(engine: &inkling_engine::Engine, n: usize) -> Vec<u32> {
 
 /// The instruction set the kernels run with, so every figure names it.
 fn kernels() -> &'static str {
-    match inkling_engine::kernels::best_isa() {
-        inkling_engine::kernels::Isa::Portable => "portable",
-        #[cfg(target_arch = "x86_64")]
-        inkling_engine::kernels::Isa::Avx2 => "avx2",
-    }
+    inkling_engine::kernels::best_isa().name()
 }

@@ -107,6 +107,24 @@ enum Command {
     Tool(Vec<String>),
 }
 
+/// `INKLING_KERNELS=portable|avx2|avx512vnni` keeps the kernels at or below that instruction
+/// set (to measure one path on a machine that has a better one); `INKLING_PORTABLE_KERNELS=1`
+/// is the older spelling of `portable`.
+fn limit_kernels() -> anyhow::Result<()> {
+    use inkling_engine::kernels::{Isa, limit_kernels};
+    if std::env::var_os("INKLING_PORTABLE_KERNELS").is_some_and(|v| !v.is_empty()) {
+        limit_kernels(Isa::Portable);
+    }
+    if let Some(name) = std::env::var("INKLING_KERNELS").ok().filter(|v| !v.is_empty()) {
+        let isa = Isa::named(&name).ok_or_else(|| {
+            let names: Vec<_> = Isa::all().iter().map(|i| i.name()).collect();
+            anyhow::anyhow!("INKLING_KERNELS={name} is not an instruction set inkling knows; use one of {}", names.join(", "))
+        })?;
+        limit_kernels(isa);
+    }
+    Ok(())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INKLING_LOG").unwrap_or_else(|_| "warn".into()))
@@ -114,10 +132,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     // Read here, not in the engine: libraries take their settings from their callers.
-    if std::env::var_os("INKLING_PORTABLE_KERNELS").is_some_and(|v| !v.is_empty()) {
-        inkling_engine::kernels::use_portable_kernels();
-    }
-    if let Err(e) = run(cli) {
+    if let Err(e) = limit_kernels().and_then(|()| run(cli)) {
         // A broken remote stream still delivered text: show it rather than lose it.
         if let Some(inkling_engine::EngineError::Interrupted { partial, .. }) = e.downcast_ref::<inkling_engine::EngineError>() {
             for c in partial.candidates.iter().filter(|c| !c.text.is_empty()) {

@@ -30,8 +30,8 @@ pub fn scores(isa: Isa, qs: &[f32], hd: usize, keys: &[f16], positions: Range<us
     debug_assert!(out.len() >= (qs.len() / hd).saturating_sub(1) * row + positions.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
-        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { avx2::scores(qs, hd, keys, positions, scale, out, row) },
+        // SAFETY: Isa::Avx2 and above are only chosen after detecting AVX2, FMA and F16C.
+        Isa::Avx2 | Isa::Avx512Vnni if hd.is_multiple_of(8) => unsafe { avx2::scores(qs, hd, keys, positions, scale, out, row) },
         _ => {
             let first = positions.start;
             for (j, q) in qs.chunks_exact(hd).enumerate() {
@@ -51,8 +51,8 @@ pub fn weighted_values(isa: Isa, weights: &[f32], row: usize, values: &[f16], hd
     debug_assert!(weights.len() >= (out.len() / hd).saturating_sub(1) * row + positions.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
-        Isa::Avx2 if hd.is_multiple_of(8) => unsafe { avx2::weighted_values(weights, row, values, hd, positions, out) },
+        // SAFETY: Isa::Avx2 and above are only chosen after detecting AVX2, FMA and F16C.
+        Isa::Avx2 | Isa::Avx512Vnni if hd.is_multiple_of(8) => unsafe { avx2::weighted_values(weights, row, values, hd, positions, out) },
         _ => {
             let first = positions.start;
             for (j, o) in out.chunks_exact_mut(hd).enumerate() {

@@ -65,13 +65,14 @@ pub trait RowKernel {
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_many_avx2(w_row: &[Self::Weight], xs: &[Self::Act], out: &mut [f32]);
 
-    /// The product on the given instruction set.
+    /// The product on the given instruction set. The row kernels have no AVX-512 bodies:
+    /// they serve only matrices whose rows are not a multiple of eight, a small share.
     fn dot_many(isa: Isa, w_row: &[Self::Weight], xs: &[Self::Act], out: &mut [f32]) {
         match isa {
             Isa::Portable => Self::dot_many_portable(w_row, xs, out),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Isa::Avx2 is only chosen after run-time detection of AVX2 and FMA.
-            Isa::Avx2 => unsafe { Self::dot_many_avx2(w_row, xs, out) },
+            // SAFETY: both are only chosen after run-time detection of AVX2 and FMA.
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { Self::dot_many_avx2(w_row, xs, out) },
         }
     }
 }
@@ -96,6 +97,16 @@ pub trait GroupKernel: Copy + Send + Sync + Sized {
     /// The CPU must support AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]);
+    /// The same with AVX-512 VNNI at 256 bits (`vpdpbusd` multiplies, adds pairs and
+    /// accumulates in 32 bits in one instruction); the AVX2 body where a format has none.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA, F16C, AVX-512 F/BW/VL and AVX-512 VNNI.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_group_vnni(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+        // SAFETY: the caller guarantees a superset of AVX2's features.
+        unsafe { Self::dot_group_avx2(group, xs, out) }
+    }
 
     /// The product on the given instruction set.
     fn dot_group(isa: Isa, group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
@@ -104,6 +115,9 @@ pub trait GroupKernel: Copy + Send + Sync + Sized {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Isa::Avx2 is only chosen after detecting AVX2, FMA and F16C.
             Isa::Avx2 => unsafe { Self::dot_group_avx2(group, xs, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Isa::Avx512Vnni is only chosen after detecting its features and AVX2's.
+            Isa::Avx512Vnni => unsafe { Self::dot_group_vnni(group, xs, out) },
         }
     }
 }
@@ -112,7 +126,19 @@ pub trait GroupKernel: Copy + Send + Sync + Sized {
 /// `pack_block`, `dot_group_portable` and `avx2::dot_group`; `$quantize` quantizes the
 /// activations.
 macro_rules! group_kernel {
+    ($module:ident :: $packed:ident, weight: $weight:ty, act: $act:ty, block: $block:expr, quantize: $quantize:path, vnni) => {
+        group_kernel!(@impl $module::$packed, $weight, $act, $block, $quantize, {
+            #[cfg(target_arch = "x86_64")]
+            unsafe fn dot_group_vnni(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+                // SAFETY: the caller guarantees the features.
+                unsafe { $module::vnni::dot_group(group, xs, out) }
+            }
+        });
+    };
     ($module:ident :: $packed:ident, weight: $weight:ty, act: $act:ty, block: $block:expr, quantize: $quantize:path) => {
+        group_kernel!(@impl $module::$packed, $weight, $act, $block, $quantize, {});
+    };
+    (@impl $module:ident :: $packed:ident, $weight:ty, $act:ty, $block:expr, $quantize:path, { $($vnni:tt)* }) => {
         impl GroupKernel for $module::$packed {
             type Weight = $weight;
             type Act = $act;
@@ -131,15 +157,16 @@ macro_rules! group_kernel {
                 // SAFETY: the caller guarantees the features.
                 unsafe { $module::avx2::dot_group(group, xs, out) }
             }
+            $($vnni)*
         }
     };
 }
 
-group_kernel!(q4_1x8::BlockQ4_1x8, weight: q4_1::BlockQ4_1, act: q4_1::BlockQ8_1, block: 32, quantize: q4_1::quantize_q8_1);
-group_kernel!(q5_0x8::BlockQ5_0x8, weight: q5_0::BlockQ5_0, act: q5_0x8::BlockQ8Sum, block: 32, quantize: q5_0x8::quantize);
-group_kernel!(q8_0x8::BlockQ8_0x8, weight: q8_0::BlockQ8_0, act: q8_0::BlockQ8Act, block: 32, quantize: q8_0::quantize);
-group_kernel!(q4_kx8::BlockQ4Kx8, weight: q4_k::BlockQ4K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k);
-group_kernel!(q6_kx8::BlockQ6Kx8, weight: q6_k::BlockQ6K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k);
+group_kernel!(q4_1x8::BlockQ4_1x8, weight: q4_1::BlockQ4_1, act: q4_1::BlockQ8_1, block: 32, quantize: q4_1::quantize_q8_1, vnni);
+group_kernel!(q5_0x8::BlockQ5_0x8, weight: q5_0::BlockQ5_0, act: q5_0x8::BlockQ8Sum, block: 32, quantize: q5_0x8::quantize, vnni);
+group_kernel!(q8_0x8::BlockQ8_0x8, weight: q8_0::BlockQ8_0, act: q8_0::BlockQ8Act, block: 32, quantize: q8_0::quantize, vnni);
+group_kernel!(q4_kx8::BlockQ4Kx8, weight: q4_k::BlockQ4K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k, vnni);
+group_kernel!(q6_kx8::BlockQ6Kx8, weight: q6_k::BlockQ6K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k, vnni);
 
 /// Interleaves a row-major matrix's blocks (whole groups of eight rows, `nb` blocks per row)
 /// into `out`: group `g`, block column `b` lands at `g * nb + b`. Every slot of `out` (one
@@ -165,43 +192,88 @@ pub fn pack<K: GroupKernel>(blocks: &[K::Weight], nb: usize) -> Vec<K> {
     out
 }
 
-/// Instruction sets a kernel can use, detected once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Instruction sets a kernel can use, detected once, in rising order: each includes the
+/// features of those before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     Portable,
+    /// AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// AVX2's features and AVX-512 F, BW, VL and VNNI (Ice Lake and later Xeons, Zen 4).
+    /// The kernels use 256-bit registers: `vpdpbusd` is the gain, and 256 bits keep
+    /// the clock up on Intel and are full-rate on Zen 4, whose 512-bit ops take two cycles.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
 }
 
-/// Set by [`use_portable_kernels`]: the portable kernels even where SIMD ones would run.
-static PORTABLE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+impl Isa {
+    /// The name `INKLING_KERNELS` takes and `inkling bench` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
 
-/// Runs the portable kernels from now on, even where SIMD ones would run (comparisons; the
-/// binary's `INKLING_PORTABLE_KERNELS=1`). Call it before the first model loads: the choice
-/// is made once.
-pub fn use_portable_kernels() {
-    PORTABLE_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
+    /// Every instruction set this build knows, lowest first.
+    pub fn all() -> &'static [Isa] {
+        #[cfg(target_arch = "x86_64")]
+        return &[Isa::Portable, Isa::Avx2, Isa::Avx512Vnni];
+        #[allow(unreachable_code)]
+        &[Isa::Portable]
+    }
+
+    /// The instruction set named `name` (see [`Isa::name`]).
+    pub fn named(name: &str) -> Option<Isa> {
+        Isa::all().iter().copied().find(|isa| isa.name() == name)
+    }
 }
 
-/// The instruction set the kernels use, chosen at the first call from what the CPU has.
-pub fn best_isa() -> Isa {
+/// Set by [`limit_kernels`]: the highest instruction set the kernels may use.
+static CEILING: std::sync::Mutex<Option<Isa>> = std::sync::Mutex::new(None);
+
+/// Keeps the kernels at or below `ceiling` from now on, even where the CPU has more: the
+/// binary's `INKLING_KERNELS=avx2` measures the AVX2 path on an AVX-512 machine, and
+/// `portable` the plain-Rust one. Call it before the first model loads: the choice is made
+/// once.
+pub fn limit_kernels(ceiling: Isa) {
+    if let Ok(mut c) = CEILING.lock() {
+        *c = Some(ceiling);
+    }
+}
+
+/// The best instruction set this CPU has (ignoring [`limit_kernels`]).
+pub fn detected_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-        return *ISA.get_or_init(|| {
-            if !PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed)
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-            {
-                Isa::Avx2
-            } else {
-                Isa::Portable
-            }
-        });
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+        let vnni = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni");
+        return match (avx2, vnni) {
+            (true, true) => Isa::Avx512Vnni,
+            (true, false) => Isa::Avx2,
+            _ => Isa::Portable,
+        };
     }
     #[allow(unreachable_code)]
     Isa::Portable
+}
+
+/// The instruction set the kernels use, chosen at the first call from what the CPU has and
+/// the ceiling [`limit_kernels`] set.
+pub fn best_isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let ceiling = CEILING.lock().ok().and_then(|c| *c);
+        let detected = detected_isa();
+        ceiling.map_or(detected, |c| c.min(detected))
+    })
 }
 
 /// Calls `rows(i, count)` over `0..n` in groups: once for each whole group of `R`
@@ -250,24 +322,26 @@ macro_rules! grouped_dot_many {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use grouped_dot_many;
 
-/// Defines a packed kernel's `dot_group` (the AVX2 version of its `dot_group_portable`): its
+/// Defines a packed kernel's `dot_group` (the SIMD version of its `dot_group_portable`): its
 /// `rows::<ROWS>` over each whole group of activation rows, then `rows::<k>` over the
-/// `k < ROWS` left (at most four rows per pass in these kernels).
+/// `k < ROWS` left. The AVX2 kernels take at most four rows per pass (sixteen registers);
+/// the AVX-512 ones, with thirty-two, name their features and the counts they take.
 macro_rules! grouped_dot_group {
     ($group:ty, $act:ty) => {
-        /// `out[i * 8 + r] = dot(row r of the group, xs row i)`, with AVX2.
+        super::super::grouped_dot_group!($group, $act, "avx2,fma,f16c", [4, 3, 2]);
+    };
+    ($group:ty, $act:ty, $features:literal, [$($count:literal),*]) => {
+        /// `out[i * 8 + r] = dot(row r of the group, xs row i)`, with SIMD.
         ///
         /// # Safety
-        /// The CPU must support AVX2, FMA and F16C.
-        #[target_feature(enable = "avx2,fma,f16c")]
+        /// The CPU must support the features this function enables.
+        #[target_feature(enable = $features)]
         pub unsafe fn dot_group(group: &[$group], xs: &[$act], out: &mut [f32]) {
             super::super::in_groups::<ROWS>(out.len() / 8, |i, count| {
-                // SAFETY: AVX2, FMA and F16C as the caller guarantees.
+                // SAFETY: the features as the caller guarantees.
                 unsafe {
                     match count {
-                        4 => rows::<4>(group, xs, i, out),
-                        3 => rows::<3>(group, xs, i, out),
-                        2 => rows::<2>(group, xs, i, out),
+                        $($count => rows::<$count>(group, xs, i, out),)*
                         _ => rows::<1>(group, xs, i, out),
                     }
                 }
@@ -307,6 +381,13 @@ pub(crate) fn hsum_avx2(v: std::arch::x86_64::__m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+}
+
+/// Every instruction set this CPU can run, so the tests compare each with the portable
+/// kernels, not only the best (an AVX-512 machine still checks its AVX2 bodies).
+#[cfg(test)]
+pub(crate) fn available_isas() -> impl Iterator<Item = Isa> {
+    Isa::all().iter().copied().filter(|isa| *isa <= detected_isa())
 }
 
 /// Checks a kernel set on random blocks: the SIMD and portable paths agree, and both match
@@ -365,10 +446,12 @@ pub(crate) fn check_group_kernel<K: GroupKernel>(
             let group = &packed[g * nb..(g + 1) * nb];
             let mut slow = vec![0f32; n * 8];
             K::dot_group_portable(group, &xq, &mut slow);
-            let mut fast = vec![0f32; n * 8];
-            K::dot_group(best_isa(), group, &xq, &mut fast);
-            for (a, b) in fast.iter().zip(&slow) {
-                assert!((a - b).abs() <= simd_tol * (1.0 + b.abs()), "simd {a} vs portable {b}");
+            for isa in available_isas() {
+                let mut fast = vec![0f32; n * 8];
+                K::dot_group(isa, group, &xq, &mut fast);
+                for (a, b) in fast.iter().zip(&slow) {
+                    assert!((a - b).abs() <= simd_tol * (1.0 + b.abs()), "{isa:?} {a} vs portable {b}");
+                }
             }
             for r in 0..8 {
                 let mut want = vec![0f32; n];
@@ -395,7 +478,7 @@ pub(crate) fn check_largest_sums<K: GroupKernel<Act = q6_k::BlockQ8K>>(w: K::Wei
         assert_eq!(y[0].qs[0].unsigned_abs(), 127);
         let mut want = [0f32];
         row_kernel(std::slice::from_ref(&w), &y, &mut want);
-        for isa in [Isa::Portable, best_isa()] {
+        for isa in available_isas() {
             let mut got = [0f32; 8];
             K::dot_group(isa, &group, &y, &mut got);
             for g in got {

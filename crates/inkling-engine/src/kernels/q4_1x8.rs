@@ -115,6 +115,58 @@ pub mod avx2 {
     }
 }
 
+/// The AVX-512 VNNI body: `vpdpbusd` (at 256 bits) multiplies the nibbles by the activation
+/// codes, adds each lane's four products and accumulates in 32 bits: 2 instructions per
+/// step of a row where AVX2 takes two `maddubs` and two adds, and no widening `madd` at the
+/// end of the block. With 32 registers, eight activation rows share each unpacked load.
+#[cfg(target_arch = "x86_64")]
+pub mod vnni {
+    use super::{BlockQ4_1x8, BlockQ8_1};
+    use std::arch::x86_64::*;
+
+    /// Activation rows that share each unpacked weight load (two accumulators each).
+    const ROWS: usize = 8;
+
+    super::super::grouped_dot_group!(BlockQ4_1x8, BlockQ8_1, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", [8, 7, 6, 5, 4, 3, 2]);
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn rows<const R: usize>(group: &[BlockQ4_1x8], xs: &[BlockQ8_1], i: usize, out: &mut [f32]) {
+        let nb = group.len();
+        let mask = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in group.iter().enumerate() {
+            // SAFETY: the block holds 8 + 8 halfs and 128 bytes; every load is in bounds.
+            unsafe {
+                super::super::prefetch_ahead(w);
+                let mut sums = [_mm256_setzero_si256(); R];
+                for l in 0..4 {
+                    let raw = _mm256_loadu_si256(w.qs.as_ptr().add(32 * l) as *const __m256i);
+                    let lo = _mm256_and_si256(raw, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+                    for r in 0..R {
+                        let y = xs.get_unchecked((i + r) * nb + b).qs.as_ptr();
+                        let ylo = _mm256_set1_epi32((y.add(4 * l) as *const i32).read_unaligned());
+                        let yhi = _mm256_set1_epi32((y.add(16 + 4 * l) as *const i32).read_unaligned());
+                        sums[r] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(sums[r], lo, ylo), hi, yhi);
+                    }
+                }
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.as_ptr() as *const __m128i));
+                let m = _mm256_cvtph_ps(_mm_loadu_si128(w.m.as_ptr() as *const __m128i));
+                for r in 0..R {
+                    let y = xs.get_unchecked((i + r) * nb + b);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r]), _mm256_mul_ps(d, _mm256_set1_ps(y.d)), acc[r]);
+                    acc[r] = _mm256_fmadd_ps(m, _mm256_set1_ps(y.s), acc[r]);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: `out` holds 8 values per activation row; row i + r < n.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((i + r) * 8), *a) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,36 @@ pub mod avx2 {
         _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(x, x))
     }
 
+    /// `acc` plus one block's product for one activation row: `sumi`, the eight rows'
+    /// scaled code sums, times `d`, less the mins term, `dmin · Σ_j m_j · bsum_j`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn add_block(acc: __m256, sumi: __m256i, d: __m256, dmin: __m256, w: &BlockQ4Kx8, y: &BlockQ8K) -> __m256 {
+        // SAFETY: every load is inside the packed block or the activation block.
+        unsafe {
+            // Each sub-block's two 16-code sums added: eight 16-bit sums, in order.
+            let bsums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+            let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+            let pairs = _mm256_broadcastsi128_si256(pairs);
+            let mut mins = _mm256_setzero_si256();
+            for p in 0..4 {
+                // Sub-blocks 2p and 2p + 1's sums in every 32-bit lane, against each
+                // row's two mins.
+                let sums = match p {
+                    0 => _mm256_shuffle_epi32(pairs, 0x00),
+                    1 => _mm256_shuffle_epi32(pairs, 0x55),
+                    2 => _mm256_shuffle_epi32(pairs, 0xAA),
+                    _ => _mm256_shuffle_epi32(pairs, 0xFF),
+                };
+                let m = _mm256_cvtepu8_epi16(_mm_loadu_si128(w.mins.as_ptr().add(16 * p) as *const __m128i));
+                mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m, sums));
+            }
+            let yd = _mm256_set1_ps(y.d);
+            let acc = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(sumi), acc);
+            _mm256_fnmadd_ps(_mm256_mul_ps(dmin, yd), _mm256_cvtepi32_ps(mins), acc)
+        }
+    }
+
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn rows<const R: usize>(group: &[BlockQ4Kx8], xs: &[BlockQ8K], i: usize, out: &mut [f32]) {
@@ -144,27 +174,74 @@ pub mod avx2 {
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.as_ptr() as *const __m128i));
                 let dmin = _mm256_cvtph_ps(_mm_loadu_si128(w.dmin.as_ptr() as *const __m128i));
                 for r in 0..R {
-                    let y = xs.get_unchecked((i + r) * nb + b);
-                    // Each sub-block's two 16-code sums added: eight 16-bit sums, in order.
-                    let bsums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
-                    let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-                    let pairs = _mm256_broadcastsi128_si256(pairs);
-                    let mut mins = _mm256_setzero_si256();
-                    for p in 0..4 {
-                        // Sub-blocks 2p and 2p + 1's sums in every 32-bit lane, against each
-                        // row's two mins.
-                        let sums = match p {
-                            0 => _mm256_shuffle_epi32(pairs, 0x00),
-                            1 => _mm256_shuffle_epi32(pairs, 0x55),
-                            2 => _mm256_shuffle_epi32(pairs, 0xAA),
-                            _ => _mm256_shuffle_epi32(pairs, 0xFF),
-                        };
-                        let m = _mm256_cvtepu8_epi16(_mm_loadu_si128(w.mins.as_ptr().add(16 * p) as *const __m128i));
-                        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m, sums));
+                    acc[r] = add_block(acc[r], sumi[r], d, dmin, w, xs.get_unchecked((i + r) * nb + b));
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: `out` holds 8 values per activation row; row i + r < n.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((i + r) * 8), *a) };
+        }
+    }
+}
+
+/// The AVX-512 VNNI body: `vpdpbusd` (at 256 bits) multiplies the unsigned codes by the
+/// signed activation codes, adds each lane's four products and accumulates in 32 bits, where
+/// AVX2 needs `maddubs` and a 16-bit add. Each sub-block's sums are kept in two accumulators,
+/// of its even and odd steps: sixteen products each, within 16 bits (16 · 15 · 127 = 30,480),
+/// so one `vpdpwssd` against the rows' scales (each in the low half of its 32-bit lane)
+/// multiplies and adds them to the block's sum. 5 instructions per 64 products of a row
+/// instead of 9, and the same integers as the AVX2 and portable bodies.
+#[cfg(target_arch = "x86_64")]
+pub mod vnni {
+    use super::{BlockQ4Kx8, BlockQ8K};
+    use std::arch::x86_64::*;
+
+    /// Activation rows that share each unpacked weight load: six accumulators each (four
+    /// of codes, the block's sum, the result) and the weights fill most of the 32 registers.
+    const ROWS: usize = 4;
+
+    super::super::grouped_dot_group!(BlockQ4Kx8, BlockQ8K, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", [4, 3, 2]);
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn rows<const R: usize>(group: &[BlockQ4Kx8], xs: &[BlockQ8K], i: usize, out: &mut [f32]) {
+        let nb = group.len();
+        let mask = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in group.iter().enumerate() {
+            // SAFETY: every load below is inside the packed block or an activation block
+            // (rows i..i + R of xs exist, each with nb blocks).
+            unsafe {
+                super::super::prefetch_ahead(w);
+                let mut sumi = [_mm256_setzero_si256(); R];
+                for c in 0..4 {
+                    let mut lo = [[_mm256_setzero_si256(); 2]; R];
+                    let mut hi = [[_mm256_setzero_si256(); 2]; R];
+                    for l in 0..8 {
+                        let raw = _mm256_loadu_si256(w.qs.as_ptr().add(32 * (8 * c + l)) as *const __m256i);
+                        let (wl, wh) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
+                        for r in 0..R {
+                            let y = xs.get_unchecked((i + r) * nb + b).qs.as_ptr().add(64 * c + 4 * l);
+                            let ylo = _mm256_set1_epi32((y as *const i32).read_unaligned());
+                            let yhi = _mm256_set1_epi32((y.add(32) as *const i32).read_unaligned());
+                            lo[r][l % 2] = _mm256_dpbusd_epi32(lo[r][l % 2], wl, ylo);
+                            hi[r][l % 2] = _mm256_dpbusd_epi32(hi[r][l % 2], wh, yhi);
+                        }
                     }
-                    let yd = _mm256_set1_ps(y.d);
-                    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, yd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-                    acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, yd), _mm256_cvtepi32_ps(mins), acc[r]);
+                    let sl = _mm256_cvtepu8_epi32(_mm_loadl_epi64(w.scales.as_ptr().add(16 * c) as *const __m128i));
+                    let sh = _mm256_cvtepu8_epi32(_mm_loadl_epi64(w.scales.as_ptr().add(16 * c + 8) as *const __m128i));
+                    for r in 0..R {
+                        for half in 0..2 {
+                            sumi[r] = _mm256_dpwssd_epi32(sumi[r], lo[r][half], sl);
+                            sumi[r] = _mm256_dpwssd_epi32(sumi[r], hi[r][half], sh);
+                        }
+                    }
+                }
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.as_ptr() as *const __m128i));
+                let dmin = _mm256_cvtph_ps(_mm_loadu_si128(w.dmin.as_ptr() as *const __m128i));
+                for r in 0..R {
+                    acc[r] = super::avx2::add_block(acc[r], sumi[r], d, dmin, w, xs.get_unchecked((i + r) * nb + b));
                 }
             }
         }

@@ -105,6 +105,54 @@ pub mod avx2 {
     }
 }
 
+/// The AVX-512 VNNI body: `vpdpbusd` (at 256 bits) takes |w| times y with w's sign moved
+/// onto y, adds each lane's four products and accumulates in 32 bits: one sign and one
+/// multiply-accumulate per step of a row where AVX2 needs `maddubs`, a widening `madd` and an
+/// add. With 32 registers, eight activation rows share each load.
+#[cfg(target_arch = "x86_64")]
+pub mod vnni {
+    use super::{BlockQ8_0x8, BlockQ8Act};
+    use std::arch::x86_64::*;
+
+    /// Activation rows that share each weight load (two accumulators each).
+    const ROWS: usize = 8;
+
+    super::super::grouped_dot_group!(BlockQ8_0x8, BlockQ8Act, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", [8, 7, 6, 5, 4, 3, 2]);
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn rows<const R: usize>(group: &[BlockQ8_0x8], xs: &[BlockQ8Act], i: usize, out: &mut [f32]) {
+        let nb = group.len();
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in group.iter().enumerate() {
+            // SAFETY: the block holds 8 halfs and 256 bytes; every load is in bounds, and
+            // activation row i + r < n holds nb blocks.
+            unsafe {
+                super::super::prefetch_ahead(w);
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(w.d.as_ptr() as *const __m128i));
+                let mut isum = [_mm256_setzero_si256(); R];
+                for k in 0..8 {
+                    let q = _mm256_loadu_si256(w.qs.as_ptr().add(32 * k) as *const __m256i);
+                    let qa = _mm256_sign_epi8(q, q);
+                    for r in 0..R {
+                        let y = xs.get_unchecked((i + r) * nb + b).qs.as_ptr();
+                        let yb = _mm256_set1_epi32((y.add(4 * k) as *const i32).read_unaligned());
+                        isum[r] = _mm256_dpbusd_epi32(isum[r], qa, _mm256_sign_epi8(yb, q));
+                    }
+                }
+                for r in 0..R {
+                    let yd = xs.get_unchecked((i + r) * nb + b).d;
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_mul_ps(d, _mm256_set1_ps(yd)), acc[r]);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: `out` holds 8 values per activation row; row i + r < n.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((i + r) * 8), *a) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
