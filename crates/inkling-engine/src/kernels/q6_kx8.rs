@@ -224,21 +224,27 @@ pub mod vnni {
             unsafe {
                 super::super::prefetch_ahead(w);
                 let mut sumi = [_mm256_setzero_si256(); R];
+                // Step by step through the block, as the file stores it: each step's three
+                // loads give the codes of all four quarters, which feed four sub-blocks'
+                // sums at once (four independent chains a row, the block read in order).
                 for h in 0..2 {
-                    for g in 0..4 {
-                        for half in 0..2 {
-                            // Sub-block 8h + 2g + half: steps 4·half..4·half + 4.
-                            let scales = _mm256_cvtepi8_epi32(_mm_loadl_epi64(w.scales.as_ptr().add(8 * (8 * h + 2 * g + half)) as *const __m128i));
-                            let mut s32 = [_mm256_setzero_si256(); R];
-                            for t in 4 * half..4 * half + 4 {
-                                let q = super::avx2::codes(w, 8 * h + t, g);
-                                for r in 0..R {
-                                    let y = xs.get_unchecked((i + r) * nb + b).qs.as_ptr().add(128 * h + 32 * g + 4 * t);
-                                    s32[r] = _mm256_dpbusd_epi32(s32[r], q, _mm256_set1_epi32((y as *const i32).read_unaligned()));
+                    for half in 0..2 {
+                        let mut s32 = [[_mm256_setzero_si256(); 4]; R];
+                        for t in 4 * half..4 * half + 4 {
+                            let q: [__m256i; 4] = std::array::from_fn(|g| super::avx2::codes(w, 8 * h + t, g));
+                            for r in 0..R {
+                                let y = xs.get_unchecked((i + r) * nb + b).qs.as_ptr().add(128 * h + 4 * t);
+                                for g in 0..4 {
+                                    let yv = _mm256_set1_epi32((y.add(32 * g) as *const i32).read_unaligned());
+                                    s32[r][g] = _mm256_dpbusd_epi32(s32[r][g], q[g], yv);
                                 }
                             }
+                        }
+                        for g in 0..4 {
+                            // Sub-block 8h + 2g + half: quarter g of steps 4·half..4·half + 4.
+                            let scales = _mm256_cvtepi8_epi32(_mm_loadl_epi64(w.scales.as_ptr().add(8 * (8 * h + 2 * g + half)) as *const __m128i));
                             for r in 0..R {
-                                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_mullo_epi32(s32[r], scales));
+                                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_mullo_epi32(s32[r][g], scales));
                             }
                         }
                     }
