@@ -251,6 +251,21 @@ fn advise_huge_pages<T>(buffer: &mut Vec<T>) {
     }
 }
 
+/// Whether Linux can back [`advise_huge_pages`]'s buffers with 2 MiB pages: transparent huge
+/// pages set to `always` or `madvise`. Read once, like the CPU's features.
+pub(crate) fn huge_pages_available() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        return *AVAILABLE.get_or_init(|| {
+            std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+                .is_ok_and(|s| s.contains("[always]") || s.contains("[madvise]"))
+        });
+    }
+    #[allow(unreachable_code)]
+    false
+}
+
 /// Several products of the same activations (a layer's query, key and value projections;
 /// its gate and up projections) run as one batch of tasks across the worker pool. Decoding
 /// one token is a string of small products, and each trip through the pool costs about as

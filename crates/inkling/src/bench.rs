@@ -87,6 +87,7 @@ pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
         "quantization": info.quantization,
         "threads": engine.threads(),
         "kernels": kernels(),
+        "weight_prefetch": inkling_engine::kernels::weight_prefetch().name(),
         "candidates": args.n,
         "depth": t.prompt_tokens_reused,
         "prompt_tokens": t.prompt_tokens_computed,
@@ -103,7 +104,8 @@ pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("model        {} ({}), {} threads, {} kernels", info.name, info.quantization, engine.threads(), kernels());
+        let prefetch = inkling_engine::kernels::weight_prefetch().name();
+        println!("model        {} ({}), {} threads, {} kernels, weight prefetch {prefetch}", info.name, info.quantization, engine.threads(), kernels());
         println!("load         {:.0} ms", engine.load_time_ms);
         if args.depth > 0 {
             println!("depth        {} tokens of context read first", t.prompt_tokens_reused);

@@ -109,8 +109,9 @@ enum Command {
 
 /// `INKLING_KERNELS=portable|avx2|avx512vnni` keeps the kernels at or below that instruction
 /// set (to measure one path on a machine that has a better one); `INKLING_PORTABLE_KERNELS=1`
-/// is the older spelling of `portable`.
-fn limit_kernels() -> anyhow::Result<()> {
+/// is the older spelling of `portable`. `INKLING_PREFETCH=off|current|ahead` overrides the
+/// kernels' choice of software prefetch.
+fn kernel_settings() -> anyhow::Result<()> {
     use inkling_engine::kernels::{Isa, limit_kernels};
     if std::env::var_os("INKLING_PORTABLE_KERNELS").is_some_and(|v| !v.is_empty()) {
         limit_kernels(Isa::Portable);
@@ -122,6 +123,11 @@ fn limit_kernels() -> anyhow::Result<()> {
         })?;
         limit_kernels(isa);
     }
+    if let Some(name) = std::env::var("INKLING_PREFETCH").ok().filter(|v| !v.is_empty()) {
+        let choice = inkling_engine::kernels::WeightPrefetch::named(&name)
+            .ok_or_else(|| anyhow::anyhow!("INKLING_PREFETCH={name}: use off, current or ahead (unset, inkling chooses by the memory's page size)"))?;
+        inkling_engine::kernels::set_weight_prefetch(choice);
+    }
     Ok(())
 }
 
@@ -132,7 +138,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     // Read here, not in the engine: libraries take their settings from their callers.
-    if let Err(e) = limit_kernels().and_then(|()| run(cli)) {
+    if let Err(e) = kernel_settings().and_then(|()| run(cli)) {
         // A broken remote stream still delivered text: show it rather than lose it.
         if let Some(inkling_engine::EngineError::Interrupted { partial, .. }) = e.downcast_ref::<inkling_engine::EngineError>() {
             for c in partial.candidates.iter().filter(|c| !c.text.is_empty()) {

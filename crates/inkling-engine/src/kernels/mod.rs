@@ -352,20 +352,81 @@ macro_rules! grouped_dot_group {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use grouped_dot_group;
 
-/// Bytes ahead of the weight block being read that the kernels request from memory. Weights
-/// stream through once per token, and one core on its own does not keep enough reads in
-/// flight to stream at the memory's speed: Gemma's Q8_0 output projection went from 12 to
-/// 17 GB/s on two Zen 1 cores (`examples/matmul_speed`).
-const PREFETCH: usize = 4096;
+/// How the kernels ask for weights ahead of reading them. Weights stream through once per
+/// token, and how best to keep enough reads in flight depends on the pages under them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightPrefetch {
+    /// No software prefetch.
+    Off,
+    /// All of a block's cache lines requested as its product starts: the lines arrive
+    /// together instead of one miss after another in the kernel's reading order. Best on
+    /// 2 MiB pages, where the hardware prefetchers run on ahead by themselves: a 2-core Zen 4
+    /// decoded the 1.5B at 13.2-14.6 tok/s on one thread, against 8.5-10.4 with no prefetch
+    /// and 8.5-8.8 with `Ahead` (BENCHMARKS.md).
+    Current,
+    /// The lines 4 KiB past the block. On 4 KiB pages the hardware prefetchers stop at each
+    /// page's end: Gemma's Q8_0 output projection went from 12 to 17 GB/s on two Zen 1 cores.
+    Ahead,
+}
 
-/// Asks for the cache lines `PREFETCH` bytes past `block`. A hint: addresses past the
-/// weights' end are harmless.
+impl WeightPrefetch {
+    /// The name `INKLING_PREFETCH` takes.
+    pub fn named(name: &str) -> Option<WeightPrefetch> {
+        match name {
+            "off" => Some(WeightPrefetch::Off),
+            "current" => Some(WeightPrefetch::Current),
+            "ahead" => Some(WeightPrefetch::Ahead),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightPrefetch::Off => "off",
+            WeightPrefetch::Current => "current",
+            WeightPrefetch::Ahead => "ahead",
+        }
+    }
+}
+
+/// Set by [`set_weight_prefetch`].
+static PREFETCH_CHOICE: std::sync::Mutex<Option<WeightPrefetch>> = std::sync::Mutex::new(None);
+
+/// Sets how the kernels prefetch weights, whatever [`weight_prefetch`] would choose (the
+/// binary's `INKLING_PREFETCH`, to measure each). Call it before the first product: the
+/// choice is made once.
+pub fn set_weight_prefetch(choice: WeightPrefetch) {
+    if let Ok(mut c) = PREFETCH_CHOICE.lock() {
+        *c = Some(choice);
+    }
+}
+
+/// How the kernels prefetch weights: [`WeightPrefetch::Current`] where the repacked weights
+/// can have 2 MiB pages (`quant::huge_pages_available`), else [`WeightPrefetch::Ahead`].
+pub fn weight_prefetch() -> WeightPrefetch {
+    static CHOICE: std::sync::OnceLock<WeightPrefetch> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        PREFETCH_CHOICE.lock().ok().and_then(|c| *c).unwrap_or(if crate::quant::huge_pages_available() {
+            WeightPrefetch::Current
+        } else {
+            WeightPrefetch::Ahead
+        })
+    })
+}
+
+/// Asks for `block`'s cache lines, or those 4 KiB past it, as [`weight_prefetch`] says. A
+/// hint: addresses past the weights' end are harmless.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn prefetch_ahead<T>(block: &T) {
     use std::arch::x86_64::*;
-    let p = (block as *const T as *const i8).wrapping_add(PREFETCH);
+    let distance = match weight_prefetch() {
+        WeightPrefetch::Off => return,
+        WeightPrefetch::Current => 0,
+        WeightPrefetch::Ahead => 4096,
+    };
+    let p = (block as *const T as *const i8).wrapping_add(distance);
     for off in (0..std::mem::size_of::<T>()).step_by(64) {
         // Prefetching never faults, whatever the address.
         _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
