@@ -433,6 +433,19 @@ pub(crate) fn prefetch_ahead<T>(block: &T) {
     }
 }
 
+/// Writes a packed kernel's results: `acc[r]`, the group's eight rows against activation row
+/// `i + r`, to `out[(i + r) * 8..][..8]`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn store_rows(acc: &[std::arch::x86_64::__m256], out: &mut [f32], i: usize) {
+    for (r, a) in acc.iter().enumerate() {
+        let row = &mut out[(i + r) * 8..][..8];
+        // SAFETY: `row` holds the eight values the store writes.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(row.as_mut_ptr(), *a) };
+    }
+}
+
 /// Horizontal sum of eight floats.
 #[cfg(target_arch = "x86_64")]
 #[inline]

@@ -154,10 +154,7 @@ pub mod avx2 {
                 }
             }
         }
-        for (r, a) in acc.iter().enumerate() {
-            // SAFETY: `out` holds 8 values per activation row; row i + r < n.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((i + r) * 8), *a) };
-        }
+        super::super::store_rows(&acc, out, i);
     }
 }
 
@@ -206,10 +203,7 @@ pub mod vnni {
                 }
             }
         }
-        for (r, a) in acc.iter().enumerate() {
-            // SAFETY: `out` holds 8 values per activation row; row i + r < n.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((i + r) * 8), *a) };
-        }
+        super::super::store_rows(&acc, out, i);
     }
 }
 
