@@ -5,7 +5,8 @@
 //! 256 = a prompt chunk); `plain` keeps the file's layout (the row kernels) instead of
 //! repacking, to compare the two.
 //! The per-format figures show which kernel is furthest from the machine's memory bandwidth.
-//! `INKLING_KERNELS=avx2` (or `portable`) caps the instruction set, as it does for the binary.
+//! `INKLING_KERNELS=avx2` (or `portable`) caps the instruction set, and `INKLING_PREFETCH`
+//! sets the weight prefetch, as they do for the binary.
 
 use inkling_engine::gguf::GgufFile;
 use inkling_engine::quant::QMatrix;
@@ -21,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(name) = std::env::var("INKLING_KERNELS") {
         inkling_engine::kernels::limit_kernels(inkling_engine::kernels::Isa::named(&name).ok_or("INKLING_KERNELS: portable, avx2 or avx512vnni")?);
     }
-    println!("kernels: {}", inkling_engine::kernels::best_isa().name());
+    if let Ok(name) = std::env::var("INKLING_PREFETCH") {
+        inkling_engine::kernels::set_weight_prefetch(inkling_engine::kernels::WeightPrefetch::named(&name).ok_or("INKLING_PREFETCH: off, current or ahead")?);
+    }
+    println!("kernels: {}, weight prefetch {}", inkling_engine::kernels::best_isa().name(), inkling_engine::kernels::weight_prefetch().name());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let file = GgufFile::open(std::path::Path::new(&path))?;
     let mut names: Vec<&String> = file.tensors.keys().filter(|k| file.tensors[*k].dims.len() == 2).collect();
