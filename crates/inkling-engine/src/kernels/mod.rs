@@ -97,16 +97,13 @@ pub trait GroupKernel: Copy + Send + Sync + Sized {
     /// The CPU must support AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn dot_group_avx2(group: &[Self], xs: &[Self::Act], out: &mut [f32]);
-    /// The same with AVX-512 VNNI at 256 bits (`vpdpbusd` multiplies, adds pairs and
-    /// accumulates in 32 bits in one instruction); the AVX2 body where a format has none.
+    /// The same with AVX-512 VNNI at 256 bits (`vpdpbusd` multiplies, adds four products
+    /// and accumulates in 32 bits in one instruction).
     ///
     /// # Safety
     /// The CPU must support AVX2, FMA, F16C, AVX-512 F/BW/VL and AVX-512 VNNI.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn dot_group_vnni(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-        // SAFETY: the caller guarantees a superset of AVX2's features.
-        unsafe { Self::dot_group_avx2(group, xs, out) }
-    }
+    unsafe fn dot_group_vnni(group: &[Self], xs: &[Self::Act], out: &mut [f32]);
 
     /// The product on the given instruction set.
     fn dot_group(isa: Isa, group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
@@ -123,22 +120,10 @@ pub trait GroupKernel: Copy + Send + Sync + Sized {
 }
 
 /// Implements [`GroupKernel`] for a packed module's block type: `$module` supplies
-/// `pack_block`, `dot_group_portable` and `avx2::dot_group`; `$quantize` quantizes the
+/// `pack_block`, `dot_group_portable`, `avx2::dot_group` and `vnni::dot_group`; `$quantize` quantizes the
 /// activations.
 macro_rules! group_kernel {
-    ($module:ident :: $packed:ident, weight: $weight:ty, act: $act:ty, block: $block:expr, quantize: $quantize:path, vnni) => {
-        group_kernel!(@impl $module::$packed, $weight, $act, $block, $quantize, {
-            #[cfg(target_arch = "x86_64")]
-            unsafe fn dot_group_vnni(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
-                // SAFETY: the caller guarantees the features.
-                unsafe { $module::vnni::dot_group(group, xs, out) }
-            }
-        });
-    };
     ($module:ident :: $packed:ident, weight: $weight:ty, act: $act:ty, block: $block:expr, quantize: $quantize:path) => {
-        group_kernel!(@impl $module::$packed, $weight, $act, $block, $quantize, {});
-    };
-    (@impl $module:ident :: $packed:ident, $weight:ty, $act:ty, $block:expr, $quantize:path, { $($vnni:tt)* }) => {
         impl GroupKernel for $module::$packed {
             type Weight = $weight;
             type Act = $act;
@@ -157,16 +142,20 @@ macro_rules! group_kernel {
                 // SAFETY: the caller guarantees the features.
                 unsafe { $module::avx2::dot_group(group, xs, out) }
             }
-            $($vnni)*
+            #[cfg(target_arch = "x86_64")]
+            unsafe fn dot_group_vnni(group: &[Self], xs: &[Self::Act], out: &mut [f32]) {
+                // SAFETY: the caller guarantees the features.
+                unsafe { $module::vnni::dot_group(group, xs, out) }
+            }
         }
     };
 }
 
-group_kernel!(q4_1x8::BlockQ4_1x8, weight: q4_1::BlockQ4_1, act: q4_1::BlockQ8_1, block: 32, quantize: q4_1::quantize_q8_1, vnni);
-group_kernel!(q5_0x8::BlockQ5_0x8, weight: q5_0::BlockQ5_0, act: q5_0x8::BlockQ8Sum, block: 32, quantize: q5_0x8::quantize, vnni);
-group_kernel!(q8_0x8::BlockQ8_0x8, weight: q8_0::BlockQ8_0, act: q8_0::BlockQ8Act, block: 32, quantize: q8_0::quantize, vnni);
-group_kernel!(q4_kx8::BlockQ4Kx8, weight: q4_k::BlockQ4K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k, vnni);
-group_kernel!(q6_kx8::BlockQ6Kx8, weight: q6_k::BlockQ6K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k, vnni);
+group_kernel!(q4_1x8::BlockQ4_1x8, weight: q4_1::BlockQ4_1, act: q4_1::BlockQ8_1, block: 32, quantize: q4_1::quantize_q8_1);
+group_kernel!(q5_0x8::BlockQ5_0x8, weight: q5_0::BlockQ5_0, act: q5_0x8::BlockQ8Sum, block: 32, quantize: q5_0x8::quantize);
+group_kernel!(q8_0x8::BlockQ8_0x8, weight: q8_0::BlockQ8_0, act: q8_0::BlockQ8Act, block: 32, quantize: q8_0::quantize);
+group_kernel!(q4_kx8::BlockQ4Kx8, weight: q4_k::BlockQ4K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k);
+group_kernel!(q6_kx8::BlockQ6Kx8, weight: q6_k::BlockQ6K, act: q6_k::BlockQ8K, block: 256, quantize: q6_k::quantize_q8_k);
 
 /// Interleaves a row-major matrix's blocks (whole groups of eight rows, `nb` blocks per row)
 /// into `out`: group `g`, block column `b` lands at `g * nb + b`. Every slot of `out` (one
