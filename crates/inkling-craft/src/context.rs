@@ -3,13 +3,15 @@
 //! the model's context under an explicit token budget.
 //!
 //! Priorities when space runs out: the text nearest the cursor first (up to half the room),
-//! then the bible entries its recent text triggers, then memory, then more of the story. Cuts
+//! then the lore entries that fire ([`crate::lore`]; under the lorebook's own budget, if it
+//! has one, the lowest `order` dropped first), then memory, then more of the story. Cuts
 //! fall on paragraph, then sentence, then word boundaries, never inside a character. Stable
-//! parts come first (memory, then entries in bible order, then the story) so that repeated
-//! requests share a prompt prefix and the engine reuses its KV cache.
+//! parts come first (memory, then entries by order, then the story) so that repeated
+//! requests share a prompt prefix and the engine reuses its KV cache; entries placed at a
+//! depth go inside the story, that many paragraphs before its end.
 
 use crate::error::{CraftError, Result};
-use crate::lore::{LoreEntry, triggered};
+use crate::lore::{self, LoreEntry, LoreSettings, LoreState, Position};
 use crate::recipe::Recipe;
 use crate::text::longest_fitting_tail;
 use inkling_engine::{Backend, ChatMessage, Prompt};
@@ -33,6 +35,14 @@ pub struct StoryContext {
     /// The story before the passage a selection tool works on (continue uses its own text).
     #[serde(default)]
     pub before: String,
+    /// The chapter being written (1-based), for lore that starts later in the book.
+    #[serde(default)]
+    pub chapter: Option<u32>,
+    #[serde(default)]
+    pub lore_settings: LoreSettings,
+    /// Sticky and cooldown timers from earlier generations.
+    #[serde(default)]
+    pub lore_state: LoreState,
 }
 
 fn default_note_depth() -> usize {
@@ -70,6 +80,8 @@ pub struct Assembled {
     /// Room the prompt had: the context window less the answer's tokens.
     pub budget: usize,
     pub parts: Vec<Part>,
+    /// The lorebook's timers after this prompt: keep them for the next one.
+    pub lore_state: LoreState,
 }
 
 /// The variable parts of one rendering.
@@ -155,21 +167,10 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, ask: &Ask<'_>) -> Result
     }
     let mut left = room - story_tokens;
 
-    // 2. Bible entries that the recent text (or the writer's text) brings up.
-    let recent_start = story_src.len() - story_src[..].chars().rev().take(3000).map(char::len_utf8).sum::<usize>();
-    let recent = format!("{}\n{}", &story_src[recent_start..], own_text);
-    let mut lore = Vec::new();
-    for e in triggered(&ctx.lore, &recent) {
-        let line = lore_line(e);
-        let n = count(&line)? + 1;
-        if n <= left {
-            left -= n;
-            parts.push(Part { name: format!("bible: {}", e.name), tokens: n, fate: if e.always { "always on".into() } else { format!("triggered by \"{}\"", e.triggered_by(&recent).unwrap_or("")) } });
-            lore.push(line);
-        } else {
-            parts.push(Part { name: format!("bible: {}", e.name), tokens: n, fate: "left out (budget)".into() });
-        }
-    }
+    // 2. Lore entries that fire, under the lorebook's budget.
+    let activation = lore::activate(&ctx.lore, &lore::Scan { story: story_src, own_text, chapter: ctx.chapter }, &ctx.lore_settings, &ctx.lore_state);
+    let placed = place_lore(&ctx.lore, &activation, ctx, !story_src.trim().is_empty(), &mut left, &mut parts, &count)?;
+    let lore = placed.before_story;
 
     // 3. Memory, whole or not at all.
     let memory = ctx.memory.trim();
@@ -195,7 +196,11 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, ask: &Ask<'_>) -> Result
     let mut allow = story_tokens;
     for _ in 0..4 {
         let story_text = &story_src[story_start..];
-        let story = if note_fits { insert_note(story_text, note, ctx.note_depth) } else { story_text.to_string() };
+        let mut inserts = placed.at_depth.clone();
+        if note_fits {
+            inserts.push((ctx.note_depth, note_line(note)));
+        }
+        let story = insert_lines(story_text, &inserts);
         let fill = Fill { story, memory: memory_in.clone(), lore: lore.join("\n") };
         let (prompt, prefill) = render(&fill)?;
         let total = count_prompt(backend, &prompt, &prefill)?;
@@ -211,7 +216,7 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, ask: &Ask<'_>) -> Result
                 parts.push(Part { name: "author's note".into(), tokens: note_tokens, fate: "left out (budget)".into() });
             }
             let rendered = backend.render_prompt(&prompt, &prefill)?;
-            return Ok(Assembled { frame, prompt, prefill, rendered, prompt_tokens: total, budget, parts });
+            return Ok(Assembled { frame, prompt, prefill, rendered, prompt_tokens: total, budget, parts, lore_state: activation.state });
         }
         allow = allow.saturating_sub(total - budget + 4);
         let mut start = story_src.len();
@@ -233,8 +238,61 @@ fn count_prompt(backend: &dyn Backend, prompt: &Prompt, prefill: &str) -> Result
     }
 }
 
-fn lore_line(e: &LoreEntry) -> String {
-    if e.kind.is_empty() { format!("{}: {}", e.name, e.body.trim()) } else { format!("{} ({}): {}", e.name, e.kind, e.body.trim()) }
+fn lore_line(e: &LoreEntry, chapter: Option<u32>) -> String {
+    let body = e.body_at(chapter);
+    if e.kind.is_empty() { format!("{}: {body}", e.name) } else { format!("{} ({}): {body}", e.name, e.kind) }
+}
+
+/// Fired entries as prompt lines: those before the story, and those inside it with their depth.
+struct Placed {
+    before_story: Vec<String>,
+    at_depth: Vec<(usize, String)>,
+}
+
+/// Keeps what fits of the fired entries and says what became of every entry the scan
+/// considered. Kept first: always-on entries, then higher `order`, then fewer recursion
+/// steps, then bible order. Placed by `order` (higher nearer the story's end), then bible order.
+fn place_lore(entries: &[LoreEntry], act: &lore::Activation, ctx: &StoryContext, has_story: bool, left: &mut usize, parts: &mut Vec<Part>, count: &dyn Fn(&str) -> inkling_engine::Result<usize>) -> Result<Placed> {
+    let part = |i: usize, tokens, fate: String| Part { name: format!("bible: {}", entries[i].name), tokens, fate };
+    let mut fired: Vec<(usize, &lore::Fired, String, usize)> = Vec::new();
+    for (i, why) in &act.fired {
+        let e = &entries[*i];
+        let line = match e.position {
+            Position::AtDepth(_) if has_story => format!("[{}]", lore_line(e, ctx.chapter)),
+            _ => lore_line(e, ctx.chapter),
+        };
+        let n = count(&line)? + 1;
+        fired.push((*i, why, line, n));
+    }
+    fired.sort_by_key(|(i, why, _, _)| (!matches!(why, lore::Fired::Always), std::cmp::Reverse(entries[*i].order), act.level(*i), *i));
+    let mut room = ctx.lore_settings.budget.map_or(*left, |b| b.min(*left));
+    let mut kept = Vec::new();
+    for (i, why, line, n) in fired {
+        if n <= room {
+            room -= n;
+            *left -= n;
+            parts.push(part(i, n, why.to_string()));
+            kept.push((i, line));
+        } else {
+            let fate = match ctx.lore_settings.budget {
+                Some(b) if n <= *left => format!("left out (lore budget of {b} tokens; lower order is dropped first)"),
+                _ => "left out (budget)".into(),
+            };
+            parts.push(part(i, n, format!("{why}, but {fate}")));
+        }
+    }
+    for (i, held) in &act.held {
+        parts.push(part(*i, 0, held.to_string()));
+    }
+    kept.sort_by_key(|(i, _)| (entries[*i].order, *i));
+    let mut placed = Placed { before_story: Vec::new(), at_depth: Vec::new() };
+    for (i, line) in kept {
+        match entries[i].position {
+            Position::AtDepth(d) if has_story => placed.at_depth.push((d, line)),
+            _ => placed.before_story.push(line),
+        }
+    }
+    Ok(placed)
 }
 
 fn note_line(note: &str) -> String {
@@ -243,12 +301,36 @@ fn note_line(note: &str) -> String {
 
 /// `story` with the note on its own line `depth` paragraphs before the end.
 pub fn insert_note(story: &str, note: &str, depth: usize) -> String {
-    let starts: Vec<usize> = std::iter::once(0).chain(crate::text::paragraph_starts(story)).filter(|&i| !story[i..].trim().is_empty()).collect();
-    if depth == 0 {
-        return format!("{}\n{}\n", story.trim_end(), note_line(note));
+    insert_lines(story, &[(depth, note_line(note))])
+}
+
+/// `story` with each line on its own, its depth in paragraphs before the end (0: after the
+/// last); lines at the same depth keep their order.
+pub fn insert_lines(story: &str, lines: &[(usize, String)]) -> String {
+    if lines.is_empty() {
+        return story.to_string();
     }
-    let at = starts[starts.len().saturating_sub(depth)];
-    format!("{}{}\n{}", &story[..at], note_line(note), &story[at..])
+    let starts: Vec<usize> = std::iter::once(0).chain(crate::text::paragraph_starts(story)).filter(|&i| !story[i..].trim().is_empty()).collect();
+    let mut at: Vec<(usize, &str)> = lines.iter().map(|(d, l)| (if *d == 0 { story.len() } else { starts[starts.len().saturating_sub(*d)] }, l.as_str())).collect();
+    at.sort_by_key(|(offset, _)| *offset);
+    let mut out = String::with_capacity(story.len() + lines.iter().map(|(_, l)| l.len() + 1).sum::<usize>());
+    let mut from = 0;
+    for (offset, line) in at {
+        if offset == story.len() {
+            if from < story.len() {
+                out.push_str(story[from..].trim_end());
+                out.push('\n');
+                from = story.len();
+            }
+        } else {
+            out.push_str(&story[from..offset]);
+            from = offset;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&story[from..]);
+    out
 }
 
 /// Renders the recipe's templates for one fill: the prompt and the reply's start.

@@ -39,7 +39,7 @@ pub mod toolbox;
 
 pub use context::{Assembled, Frame, Part, StoryContext};
 pub use error::{CraftError, Result};
-pub use lore::LoreEntry;
+pub use lore::{LoreEntry, LoreSettings, LoreState};
 pub use recipe::Recipe;
 pub use language::Language;
 pub use run::{Flag, ToolCandidate, ToolOutput, ToolRequest, run};

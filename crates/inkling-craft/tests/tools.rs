@@ -69,7 +69,7 @@ fn json_tools_always_parse_on_a_random_model() {
 fn prompts_are_assembled_as_the_snapshots_show() {
     let tb = Toolbox::builtin().unwrap();
     let (_d, e) = engine(1024, true);
-    let ctx = StoryContext { memory: "A story of a lighthouse on a cold coast.".into(), author_note: "Mara is hiding something.".into(), note_depth: 1, lore: lore(), before: String::new() };
+    let ctx = StoryContext { memory: "A story of a lighthouse on a cold coast.".into(), author_note: "Mara is hiding something.".into(), note_depth: 1, lore: lore(), ..StoryContext::default() };
     let story = "The storm came in at dusk.\n\nThe keeper lit the lamp. Below, the sea boiled.\n\nA knock at the door.";
     let cont = inkling_craft::run::prepare(tb.get("continue").unwrap(), &e, &ToolRequest { context: ctx.clone(), frame: Some(Frame::Text), ..req("continue", story) }).unwrap();
     insta::assert_snapshot!("continue_text_frame", cont.assembled.rendered);

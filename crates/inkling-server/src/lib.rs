@@ -24,7 +24,7 @@ pub mod writing;
 
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, ServerConfig};
-pub use writing::project_context;
+pub use writing::{LoreBook, chapter_of, keep_lore_state, lore_entry, project_context};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

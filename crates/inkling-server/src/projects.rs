@@ -34,6 +34,8 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/projects/{project}/generations/{id}/status", post(set_status))
         .route("/api/projects/{project}/bible", get(bible).post(put_bible))
         .route("/api/projects/{project}/bible/{id}", delete(delete_bible))
+        .route("/api/projects/{project}/lore/export", get(export_lore))
+        .route("/api/projects/{project}/lore/import", post(import_lore))
         .route("/api/projects/{project}/export", get(export))
         .route("/api/projects/{project}/report", get(report))
 }
@@ -333,6 +335,10 @@ struct BibleBody {
     keys: Vec<String>,
     #[serde(default)]
     body: String,
+    /// The lorebook rules (secondary keys, position, order, sticky, cooldown, probability,
+    /// from_chapter, progressions, ...); absent: an existing entry keeps its own.
+    #[serde(default)]
+    rules: Option<serde_json::Map<String, Value>>,
 }
 
 async fn put_bible(State(s): State<AppState>, Path(project): Path<String>, Body(b): Body<BibleBody>) -> ApiResult<Json<Value>> {
@@ -346,7 +352,38 @@ async fn put_bible(State(s): State<AppState>, Path(project): Path<String>, Body(
         if !keys.iter().any(|k| k == b.name.trim()) {
             keys.insert(0, b.name.trim().to_string());
         }
-        Ok(Json(json!(st.put_bible_entry(&p, b.kind.trim(), b.name.trim(), &keys, &b.body)?)))
+        let saved = match &b.rules {
+            Some(rules) => {
+                let entry = inkling_craft::LoreEntry::from_parts(b.kind.trim(), b.name.trim(), &keys, &b.body, rules).map_err(|e| ApiError::BadRequest(format!("the entry's rules cannot be read: {e}")))?;
+                entry.check().map_err(ApiError::BadRequest)?;
+                st.put_lore_entry(&p, b.kind.trim(), b.name.trim(), &keys, &b.body, &entry.rules())?
+            }
+            None => st.put_bible_entry(&p, b.kind.trim(), b.name.trim(), &keys, &b.body)?,
+        };
+        Ok(Json(json!(saved)))
+    })
+    .await
+}
+
+/// The lorebook as SillyTavern world info.
+async fn export_lore(State(s): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Value>> {
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let entries: Vec<_> = st.bible(&p)?.iter().map(crate::writing::lore_entry).collect();
+        Ok(Json(inkling_craft::lore::world_info::export(&entries)))
+    })
+    .await
+}
+
+/// World info (SillyTavern, KoboldAI, a character book, or inkling's list) into the lorebook.
+async fn import_lore(State(s): State<AppState>, Path(project): Path<String>, Body(v): Body<Value>) -> ApiResult<Json<Value>> {
+    let entries = inkling_craft::lore::world_info::import(&v.to_string()).map_err(|e| ApiError::BadRequest(format!("the lorebook cannot be imported: {e}")))?;
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        for e in &entries {
+            st.put_lore_entry(&p, &e.kind, &e.name, &e.keys, &e.body, &e.rules())?;
+        }
+        Ok(Json(json!({"imported": entries.len()})))
     })
     .await
 }

@@ -29,16 +29,76 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new().route("/api/tools", get(list)).route("/api/tools/{name}", post(run_tool)).route("/api/proofread", post(proofread_text))
 }
 
-/// The story context a project gives every tool: memory, author's note and its depth, and
-/// the story bible ("style" entries always apply; the rest when their keys appear).
-pub fn project_context(store: &Store, project: &Project) -> inkling_store::Result<StoryContext> {
+/// The story context a project gives every tool: memory, author's note and its depth, the
+/// lorebook with its settings and timers ("style" entries always apply unless their rules
+/// say otherwise; the rest when they fire), and the chapter `document` is, if given.
+pub fn project_context(store: &Store, project: &Project, document: Option<&inkling_store::Document>) -> inkling_store::Result<StoryContext> {
+    let lore = store.bible(project)?.into_iter().map(|e| lore_entry(&e)).collect();
+    let book = LoreBook::of(project);
     Ok(StoryContext {
         memory: project.memory.clone(),
         author_note: project.authors_note.clone(),
         note_depth: usize::try_from(project.authors_note_depth).unwrap_or(3),
-        lore: store.bible(project)?.into_iter().map(|e| LoreEntry { always: e.kind == "style", kind: e.kind, name: e.name, keys: e.keys, body: e.body }).collect(),
+        lore,
         before: String::new(),
+        chapter: match document {
+            Some(d) => chapter_of(store, project, d)?,
+            None => None,
+        },
+        lore_settings: book.settings,
+        lore_state: book.state,
     })
+}
+
+/// A stored entry as the toolbox reads it. Rules that no longer parse (a newer inkling
+/// wrote them) are dropped rather than the entry: its keys and body still work.
+pub fn lore_entry(e: &inkling_store::BibleEntry) -> LoreEntry {
+    LoreEntry::from_parts(&e.kind, &e.name, &e.keys, &e.body, &e.rules)
+        .unwrap_or_else(|_| LoreEntry::from_parts(&e.kind, &e.name, &e.keys, &e.body, &Default::default()).unwrap_or_default())
+}
+
+/// What `projects.lorebook` holds: the lorebook's settings and its timers.
+#[derive(Serialize, serde::Deserialize, Default)]
+pub struct LoreBook {
+    #[serde(default)]
+    pub settings: inkling_craft::LoreSettings,
+    #[serde(default)]
+    pub state: inkling_craft::LoreState,
+}
+
+impl LoreBook {
+    pub fn of(project: &Project) -> LoreBook {
+        serde_json::from_value(serde_json::Value::Object(project.lorebook.clone())).unwrap_or_default()
+    }
+
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+}
+
+/// The 1-based place of a chapter among the project's chapters (documents of kind chapter,
+/// in binder order); `None` for a document of another kind.
+pub fn chapter_of(store: &Store, project: &Project, document: &inkling_store::Document) -> inkling_store::Result<Option<u32>> {
+    if document.kind != "chapter" {
+        return Ok(None);
+    }
+    let mut chapters = store.documents(project)?.into_iter().filter(|d| d.kind == "chapter");
+    Ok(chapters.position(|d| d.id == document.id).map(|i| i as u32 + 1))
+}
+
+/// Keeps the lorebook's timers after a generation in the project.
+pub fn keep_lore_state(store: &mut Store, project: &Project, state: &inkling_craft::LoreState) -> inkling_store::Result<()> {
+    // Re-read: the settings may have changed while the model wrote.
+    let fresh = store.project(&project.name)?;
+    let mut book = LoreBook::of(&fresh);
+    if book.state == *state {
+        return Ok(());
+    }
+    book.state = state.clone();
+    store.set_lorebook(&fresh, &book.to_map())
 }
 
 #[derive(Serialize)]
@@ -119,6 +179,10 @@ struct RunBody {
     parent: Option<i64>,
     /// The story before a selection.
     before: String,
+    /// The chapter being written (1-based), for lore that starts later in the book; a
+    /// project's `document` gives it when this is absent.
+    #[serde(default)]
+    chapter: Option<u32>,
     /// Override the project's memory and author's note.
     memory: Option<String>,
     note: Option<String>,
@@ -140,15 +204,21 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     let (mut context, project_bans) = match &project_name {
         Some(p) => {
             let p = p.clone();
+            let document = body.document;
             s.store(move |st| {
                 let project = st.project(&p)?;
-                Ok((project_context(st, &project)?, project.bans))
+                // A document of another project is no chapter of this one.
+                let document = document.and_then(|id| st.document_by_id(id).ok()).filter(|d| d.project_id == project.id);
+                Ok((project_context(st, &project, document.as_ref())?, project.bans))
             })
             .await?
         }
         None => (StoryContext::default(), Default::default()),
     };
     context.before = body.before.clone();
+    if body.chapter.is_some() {
+        context.chapter = body.chapter;
+    }
     if let Some(m) = &body.memory {
         context.memory = m.clone();
     }
@@ -271,6 +341,8 @@ impl Record {
         let model = s.config.model_id.clone();
         s.store(move |st| {
             let project = st.project(&project)?;
+            // The generation happened: sticky entries count it, cooldowns run down.
+            keep_lore_state(st, &project, &output.prompt.lore_state)?;
             let mut ids = Vec::new();
             for c in &output.candidates {
                 let g = NewGeneration {

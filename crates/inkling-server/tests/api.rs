@@ -339,6 +339,21 @@ async fn a_writers_session_save_undo_run_accept_report() {
     assert_eq!(call(app, "DELETE", &format!("{p}/bible/{}", e["id"]), None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(call(app, "DELETE", &format!("{p}/bible/{}", e["id"]), None).await.status, StatusCode::NOT_FOUND);
 
+    // Lorebook rules, and world info in and out.
+    let bad = call(app, "POST", &format!("{p}/bible"), Some(json!({"kind": "item", "name": "Blade", "body": "x", "rules": {"secondary": ["/(oops/"]}}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.error().contains("regular expression"), "{}", bad.error());
+    let ruled = call(app, "POST", &format!("{p}/bible"), Some(json!({"kind": "character", "name": "Oren", "body": "A smith.", "rules": {"sticky": 2, "from_chapter": 15}}))).await.json();
+    assert_eq!(ruled["rules"], json!({"sticky": 2, "from_chapter": 15}));
+    let world = json!({"entries": {"0": {"uid": 0, "key": ["Vale"], "comment": "Vale", "content": "A valley.", "position": 4, "depth": 2, "order": 7}}});
+    let imported = call(app, "POST", &format!("{p}/lore/import"), Some(world)).await.json();
+    assert_eq!(imported["imported"], 1);
+    let out = call(app, "GET", &format!("{p}/lore/export"), None).await.json();
+    let names: Vec<&str> = out["entries"].as_object().unwrap().values().map(|e| e["comment"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Oren", "Vale"]);
+    assert_eq!(out["entries"]["1"]["depth"], 2);
+    assert_eq!(call(app, "POST", &format!("{p}/lore/import"), Some(json!({"title": "no entries"}))).await.status, StatusCode::BAD_REQUEST);
+
     // Another project's document is not reachable through this one.
     call(app, "POST", "/api/projects", Some(json!({"name": "Other"}))).await;
     assert_eq!(call(app, "GET", &format!("/api/projects/Other/documents/{id}"), None).await.status, StatusCode::NOT_FOUND);

@@ -26,6 +26,7 @@ pub mod relocate;
 pub mod schema;
 pub mod store;
 
+pub use bible::BibleEntry;
 pub use error::{Result, StoreError};
 pub use ledger::{Author, Ledger, Share};
 pub use relocate::{Relocation, relocate};

@@ -78,6 +78,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE generations ADD COLUMN tokens TEXT NOT NULL DEFAULT '';
     "#,
+    // 4: the lorebook: each entry's rules beyond kind, name, keys and body, and the project's
+    // lorebook settings and timers (JSON objects; '' is none).
+    r#"
+    ALTER TABLE bible_entries ADD COLUMN rules TEXT NOT NULL DEFAULT '';
+    ALTER TABLE projects ADD COLUMN lorebook TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

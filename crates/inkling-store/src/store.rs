@@ -58,6 +58,9 @@ pub struct Project {
     /// The project's banned phrases, stacked over the config file's.
     #[serde(default)]
     pub bans: inkling_api::BanList,
+    /// The lorebook's settings and timers, as the toolbox writes them (see `set_lorebook`).
+    #[serde(default)]
+    pub lorebook: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -215,14 +218,15 @@ impl Store {
     pub fn project(&self, name: &str) -> Result<Project> {
         self.conn
             .query_row(
-                "SELECT id, name, created_at, memory, authors_note, authors_note_depth, bans FROM projects WHERE name = ?1",
+                "SELECT id, name, created_at, memory, authors_note, authors_note_depth, bans, lorebook FROM projects WHERE name = ?1",
                 [name],
                 |r| {
                     let bans: String = r.get(6)?;
                     // Written by `set_bans` only; a list that no longer parses reads as none
                     // rather than locking the writer out of the project.
                     let bans = if bans.is_empty() { Default::default() } else { serde_json::from_str(&bans).unwrap_or_default() };
-                    Ok(Project { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, memory: r.get(3)?, authors_note: r.get(4)?, authors_note_depth: r.get(5)?, bans })
+                    let lorebook = json_object(&r.get::<_, String>(7)?);
+                    Ok(Project { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, memory: r.get(3)?, authors_note: r.get(4)?, authors_note_depth: r.get(5)?, bans, lorebook })
                 },
             )
             .optional()?
@@ -247,6 +251,15 @@ impl Store {
     pub fn set_authors_note(&mut self, project: &Project, note: &str, depth: i64) -> Result<()> {
         self.write(|tx| {
             tx.execute("UPDATE projects SET authors_note = ?1, authors_note_depth = ?2 WHERE id = ?3", params![note, depth, project.id])?;
+            Ok(())
+        })
+    }
+
+    /// The lorebook's settings and timers (opaque here: the toolbox owns their shape).
+    pub fn set_lorebook(&mut self, project: &Project, lorebook: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let json = if lorebook.is_empty() { String::new() } else { serde_json::Value::Object(lorebook.clone()).to_string() };
+        self.write(|tx| {
+            tx.execute("UPDATE projects SET lorebook = ?1 WHERE id = ?2", params![json, project.id])?;
             Ok(())
         })
     }
@@ -478,4 +491,13 @@ fn insert_revision(tx: &rusqlite::Transaction<'_>, doc: i64, parent: Option<i64>
     let id = tx.last_insert_rowid();
     tx.execute("UPDATE documents SET head_revision = ?1, tip_revision = ?1 WHERE id = ?2", params![id, doc])?;
     Ok(id)
+}
+
+/// A stored JSON object; '' or anything else reads as empty rather than locking the writer
+/// out of the project (only inkling writes these columns).
+pub(crate) fn json_object(s: &str) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_str(s) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    }
 }

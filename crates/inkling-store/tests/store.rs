@@ -124,6 +124,26 @@ fn the_generation_tree_keeps_alternatives_as_siblings() {
 }
 
 #[test]
+fn lore_rules_and_the_lorebook_state_are_kept() {
+    let (_d, mut s) = store();
+    let p = s.create_project("Lore").unwrap();
+    let rules: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"sticky": 2, "from_chapter": 15}"#).unwrap();
+    s.put_lore_entry(&p, "character", "Oren", &["the smith".into()], "A smith.", &rules).unwrap();
+    s.put_bible_entry(&p, "place", "Vale", &[], "A valley.").unwrap();
+    // The editor's form knows only kind, name, keys and body: saving it keeps the rules.
+    s.put_bible_entry(&p, "character", "Oren", &["the smith".into()], "A smith, 50.").unwrap();
+    let b = s.bible(&p).unwrap();
+    assert_eq!(b.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["Oren", "Vale"], "filing order");
+    assert_eq!((b[0].body.as_str(), &b[0].rules), ("A smith, 50.", &rules));
+    assert!(b[1].rules.is_empty());
+    s.put_lore_entry(&p, "character", "Oren", &[], "A smith.", &serde_json::Map::new()).unwrap();
+    assert!(s.bible(&p).unwrap()[0].rules.is_empty(), "rules given are rules set, even none");
+    let state: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"state": {"generation": 4}}"#).unwrap();
+    s.set_lorebook(&p, &state).unwrap();
+    assert_eq!(s.project("Lore").unwrap().lorebook, state);
+}
+
+#[test]
 fn bible_memory_authors_note_and_document_order() {
     let (_d, mut s) = store();
     let p = s.create_project("World").unwrap();

@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod generate;
 mod hints;
+mod lore;
 mod models;
 mod progress;
 mod project;

@@ -86,6 +86,12 @@ enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The lorebook (story bible): list, add, edit, remove, import and export entries.
+    Lore {
+        name: String,
+        #[command(subcommand)]
+        command: crate::lore::LoreCommand,
+    },
     /// The project's banned phrases: show them, or change them with the flags.
     Bans {
         name: String,
@@ -306,6 +312,7 @@ pub fn run(args: ProjectArgs) -> Result<()> {
                 println!("  {:<30} {:>7} of {:>7} chars ({})", "whole project", r.total.model + r.total.model_edited, r.total.total(), pct(r.total.ai_assisted()));
             }
         }
+        ProjectCommand::Lore { name, command } => crate::lore::run(&mut store, &name, command)?,
         ProjectCommand::Bans { name, add, add_regex, remove, allow, defaults, json } => {
             let p = store.project(&name)?;
             let mut bans = p.bans.clone();

@@ -79,6 +79,9 @@ pub struct ToolArgs {
     /// Use this project's story bible, memory and author's note.
     #[arg(long)]
     project: Option<String>,
+    /// The chapter being written (1-based): lore that starts later in the book stays out.
+    #[arg(long)]
+    chapter: Option<u32>,
     /// Store the first profile (character, place) in the --project's story bible.
     #[arg(long, requires = "project")]
     save: bool,
@@ -217,6 +220,12 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
     inkling_craft::carry_on::complete_lists(&prepared, &mut generation, &mut |r, on| engine.generate(r, on), &mut on_event)?;
     drop(bar);
     let out = finish(recipe, engine.as_ref(), &request, prepared, generation)?;
+    if let Some(name) = &args.project {
+        // The generation happened: sticky lore counts it, cooldowns run down.
+        let mut store = inkling_store::Store::open(&crate::project::db_or_default(args.db.as_deref()))?;
+        let project = store.project(name)?;
+        inkling_server::keep_lore_state(&mut store, &project, &out.prompt.lore_state)?;
+    }
     if args.save {
         save_profile(&args, &out)?;
     }
@@ -250,7 +259,7 @@ fn story_context(args: &ToolArgs) -> Result<(StoryContext, Option<inkling_api::B
         let db = crate::project::db_or_default(args.db.as_deref());
         let store = inkling_store::Store::open(&db)?;
         let project = store.project(name)?;
-        ctx = inkling_server::project_context(&store, &project)?;
+        ctx = inkling_server::project_context(&store, &project, None)?;
         bans = Some(project.bans);
     }
     if let Some(m) = &args.memory {
@@ -266,6 +275,9 @@ fn story_context(args: &ToolArgs) -> Result<(StoryContext, Option<inkling_api::B
     }
     if let Some(path) = &args.before {
         ctx.before = inkling_store::import::read_text(path)?;
+    }
+    if args.chapter.is_some() {
+        ctx.chapter = args.chapter;
     }
     Ok((ctx, bans))
 }

@@ -146,3 +146,63 @@ fn proofread_lists_findings_and_applies_fixes() {
     let o = f.run(&["proofread", "The library opens on Tuesday."], None);
     assert!(out(&o).contains("No problems found"));
 }
+
+#[test]
+fn the_lorebook_cli_feeds_prompts_by_chapter_and_keeps_timers() {
+    let f = Fixture::new();
+    let db = f.dir.path().join("p.db");
+    let db = db.to_str().unwrap();
+    let lore = |args: &[&str]| {
+        let mut all = vec!["project", "lore", "Saga"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--db", db]);
+        f.run(&all, None)
+    };
+    assert!(f.run(&["project", "new", "Saga", "--db", db], None).status.success());
+    let o = lore(&["add", "Oren", "--body", "A smith.", "--key", "the smith", "--progression", "15:He is the drowned king's son.", "--sticky", "1"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = lore(&["add", "Tide Court", "--kind", "lore", "--body", "It meets beneath the harbour.", "--from-chapter", "15"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let listed = out(&lore(&["list"]));
+    assert!(listed.contains("Oren  keys: the smith  [sticky 1; from chapter 15: He is the drowned king's son.]"), "{listed}");
+    // Bad input names what is wrong.
+    let o = lore(&["add", "Blade", "--body", "x", "--key", "/(oops/"]);
+    assert!(!o.status.success() && err(&o).contains("not a valid regular expression"), "{}", err(&o));
+    let o = lore(&["edit", "Nobody", "--sticky", "2"]);
+    assert!(!o.status.success() && err(&o).contains("has no entry `Nobody`"), "{}", err(&o));
+    let o = lore(&["add", "Ilse", "--body", "x", "--progression", "soon: y"]);
+    assert!(!o.status.success() && err(&o).contains("not a chapter number"), "{}", err(&o));
+
+    let prompt = |chapter: &str, text: &str| {
+        let o = f.run(&["continue", "--project", "Saga", "--db", db, "--chapter", chapter, "--max-tokens", "4", "--json"], Some(text));
+        assert!(o.status.success(), "{}", err(&o));
+        let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+        v["prompt"].clone()
+    };
+    let early = prompt("3", "The smith and the Tide Court.");
+    let rendered = early["rendered"].as_str().unwrap();
+    assert!(rendered.contains("Oren (character): A smith.") && !rendered.contains("drowned king") && !rendered.contains("beneath the harbour"), "{rendered}");
+    let court = early["parts"].as_array().unwrap().iter().find(|p| p["name"] == "bible: Tide Court").unwrap();
+    assert_eq!(court["fate"], "held back: exists from chapter 15, this is chapter 3");
+    // Oren fired in generation 1 and is sticky through generation 2, unnamed.
+    let sticky = prompt("3", "Rain.");
+    assert!(sticky["rendered"].as_str().unwrap().contains("Oren (character)"), "{}", sticky["rendered"]);
+    let late = prompt("16", "The smith and the Tide Court.");
+    let rendered = late["rendered"].as_str().unwrap();
+    assert!(rendered.contains("He is the drowned king's son.") && rendered.contains("beneath the harbour"), "{rendered}");
+    let settings = out(&lore(&["settings"]));
+    assert!(settings.contains("generations so far: 3"), "{settings}");
+
+    // Out as SillyTavern world info and back into another project.
+    let file = f.dir.path().join("world.json");
+    assert!(lore(&["export", file.to_str().unwrap()]).status.success());
+    assert!(f.run(&["project", "new", "Copy", "--db", db], None).status.success());
+    let o = f.run(&["project", "lore", "Copy", "import", file.to_str().unwrap(), "--db", db], None);
+    assert!(o.status.success() && out(&o).contains("imported 2 entries"), "{}", err(&o));
+    let copied = out(&f.run(&["project", "lore", "Copy", "list", "--json", "--db", db], None));
+    let copied: serde_json::Value = serde_json::from_str(&copied).unwrap();
+    assert_eq!(copied[0]["entry"]["progressions"][0]["from_chapter"], 15);
+    assert_eq!(copied[1]["entry"]["from_chapter"], 15);
+    assert!(lore(&["remove", "Oren"]).status.success());
+    assert!(!out(&lore(&["list"])).contains("Oren"));
+}
