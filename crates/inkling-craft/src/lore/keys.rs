@@ -9,6 +9,19 @@ use super::LoreEntry;
 use crate::text::is_cjk;
 use regex::{Regex, RegexBuilder};
 
+/// A text to look for keys in, lowercased once for every case-insensitive key.
+pub struct Hay {
+    text: String,
+    lower: String,
+}
+
+impl Hay {
+    pub fn new(text: String) -> Hay {
+        let lower = text.to_lowercase();
+        Hay { text, lower }
+    }
+}
+
 /// A key ready to test against text.
 pub enum Key {
     Plain { text: String, case_sensitive: bool, whole_words: bool },
@@ -42,15 +55,21 @@ impl Key {
         Ok(Some(Key::Plain { text: key.to_string(), case_sensitive: entry.case_sensitive, whole_words: entry.whole_words }))
     }
 
-    pub fn occurs_in(&self, text: &str) -> bool {
+    pub fn occurs_in(&self, hay: &Hay) -> bool {
         match self {
-            Key::Pattern(r) => r.is_match(text),
+            Key::Pattern(r) => r.is_match(&hay.text),
             Key::Plain { text: key, case_sensitive, whole_words } => {
-                let (hay, key) = if *case_sensitive { (text.to_string(), key.clone()) } else { (text.to_lowercase(), key.to_lowercase()) };
+                let lower_key;
+                let (hay, key) = if *case_sensitive {
+                    (hay.text.as_str(), key.as_str())
+                } else {
+                    lower_key = key.to_lowercase();
+                    (hay.lower.as_str(), lower_key.as_str())
+                };
                 if !whole_words || key.chars().any(is_cjk) {
-                    return hay.contains(&key);
+                    return hay.contains(key);
                 }
-                hay.match_indices(&key).any(|(i, m)| {
+                hay.match_indices(key).any(|(i, m)| {
                     let before = hay[..i].chars().next_back();
                     let after = hay[i + m.len()..].chars().next();
                     // A CJK neighbour is a boundary too: "去Paris了".
@@ -95,7 +114,8 @@ fn parse_all<'a>(keys: impl Iterator<Item = &'a String>, entry: &LoreEntry) -> R
 impl LoreEntry {
     /// The first primary key found in `text`, if any (secondary keys not considered).
     pub fn triggered_by(&self, text: &str) -> Option<String> {
-        primary(self).ok()?.into_iter().find(|(_, k)| k.occurs_in(text)).map(|(s, _)| s)
+        let hay = Hay::new(text.to_string());
+        primary(self).ok()?.into_iter().find(|(_, k)| k.occurs_in(&hay)).map(|(s, _)| s)
     }
 
     /// What is wrong with the entry's keys, if anything.

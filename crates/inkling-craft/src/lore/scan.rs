@@ -6,7 +6,8 @@
 //! through their own text, up to the recursion cap. Every entry that got as far as a key
 //! match (or is always on) is accounted for: fired with a reason, or held back with one.
 
-use super::keys::{Key, primary, secondary};
+use super::keys::{Hay, Key, primary, secondary};
+use std::collections::BTreeMap;
 use super::timing::{LoreState, Standing, roll};
 use super::LoreEntry;
 use serde::{Deserialize, Serialize};
@@ -149,15 +150,17 @@ pub fn activate(entries: &[LoreEntry], scan: &Scan<'_>, settings: &LoreSettings,
         }
     }
 
-    // The story and the writer's text.
+    // The story and the writer's text, built once for each scan depth in use.
+    let mut hays: BTreeMap<usize, Hay> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         let Some(p) = &parsed[i] else { continue };
         if !e.enabled {
             decided[i] = true;
             continue;
         }
-        let text = format!("{}\n{}", recent(scan.story, e.scan_depth.unwrap_or(settings.scan_depth)), scan.own_text);
-        let key = p.primary.iter().find(|(_, k)| k.occurs_in(&text)).map(|(s, _)| s.clone());
+        let depth = e.scan_depth.unwrap_or(settings.scan_depth);
+        let text = hays.entry(depth).or_insert_with(|| Hay::new(format!("{}\n{}", recent(scan.story, depth), scan.own_text)));
+        let key = p.primary.iter().find(|(_, k)| k.occurs_in(text)).map(|(s, _)| s.clone());
         if !e.always && key.is_none() && !matches!(state.standing(&e.name, g), Standing::Sticky { .. }) {
             continue;
         }
@@ -175,7 +178,7 @@ pub fn activate(entries: &[LoreEntry], scan: &Scan<'_>, settings: &LoreSettings,
             continue;
         }
         let key = key.unwrap_or_default();
-        if let Some(held) = conditions(e, p, &text, state, g) {
+        if let Some(held) = conditions(e, p, text, state, g) {
             out.held.push((i, held));
             continue;
         }
@@ -185,7 +188,7 @@ pub fn activate(entries: &[LoreEntry], scan: &Scan<'_>, settings: &LoreSettings,
     // Entries' own text, step by step.
     let mut frontier: Vec<usize> = out.fired.iter().map(|(i, _)| *i).collect();
     for level in 1.. {
-        let sources: Vec<(usize, String)> = frontier.iter().filter(|&&i| !entries[i].prevent_recursion).map(|&i| (i, entries[i].body_at(scan.chapter))).collect();
+        let sources: Vec<(usize, Hay)> = frontier.iter().filter(|&&i| !entries[i].prevent_recursion).map(|&i| (i, Hay::new(entries[i].body_at(scan.chapter)))).collect();
         if sources.is_empty() {
             break;
         }
@@ -219,7 +222,7 @@ pub fn activate(entries: &[LoreEntry], scan: &Scan<'_>, settings: &LoreSettings,
 }
 
 /// The secondary keys and the cooldown, for an entry whose primary key matched in `text`.
-fn conditions(e: &LoreEntry, p: &Parsed, text: &str, state: &LoreState, g: u64) -> Option<Held> {
+fn conditions(e: &LoreEntry, p: &Parsed, text: &Hay, state: &LoreState, g: u64) -> Option<Held> {
     let present: Vec<bool> = p.secondary.iter().map(|(_, k)| k.occurs_in(text)).collect();
     if !e.logic.holds(&present) {
         return Some(Held::SecondaryKeys { logic: e.logic.name().into() });
