@@ -99,6 +99,7 @@ async function openProject(name, docId) {
   const pick = v.documents.find((d) => d.id === want) || v.documents[0];
   if (pick) await openDocument(pick.id); else closeDocument();
   await loadBible();
+  await loadBinder();
 }
 
 // ---- banned phrases ----
@@ -187,6 +188,7 @@ function save({ keepalive = false } = {}) {
       state.saved = text;
       status($('text').value === text ? 'Saved' : 'Editing…');
       showShare(r.share);
+      loadBinder().catch((e) => say(e.message));
     } catch (e) {
       status('Not saved');
       say(`Saving failed: ${e.message}. Your text is still here; it will be saved with the next change.`);
@@ -347,6 +349,7 @@ const FLAG_NOTES = {
 
 function showResult(tool, body, result, title = 'Candidate') {
   $('candidates').replaceChildren();
+  if (result.prompt) showContext(result.prompt);
   if (!result.candidates.length) { say('The model gave no usable answer; try Regenerate.'); return; }
   result.candidates.forEach((c, i) => {
     const gen = result.generations[i];
@@ -362,6 +365,14 @@ function showResult(tool, body, result, title = 'Candidate') {
     offer(card, gen, c.text, tool);
     if (c.tokens) offerTokens(card, { gen, tool, body, tokens: c.tokens, answerStart: body.answer_start || '' });
   });
+}
+
+/// The context viewer: each part of the prompt the model read, with its tokens and what
+/// became of it (memory, earlier chapters' summaries, lore entries and why they fired).
+function showContext(p) {
+  const rows = p.parts.map((part) => el('li', { className: 'context-part' }, el('b', { textContent: part.name }), ` ${part.tokens} tokens · ${part.fate}`));
+  const box = el('details', { className: 'context' }, el('summary', { textContent: `What the model read: ${p.prompt_tokens} of ${p.budget} tokens` }), el('ul', {}, ...rows));
+  $('candidates').append(box);
 }
 
 /// Accept and Reject buttons for generation `gen` with `text`, written by `tool`.
@@ -641,6 +652,103 @@ async function loadBible() {
     del.onclick = async () => { await api(`/api/projects/${enc(state.project)}/bible/${e.id}`, { method: 'DELETE' }); loadBible(); };
     return el('li', {}, el('span', { className: 'kind', textContent: e.kind }), el('b', { textContent: e.name }), ' ', del, el('div', { textContent: e.body }));
   }));
+}
+
+// ---- the binder: the book as its story pipeline ----
+
+const bookPath = () => `/api/projects/${enc(state.project)}/book`;
+
+/// Runs a binder action, then shows the book as it now is.
+async function bookAction(label, f) {
+  say(`${label}…`);
+  try { await f(); say(''); } catch (e) { say(e.message); }
+  await loadBinder();
+}
+
+function binderEntry(label, part, ...extra) {
+  const li = el('li', { className: 'binder-item' });
+  const open = el('button', { type: 'button', className: 'link', textContent: label, disabled: !part });
+  if (part) open.onclick = () => openDocument(part.id).catch((e) => say(e.message));
+  li.append(open, el('span', { className: 'meta', textContent: part ? ` ${part.words} words${part.locks && part.locks.whole ? ' · locked' : ''}` : ' not written' }));
+  if (part && part.stale) li.append(el('span', { className: 'stale-mark', textContent: ' stale', title: part.stale }));
+  li.append(...extra);
+  return li;
+}
+
+function actButton(text, title, f) {
+  const b = el('button', { type: 'button', className: 'act', textContent: text, title });
+  b.onclick = f;
+  return b;
+}
+
+/// A list stage's parts, each with a lock box: regenerating keeps the locked ones.
+async function partsList(stage, chapter, part) {
+  const q = chapter ? `?chapter=${chapter}` : '';
+  const v = await api(`${bookPath()}/${stage}${q}`);
+  const locked = new Set((part.locks.parts || []).map((i) => i + 1));
+  const ol = el('ol', { className: 'parts' });
+  v.parts.forEach((text, i) => {
+    const box = el('input', { type: 'checkbox', checked: locked.has(i + 1), title: 'Lock: regenerating keeps it' });
+    box.setAttribute('aria-label', `Lock ${stage} ${i + 1}`);
+    box.onchange = () => bookAction('Saving locks', async () => {
+      if (box.checked) locked.add(i + 1); else locked.delete(i + 1);
+      await api(`${bookPath()}/${stage}/locks`, { method: 'PUT', body: { chapter, whole: part.locks.whole, parts: [...locked] } });
+    });
+    ol.append(el('li', { className: 'part' }, box, ' ', el('span', { className: 'part-text', textContent: text })));
+  });
+  return ol;
+}
+
+async function loadBinder() {
+  if (!state.project) return;
+  const b = await api(bookPath());
+  const items = [];
+  const generate = (stage, chapter) => actButton('Generate', `Generate the ${stage} from the stage above it (locked parts are kept)`, () => bookAction(`Writing the ${stage}`, async () => {
+    await api(`${bookPath()}/${stage}/generate`, { method: 'POST', body: { chapter, seed: randomSeed() } });
+  }));
+  const write = (stage, chapter) => actButton('Write', `Start the ${stage} by hand`, () => bookAction(`Adding the ${stage}`, async () => {
+    await api(`${bookPath()}/${stage}`, { method: 'PUT', body: { chapter, text: '' } });
+  }));
+  for (const s of b.stages) {
+    const li = binderEntry(s.stage[0].toUpperCase() + s.stage.slice(1), s.document, s.stage === 'braindump' ? '' : generate(s.stage), s.document ? '' : write(s.stage));
+    li.dataset.stage = s.stage;
+    if (s.stage === 'outline' && s.document && s.document.items) li.append(await partsList('outline', null, s.document));
+    items.push(li);
+  }
+  b.chapters.forEach((c) => {
+    const li = binderEntry(c.title, { id: c.id, words: c.words, stale: c.stale, locks: c.locks },
+      el('span', { className: c.done ? 'done-mark' : 'meta', textContent: c.done ? ' done' : ' draft' }),
+      actButton(c.done ? 'Reopen' : 'Done', c.done ? 'Mark it a draft again' : 'Mark it done: it is summarized for the chapters after it', () => bookAction(c.done ? 'Reopening' : 'Summarizing the chapter', async () => {
+        await api(`/api/projects/${enc(state.project)}/chapters/${c.chapter}/done`, { method: 'POST', body: { done: !c.done, seed: randomSeed() } });
+      })),
+      actButton('↑', 'Move up', () => bookAction('Moving', async () => {
+        const docs = (await api(`/api/projects/${enc(state.project)}`)).documents;
+        const at = docs.findIndex((d) => d.id === c.id);
+        await api(`/api/projects/${enc(state.project)}/documents/${c.id}/move`, { method: 'POST', body: { to: Math.max(1, at) } });
+      })),
+      actButton('Rename', 'Rename the chapter', () => {
+        const title = window.prompt('New title', c.title);
+        if (title) bookAction('Renaming', () => api(`/api/projects/${enc(state.project)}/documents/${c.id}/rename`, { method: 'POST', body: { title } }));
+      }));
+    li.dataset.chapter = String(c.chapter);
+    const beats = binderEntry('Beats', c.beats, generate('beats', c.chapter));
+    beats.className = 'sub beats';
+    const summary = binderEntry('Summary', c.summary, c.done || c.summary ? '' : el('span', { className: 'meta', textContent: ' (made when the chapter is done)' }));
+    summary.className = 'sub summary';
+    li.append(el('ul', { className: 'binder' }, beats, summary));
+    items.push(li);
+    if (c.beats && c.beats.items) partsList('beats', c.chapter, c.beats).then((ol) => beats.append(ol)).catch((e) => say(e.message));
+  });
+  if (!b.chapters.length && b.outline_entries) {
+    items.push(el('li', { className: 'help', textContent: `The outline has ${b.outline_entries} chapters: generate the first one's beats to start it.` }),
+      el('li', {}, actButton('Beats for chapter 1', 'Generate chapter 1 and its beats from the outline', () => bookAction('Writing beats', () => api(`${bookPath()}/beats/generate`, { method: 'POST', body: { chapter: 1, seed: randomSeed() } })))));
+  }
+  $('binder').replaceChildren(...items);
+  // Chapters are documents: keep the drop-down in step with the binder.
+  const docs = (await api(`/api/projects/${enc(state.project)}`)).documents;
+  const keep = $('document').value;
+  $('document').replaceChildren(...docs.map((d) => el('option', { value: String(d.id), textContent: d.title })));
+  if (docs.some((d) => String(d.id) === keep)) $('document').value = keep;
 }
 
 // ---- wiring ----

@@ -6,7 +6,9 @@
 // reloads and finds the text intact, types Chinese through an IME composition, proofreads and
 // applies a fix, shows a candidate token by token and branches from a token's alternative,
 // walks the generation tree by keyboard, then starts continuing a long chapter, sees how much of it has been read and
-// stops. Exits non-zero with the step that failed.
+// stops; then builds the book in the binder (braindump, a generated synopsis that goes stale,
+// a locked beat kept through regeneration, a chapter marked done and summarized) and reads
+// the context viewer. Exits non-zero with the step that failed.
 'use strict';
 
 const { chromium } = require('playwright-core');
@@ -197,6 +199,59 @@ async function main() {
     await page.click('#stop');
     await page.waitForFunction(() => !document.getElementById('run').disabled && document.getElementById('reading').hidden, null, { timeout: 15000 });
     check(true, `a long chapter shows the reading's progress ("${reading}") and Stop ends it`);
+
+    // The book: stages in the binder, a stale mark after an edit, a locked beat kept
+    // through regeneration, a chapter marked done and summarized, the context viewer.
+    const project = 'Lighthouse';
+    const book = (path, method, body) => page.evaluate(async ([p, m, b]) => {
+      const r = await fetch(p, { method: m, headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+      if (!r.ok) throw new Error(`${m} ${p}: ${r.status} ${await r.text()}`);
+      return r.json();
+    }, [`/api/projects/${project}/book${path}`, method, body]);
+    await page.click('#binder li[data-stage="braindump"] .act');
+    await page.waitForSelector('#binder li[data-stage="braindump"] button.link:not([disabled])');
+    await page.click('#binder li[data-stage="braindump"] button.link');
+    await page.waitForFunction(() => !document.getElementById('text').disabled && document.getElementById('text').value === '');
+    await text.fill('A keeper, a storm, and a smith who will not say where he is from.');
+    await saved();
+    await page.click('#binder li[data-stage="synopsis"] .act');
+    await page.waitForFunction(() => /\d+ words/.test(document.querySelector('#binder li[data-stage="synopsis"] .meta').textContent) && !/not written/.test(document.querySelector('#binder li[data-stage="synopsis"] .meta').textContent), null, { timeout: 120000 });
+    check(!(await page.$('#binder li[data-stage="synopsis"] .stale-mark')), 'the binder generates the synopsis from the braindump');
+    await text.fill('A keeper and a storm.');
+    await saved();
+    await page.waitForSelector('#binder li[data-stage="synopsis"] .stale-mark');
+    check(true, 'editing the braindump marks the synopsis stale');
+
+    await book('/outline', 'PUT', { text: '1. The Wreck: Oren washes ashore.\n2. The Storm: the lamp fails.' });
+    await book('/beats', 'PUT', { chapter: 1, text: '1. Mara sees the wreck.\n2. She drags Oren up the stair.\n3. He will not say his name.' });
+    await page.evaluate(() => loadBinder());
+    const beat2 = '#binder li[data-chapter="1"] .beats .part:nth-child(2)';
+    await page.waitForSelector(`${beat2} input`);
+    await page.check(`${beat2} input`);
+    await page.waitForFunction((sel) => document.querySelector(sel)?.querySelector('input').checked, beat2);
+    await page.click('#binder li[data-chapter="1"] .beats .act');
+    await page.waitForFunction(() => document.getElementById('message').textContent === '', null, { timeout: 120000 });
+    await page.waitForSelector(`${beat2} .part-text`);
+    const kept = await page.textContent(`${beat2} .part-text`);
+    const regenerated = await page.evaluate(async (p) => (await fetch(`/api/projects/${p}/book/beats?chapter=1`)).json(), project);
+    check(kept === 'She drags Oren up the stair.' && regenerated.parts[1] === kept, `a locked beat is unchanged when the beats are regenerated ("${kept}")`);
+
+    await page.click('#binder li[data-chapter="1"] > .act');
+    await page.waitForSelector('#binder li[data-chapter="1"] .done-mark', { timeout: 120000 });
+    await page.waitForFunction(() => /\d+ words/.test(document.querySelector('#binder li[data-chapter="1"] .summary .meta').textContent) && !document.querySelector('#binder li[data-chapter="1"] .summary .stale-mark'));
+    check(true, 'marking a chapter done summarizes it in the binder');
+
+    await page.selectOption('#document', { label: 'Chapter 2' });
+    await page.waitForFunction(() => document.getElementById('text').value.length > 100);
+    await page.selectOption('#tool', 'continue');
+    await page.fill('#n', '1');
+    await text.evaluate((t) => t.setSelectionRange(t.value.length, t.value.length));
+    await page.click('#run');
+    await page.waitForSelector('#candidates .context', { timeout: 180000 });
+    await page.click('#candidates .context summary');
+    const partsShown = await page.$$eval('#candidates .context-part b', (bs) => bs.map((b) => b.textContent));
+    check(partsShown.includes('summary: chapter 1') && partsShown.some((p) => p.startsWith('story')), `the context viewer lists the prompt's parts (${partsShown.join(', ')})`);
+    if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-book.png'), fullPage: true });
 
     check((await page.textContent('#message')) === '', `no error is shown at the end (${await page.textContent('#message')})`);
     check(errors.length === 0, `no script errors on the page ${errors.join('; ')}`);

@@ -4,9 +4,10 @@
 //!
 //! Priorities when space runs out: the text nearest the cursor first (up to half the room),
 //! then the lore entries that fire ([`crate::lore`]; under the lorebook's own budget, if it
-//! has one, the lowest `order` dropped first), then memory, then more of the story. Cuts
+//! has one, the lowest `order` dropped first), then memory, then the summaries of earlier
+//! chapters (nearest first; never a later chapter's), then more of the story. Cuts
 //! fall on paragraph, then sentence, then word boundaries, never inside a character. Stable
-//! parts come first (memory, then entries by order, then the story) so that repeated
+//! parts come first (memory, chapter summaries, then entries by order, then the story) so that repeated
 //! requests share a prompt prefix and the engine reuses its KV cache; entries placed at a
 //! depth go inside the story, that many paragraphs before its end.
 
@@ -43,6 +44,25 @@ pub struct StoryContext {
     /// Sticky and cooldown timers from earlier generations.
     #[serde(default)]
     pub lore_state: LoreState,
+    /// Summaries of the book's chapters: the prompt gets those before `chapter` (nearest
+    /// first when room is short), never a later one's.
+    #[serde(default)]
+    pub summaries: Vec<ChapterSummary>,
+}
+
+/// What happened in one chapter, the rolling memory of a book.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChapterSummary {
+    /// 1-based place among the chapters.
+    pub chapter: u32,
+    pub title: String,
+    pub text: String,
+}
+
+impl ChapterSummary {
+    fn line(&self) -> String {
+        format!("Chapter {} ({}): {}", self.chapter, self.title, self.text.trim())
+    }
 }
 
 fn default_note_depth() -> usize {
@@ -89,6 +109,7 @@ pub struct Assembled {
 struct Fill {
     story: String,
     memory: String,
+    summaries: String,
     lore: String,
 }
 
@@ -186,7 +207,10 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, ask: &Ask<'_>) -> Result
         }
     }
 
-    // 4. The rest of the room goes to more story.
+    // 4. Summaries of the chapters before this one, nearest first.
+    let summaries = place_summaries(ctx, &mut left, &mut parts, &count)?;
+
+    // 5. The rest of the room goes to more story.
     if !story_src.trim().is_empty() {
         take_story(story_tokens + left, &mut story_start, &mut story_tokens)?;
     }
@@ -201,7 +225,7 @@ pub fn assemble(backend: &dyn Backend, recipe: &Recipe, ask: &Ask<'_>) -> Result
             inserts.push((ctx.note_depth, note_line(note)));
         }
         let story = insert_lines(story_text, &inserts);
-        let fill = Fill { story, memory: memory_in.clone(), lore: lore.join("\n") };
+        let fill = Fill { story, memory: memory_in.clone(), summaries: summaries.clone(), lore: lore.join("\n") };
         let (prompt, prefill) = render(&fill)?;
         let total = count_prompt(backend, &prompt, &prefill)?;
         if total <= budget {
@@ -295,6 +319,38 @@ fn place_lore(entries: &[LoreEntry], act: &lore::Activation, ctx: &StoryContext,
     Ok(placed)
 }
 
+/// The summaries that fit, oldest first, as one block; earlier chapters are cut first. Only
+/// chapters before `ctx.chapter` are considered, so no later chapter can leak into a prompt.
+fn place_summaries(ctx: &StoryContext, left: &mut usize, parts: &mut Vec<Part>, count: &dyn Fn(&str) -> inkling_engine::Result<usize>) -> Result<String> {
+    let Some(current) = ctx.chapter else { return Ok(String::new()) };
+    let mut earlier: Vec<&ChapterSummary> = ctx.summaries.iter().filter(|s| s.chapter < current && !s.text.trim().is_empty()).collect();
+    earlier.sort_by_key(|s| std::cmp::Reverse(s.chapter));
+    let head = count(SUMMARIES_HEADING)? + 2;
+    let mut kept = Vec::new();
+    let mut room_cut = false;
+    for s in earlier {
+        let line = s.line();
+        let n = count(&line)? + 1 + if kept.is_empty() { head } else { 0 };
+        let name = format!("summary: chapter {}", s.chapter);
+        if !room_cut && n <= *left {
+            *left -= n;
+            parts.push(Part { name, tokens: n, fate: "whole".into() });
+            kept.push(line);
+        } else {
+            // Once one is cut, every earlier one goes too: the memory stays a run of chapters.
+            room_cut = true;
+            parts.push(Part { name, tokens: n, fate: "left out (budget; earliest chapters go first)".into() });
+        }
+    }
+    if kept.is_empty() {
+        return Ok(String::new());
+    }
+    kept.reverse();
+    Ok(format!("{SUMMARIES_HEADING}\n{}", kept.join("\n")))
+}
+
+const SUMMARIES_HEADING: &str = "The chapters so far:";
+
 fn note_line(note: &str) -> String {
     format!("[Author's note: {note}]")
 }
@@ -335,13 +391,7 @@ pub fn insert_lines(story: &str, lines: &[(usize, String)]) -> String {
 
 /// Renders the recipe's templates for one fill: the prompt and the reply's start.
 fn render(recipe: &Recipe, frame: Frame, text: &str, options: &BTreeMap<String, String>, directive: Option<&str>, fill: &Fill) -> Result<(Prompt, String)> {
-    let mut context = fill.memory.clone();
-    if !fill.lore.is_empty() {
-        if !context.is_empty() {
-            context.push_str("\n\n");
-        }
-        context.push_str(&fill.lore);
-    }
+    let context = [fill.memory.as_str(), fill.summaries.as_str(), fill.lore.as_str()].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n\n");
     let mut vars: BTreeMap<&str, minijinja::Value> = BTreeMap::new();
     for (k, v) in options {
         vars.insert(k.as_str(), v.as_str().into());
@@ -350,6 +400,7 @@ fn render(recipe: &Recipe, frame: Frame, text: &str, options: &BTreeMap<String, 
     vars.insert("story", fill.story.as_str().into());
     vars.insert("memory", fill.memory.as_str().into());
     vars.insert("lore", fill.lore.as_str().into());
+    vars.insert("summaries", fill.summaries.as_str().into());
     vars.insert("context", context.as_str().into());
     let mut env = minijinja::Environment::new();
     // A frame ending in a blank line means it: keep it.

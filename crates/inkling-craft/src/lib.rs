@@ -15,6 +15,8 @@
 //!   for the items a short list lacks; [`language`] keeps answers in the writer's language;
 //!   [`diff`] shows what a rewrite changed; [`tokens`] shows an answer token by token with
 //!   its alternatives; [`proofread`] lints with harper-core.
+//! - [`pipeline`]: the story pipeline's stages (braindump → synopsis → outline → beats →
+//!   chapter → summary), their lockable parts, and drafting a chapter beat by beat.
 //!
 //! Invariants: the writer's text is never altered by a tool, only proposed against (a diff or
 //! an applicable finding); a JSON tool's answer always parses (it is decoded under the
@@ -30,6 +32,7 @@ pub mod error;
 pub mod language;
 pub mod lore;
 pub mod output;
+pub mod pipeline;
 pub mod proofread;
 pub mod recipe;
 pub mod run;
@@ -37,7 +40,7 @@ pub mod text;
 pub mod tokens;
 pub mod toolbox;
 
-pub use context::{Assembled, Frame, Part, StoryContext};
+pub use context::{Assembled, ChapterSummary, Frame, Part, StoryContext};
 pub use error::{CraftError, Result};
 pub use lore::{LoreEntry, LoreSettings, LoreState};
 pub use recipe::Recipe;

@@ -3,7 +3,8 @@
 //!
 //! - `/v1/*`: the OpenAI-compatible API ([`openai`]), for SillyTavern, mikupad, scripts using
 //!   the `openai` client.
-//! - `/api/*`: the writing API: tools ([`writing`]) and projects ([`projects`]).
+//! - `/api/*`: the writing API: tools ([`writing`]) and projects ([`projects`]); the story
+//!   pipeline over the store ([`book`]) is shared with the CLI.
 //! - `/`: the web editor (`web/` in the repository, compiled in), `/docs` and `/openapi.json`,
 //!   `/health`, `/metrics`.
 //!
@@ -12,7 +13,9 @@
 //! `Backend`. Model work waits in one fair [`queue`]; database work runs on blocking threads.
 
 pub mod auth;
+pub mod binder;
 pub mod body;
+pub mod book;
 pub mod error;
 pub mod openai;
 pub mod openapi;
@@ -39,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(openai::routes())
         .merge(writing::routes())
         .merge(projects::routes())
+        .merge(binder::routes())
         .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint; GET /docs lists them".into()) })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))

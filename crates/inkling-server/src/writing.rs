@@ -31,7 +31,8 @@ pub fn routes() -> axum::Router<AppState> {
 
 /// The story context a project gives every tool: memory, author's note and its depth, the
 /// lorebook with its settings and timers ("style" entries always apply unless their rules
-/// say otherwise; the rest when they fire), and the chapter `document` is, if given.
+/// say otherwise; the rest when they fire), the chapter `document` is, if given, and the
+/// chapters' summaries (the assembly keeps only those before that chapter).
 pub fn project_context(store: &Store, project: &Project, document: Option<&inkling_store::Document>) -> inkling_store::Result<StoryContext> {
     let lore = store.bible(project)?.into_iter().map(|e| lore_entry(&e)).collect();
     let book = LoreBook::of(project);
@@ -47,6 +48,7 @@ pub fn project_context(store: &Store, project: &Project, document: Option<&inkli
         },
         lore_settings: book.settings,
         lore_state: book.state,
+        summaries: crate::book::summaries(store, project)?,
     })
 }
 
@@ -262,28 +264,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         // Whole answers need no events; the result channel still tells when the client left.
         !streaming || tx.send(v).is_ok()
     })?;
-    let queue = s.queue.clone();
-    let backend_for_finish = s.backend.clone();
-    let done = async move {
-        let dropped = || ApiError::Internal("the model worker dropped a request".into());
-        let mut g = generation.await.map_err(|_| dropped())??;
-        // A list that stopped short is asked for the rest, in line like any generation. Its
-        // added text reaches a stream in the result, not as events: the event stream ends
-        // when the first generation does.
-        if let Some(mut carry) = CarryOn::new(&prepared, &g) {
-            loop {
-                let steps = carry.requests(&prepared, &g);
-                if steps.is_empty() {
-                    break;
-                }
-                for step in steps {
-                    let extra = queue.generate(step.request.clone(), |_| true)?.await.map_err(|_| dropped())??;
-                    carry.absorb(&mut g, step, extra);
-                }
-            }
-        }
-        Ok::<_, ApiError>(finish(&recipe, &*backend_for_finish, &request, prepared, g)?)
-    };
+    let done = complete(s.clone(), recipe, request, prepared, generation);
     let record = Record {
         project: project_name,
         document: body.document,
@@ -315,6 +296,45 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     })
     .map(Ok::<_, Infallible>);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The rest of a tool run once its generation is in line: a list that stopped short is asked
+/// for the rest (in line like any generation; its added text reaches a stream in the result,
+/// not as events), then the answers are cleaned and parsed.
+pub(crate) async fn complete(
+    s: AppState,
+    recipe: std::sync::Arc<inkling_craft::Recipe>,
+    request: ToolRequest,
+    prepared: inkling_craft::run::Prepared,
+    generation: tokio::sync::oneshot::Receiver<Result<inkling_engine::Generation, inkling_engine::EngineError>>,
+) -> ApiResult<ToolOutput> {
+    let dropped = || ApiError::Internal("the model worker dropped a request".into());
+    let mut g = generation.await.map_err(|_| dropped())??;
+    if let Some(mut carry) = CarryOn::new(&prepared, &g) {
+        loop {
+            let steps = carry.requests(&prepared, &g);
+            if steps.is_empty() {
+                break;
+            }
+            for step in steps {
+                let extra = s.queue.generate(step.request.clone(), |_| true)?.await.map_err(|_| dropped())??;
+                carry.absorb(&mut g, step, extra);
+            }
+        }
+    }
+    Ok(finish(&recipe, &*s.backend, &request, prepared, g)?)
+}
+
+/// Runs a tool request whole, in line with every other generation.
+pub(crate) async fn run_whole(s: &AppState, request: ToolRequest) -> ApiResult<ToolOutput> {
+    let recipe = std::sync::Arc::new(s.toolbox.get(&request.tool)?.clone());
+    let backend = s.backend.clone();
+    let for_prompt = recipe.clone();
+    let (prepared, request) = tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> { Ok((prepare(&for_prompt, &*backend, &request)?, request)) })
+        .await
+        .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??;
+    let generation = s.queue.generate(prepared.request.clone(), |_| true)?;
+    complete(s.clone(), recipe, request, prepared, generation).await
 }
 
 struct ToolStream {

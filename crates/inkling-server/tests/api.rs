@@ -540,7 +540,7 @@ async fn every_documented_endpoint_is_routed() {
     let mut n = 0;
     for (path, ops) in spec["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
-            let concrete = path.replace("{project}", "none").replace("{doc}", "1").replace("{rev}", "1").replace("{id}", "1").replace("{name}", "continue");
+            let concrete = path.replace("{project}", "none").replace("{doc}", "1").replace("{rev}", "1").replace("{id}", "1").replace("{name}", "continue").replace("{stage}", "synopsis").replace("{n}", "1");
             let body = (method != "get" && method != "delete").then(|| json!({}));
             let r = call(&d.app, &method.to_uppercase(), &concrete, body).await;
             assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
@@ -728,4 +728,49 @@ async fn the_editor_is_compiled_in_or_read_from_the_web_dir() {
     assert_eq!(call(&d.app, "GET", "/app.js", None).await.body, b"// edited\n", "read on every request");
     // A file the folder lacks falls back to the compiled copy.
     assert!(String::from_utf8_lossy(&call(&d.app, "GET", "/style.css", None).await.body).contains("--ink"));
+}
+
+#[tokio::test]
+async fn the_binder_writes_generates_locks_and_marks_chapters_done() {
+    let d = desk(ServerConfig::default());
+    let app = &d.app;
+    call(app, "POST", "/api/projects", Some(json!({"name": "Saga"}))).await;
+    let p = "/api/projects/Saga";
+    let put = |stage: &str, body: Value| {
+        let url = format!("{p}/book/{stage}");
+        async move { call(app, "PUT", &url, Some(body)).await }
+    };
+    assert_eq!(put("braindump", json!({"text": "A keeper, a storm, a smith."})).await.status, StatusCode::OK);
+    let g = call(app, "POST", &format!("{p}/book/synopsis/generate"), Some(json!({"seed": 1}))).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.error());
+    assert_eq!(g.json()["status"]["stages"][1]["document"]["generated"], true);
+    let book = put("braindump", json!({"text": "A keeper and a storm."})).await.json();
+    assert!(book["stages"][1]["document"]["stale"].as_str().unwrap().contains("braindump"));
+
+    put("outline", json!({"text": "1. The Wreck: Oren washes ashore.\n2. The Storm: the lamp fails."})).await;
+    let book = put("beats", json!({"chapter": 1, "text": "1. Mara sees the wreck.\n2. She drags Oren up.\n3. He says nothing."})).await.json();
+    assert_eq!(book["chapters"][0]["title"], "Chapter 1: The Wreck");
+    let locked = call(app, "PUT", &format!("{p}/book/beats/locks"), Some(json!({"chapter": 1, "parts": [2]}))).await;
+    assert_eq!(locked.status, StatusCode::OK, "{}", locked.error());
+    assert_eq!(call(app, "PUT", &format!("{p}/book/beats/locks"), Some(json!({"chapter": 1, "parts": [4]}))).await.status, StatusCode::BAD_REQUEST);
+    let g = call(app, "POST", &format!("{p}/book/beats/generate"), Some(json!({"chapter": 1, "seed": 2}))).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.error());
+    let beats = call(app, "GET", &format!("{p}/book/beats?chapter=1"), None).await.json();
+    assert_eq!(beats["parts"][1], "She drags Oren up.");
+    call(app, "PUT", &format!("{p}/book/outline/locks"), Some(json!({"whole": true}))).await;
+    assert_eq!(call(app, "POST", &format!("{p}/book/outline/generate"), Some(json!({}))).await.status, StatusCode::CONFLICT);
+
+    // Done summarizes the chapter; the summary is fresh until the chapter changes.
+    put("chapter", json!({"chapter": 1, "text": "Mara found the man on the rocks at dawn and carried him up the stair."})).await;
+    let done = call(app, "POST", &format!("{p}/chapters/1/done"), Some(json!({"seed": 3}))).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.error());
+    let book = done.json();
+    assert_eq!(book["chapters"][0]["done"], true);
+    assert!(book["chapters"][0]["summary"]["stale"].is_null(), "{book}");
+    // Rename and move keep the binder in order; titles stay unique.
+    let id = book["chapters"][0]["id"].as_i64().unwrap();
+    assert_eq!(call(app, "POST", &format!("{p}/documents/{id}/rename"), Some(json!({"title": "Synopsis"}))).await.status, StatusCode::CONFLICT);
+    let r = call(app, "POST", &format!("{p}/documents/{id}/rename"), Some(json!({"title": "Chapter 1: Found"}))).await.json();
+    assert_eq!(r["title"], "Chapter 1: Found");
+    assert_eq!(call(app, "GET", &format!("{p}/book/beats"), None).await.status, StatusCode::BAD_REQUEST);
 }

@@ -22,6 +22,12 @@ pub enum StoreError {
     #[error("project `{project}` has no document `{document}`; `inkling project show {project}` lists them")]
     NoDocument { project: String, document: String },
 
+    #[error("another document is already titled `{0}`; pick another title")]
+    TitleTaken(String),
+
+    #[error("`{kind}` is not a story-pipeline document here; use one of: {known}")]
+    UnknownKind { kind: String, known: String },
+
     #[error("no revision {0}")]
     NoRevision(i64),
 

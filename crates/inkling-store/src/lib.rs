@@ -6,6 +6,8 @@
 //! - [`generations`]: the generation tree and the writer's feedback on each node.
 //! - [`bible`]: story-bible entries; memory and the author's note live on the project.
 //! - [`import`] / [`export`]: .txt/.md in; Markdown, text, EPUB and DOCX out.
+//! - [`pipeline`]: the story pipeline's documents (stages, a chapter's beats and summary),
+//!   what each was generated from, locks, and chapters marked done.
 //! - [`schema`]: migrations by `PRAGMA user_version`.
 //! - [`backup`]: `Store::backup` and `Store::restore_backup`, taken while others write.
 //! - [`relocate`]: moving the database to a new place (copied with the online backup API,
@@ -22,6 +24,7 @@ pub mod export;
 pub mod generations;
 pub mod import;
 pub mod ledger;
+pub mod pipeline;
 pub mod relocate;
 pub mod schema;
 pub mod store;
@@ -29,5 +32,6 @@ pub mod store;
 pub use bible::BibleEntry;
 pub use error::{Result, StoreError};
 pub use ledger::{Author, Ledger, Share};
+pub use pipeline::Locks;
 pub use relocate::{Relocation, relocate};
 pub use store::{Document, Origin, Project, Report, Revision, RevisionInfo, Store};

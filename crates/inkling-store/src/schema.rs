@@ -84,6 +84,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE bible_entries ADD COLUMN rules TEXT NOT NULL DEFAULT '';
     ALTER TABLE projects ADD COLUMN lorebook TEXT NOT NULL DEFAULT '';
     "#,
+    // 5: the story pipeline. Stage documents (braindump, synopsis, outline) and a chapter's
+    // beats and summary are documents of their own kinds; `of_document` ties beats and a
+    // summary to their chapter, `made_from` names the revision a document was generated from
+    // (NULL: written by hand), `locks` says what regeneration must keep (JSON, '' is none),
+    // and `done` marks a finished chapter.
+    r#"
+    ALTER TABLE documents ADD COLUMN of_document INTEGER REFERENCES documents(id) ON DELETE CASCADE;
+    ALTER TABLE documents ADD COLUMN made_from INTEGER REFERENCES revisions(id);
+    ALTER TABLE documents ADD COLUMN locks TEXT NOT NULL DEFAULT '';
+    ALTER TABLE documents ADD COLUMN done INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX documents_by_chapter ON documents(of_document);
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -29,7 +29,7 @@ pub enum Origin {
 }
 
 impl Origin {
-    fn author(&self) -> Author {
+    pub(crate) fn author(&self) -> Author {
         match self {
             Origin::Accepted { generation, .. } => Author::Model { generation: *generation },
             _ => Author::Writer,
@@ -71,6 +71,19 @@ pub struct Document {
     pub kind: String,
     pub position: f64,
     pub head_revision: Option<i64>,
+    /// The chapter a `beats` or `summary` document belongs to.
+    #[serde(default)]
+    pub of_document: Option<i64>,
+    /// The revision (of the stage above) this document was generated from; `None` when the
+    /// writer wrote it. Its staleness is judged against that revision's text.
+    #[serde(default)]
+    pub made_from: Option<i64>,
+    /// What regenerating must keep.
+    #[serde(default)]
+    pub locks: crate::pipeline::Locks,
+    /// A chapter the writer marked done.
+    #[serde(default)]
+    pub done: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -135,6 +148,28 @@ fn revision_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Revision> {
 }
 
 const REVISION_COLS: &str = "id, document_id, parent_id, created_at, origin, text, ledger";
+
+const DOCUMENT_COLS: &str = "id, project_id, title, kind, position, head_revision, of_document, made_from, locks, done";
+
+/// The SQL filter for the manuscript's documents (not the story pipeline's).
+pub(crate) const MANUSCRIPT: &str = "kind NOT IN ('braindump', 'synopsis', 'outline', 'beats', 'summary')";
+
+fn document_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Document> {
+    let locks: String = r.get(8)?;
+    Ok(Document {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        title: r.get(2)?,
+        kind: r.get(3)?,
+        position: r.get(4)?,
+        head_revision: r.get(5)?,
+        of_document: r.get(6)?,
+        made_from: r.get(7)?,
+        // Written by `set_locks` only; locks that no longer parse read as none.
+        locks: if locks.is_empty() { Default::default() } else { serde_json::from_str(&locks).unwrap_or_default() },
+        done: r.get(9)?,
+    })
+}
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -278,7 +313,7 @@ impl Store {
 
     /// Adds a document at the end of the project, with `text` as its first revision.
     pub fn add_document(&mut self, project: &Project, title: &str, kind: &str, text: &str, origin: Origin) -> Result<Document> {
-        let title = unique_title(&self.documents(project)?, title);
+        let title = unique_title(&self.documents_where("project_id = ?1", project.id)?, title);
         let id = self.write(|tx| {
             let pos: f64 = tx.query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM documents WHERE project_id = ?1", [project.id], |r| r.get(0))?;
             tx.execute(
@@ -293,31 +328,31 @@ impl Store {
         self.document_by_id(id)
     }
 
+    /// The manuscript: the project's documents in the writer's order, without the story
+    /// pipeline's own (stages, beats, summaries; see [`Store::stage`]).
     pub fn documents(&self, project: &Project) -> Result<Vec<Document>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, project_id, title, kind, position, head_revision FROM documents WHERE project_id = ?1 ORDER BY position, id",
-        )?;
-        let docs = st
-            .query_map([project.id], |r| {
-                Ok(Document { id: r.get(0)?, project_id: r.get(1)?, title: r.get(2)?, kind: r.get(3)?, position: r.get(4)?, head_revision: r.get(5)? })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        self.documents_where(&format!("project_id = ?1 AND {MANUSCRIPT}"), project.id)
+    }
+
+    pub(crate) fn documents_where(&self, filter: &str, arg: i64) -> Result<Vec<Document>> {
+        let mut st = self.conn.prepare(&format!("SELECT {DOCUMENT_COLS} FROM documents WHERE {filter} ORDER BY position, id"))?;
+        let docs = st.query_map([arg], document_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(docs)
     }
 
     pub fn document_by_id(&self, id: i64) -> Result<Document> {
-        Ok(self.conn.query_row(
-            "SELECT id, project_id, title, kind, position, head_revision FROM documents WHERE id = ?1",
-            [id],
-            |r| Ok(Document { id: r.get(0)?, project_id: r.get(1)?, title: r.get(2)?, kind: r.get(3)?, position: r.get(4)?, head_revision: r.get(5)? }),
-        )?)
+        Ok(self.conn.query_row(&format!("SELECT {DOCUMENT_COLS} FROM documents WHERE id = ?1"), [id], document_from_row)?)
     }
 
-    /// A document by title, or by its 1-based place in the project's order.
+    /// A document by title, or by its 1-based place in the manuscript's order. Titles find
+    /// the pipeline's documents too ("Synopsis", "Chapter 3 beats").
     pub fn document(&self, project: &Project, which: &str) -> Result<Document> {
         let docs = self.documents(project)?;
         if let Some(d) = docs.iter().find(|d| d.title == which) {
             return Ok(d.clone());
+        }
+        if let Some(d) = self.documents_where("project_id = ?1", project.id)?.into_iter().find(|d| d.title == which) {
+            return Ok(d);
         }
         if let Ok(n) = which.parse::<usize>()
             && n >= 1
@@ -333,7 +368,7 @@ impl Store {
         let project_id = doc.project_id;
         let doc_id = doc.id;
         self.write(|tx| {
-            let mut st = tx.prepare("SELECT id FROM documents WHERE project_id = ?1 ORDER BY position, id")?;
+            let mut st = tx.prepare(&format!("SELECT id FROM documents WHERE project_id = ?1 AND {MANUSCRIPT} ORDER BY position, id"))?;
             let mut ids: Vec<i64> = st.query_map([project_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
             ids.retain(|&i| i != doc_id);
             ids.insert(index.min(ids.len()), doc_id);
@@ -472,7 +507,7 @@ impl Store {
     }
 }
 
-fn unique_title(docs: &[Document], title: &str) -> String {
+pub(crate) fn unique_title(docs: &[Document], title: &str) -> String {
     let base = if title.trim().is_empty() { "Untitled" } else { title.trim() };
     let mut t = base.to_string();
     let mut n = 2;
@@ -483,7 +518,7 @@ fn unique_title(docs: &[Document], title: &str) -> String {
     t
 }
 
-fn insert_revision(tx: &rusqlite::Transaction<'_>, doc: i64, parent: Option<i64>, origin: &Origin, text: &str, ledger: &Ledger) -> Result<i64> {
+pub(crate) fn insert_revision(tx: &rusqlite::Transaction<'_>, doc: i64, parent: Option<i64>, origin: &Origin, text: &str, ledger: &Ledger) -> Result<i64> {
     tx.execute(
         "INSERT INTO revisions (document_id, parent_id, created_at, origin, text, ledger) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![doc, parent, now_ms(), json(origin), text, json(ledger)],

@@ -144,6 +144,47 @@ fn lore_rules_and_the_lorebook_state_are_kept() {
 }
 
 #[test]
+fn the_pipeline_keeps_stages_beats_summaries_locks_and_done_apart_from_the_manuscript() {
+    let (_d, mut s) = store();
+    let p = s.create_project("Book").unwrap();
+    let ch1 = s.add_document(&p, "Chapter 1", "chapter", "Mara lit the lamp.", Origin::Typed).unwrap();
+    let notes = s.add_document(&p, "Notes", "notes", "ideas", Origin::Typed).unwrap();
+    assert!(s.stage(&p, "synopsis").unwrap().is_none());
+    let brain = s.put_pipeline(&p, "braindump", None, "a keeper, a storm", Origin::Typed, None).unwrap();
+    let brain_rev = s.head(&brain).unwrap().id;
+    let syn = s.put_pipeline(&p, "synopsis", None, "Mara keeps the light.", accepted(None), Some(brain_rev)).unwrap();
+    assert_eq!((syn.title.as_str(), syn.made_from), ("Synopsis", Some(brain_rev)));
+    // A hand edit is a new revision of the same document and keeps where it came from.
+    let syn2 = s.put_pipeline(&p, "synopsis", None, "Mara keeps the light alone.", Origin::Typed, None).unwrap();
+    assert_eq!((syn2.id, syn2.made_from), (syn.id, Some(brain_rev)));
+    assert_eq!(s.history(&syn2).unwrap().len(), 2);
+    let beats = s.put_pipeline(&p, "beats", Some(&ch1), "1. Dusk.\n2. Storm.", accepted(None), None).unwrap();
+    assert_eq!(beats.title, "Chapter 1 beats");
+    assert_eq!(beats.of_document, Some(ch1.id));
+    assert_eq!(s.chapter_part(&ch1, "beats").unwrap().unwrap().id, beats.id);
+    assert!(s.chapter_part(&ch1, "summary").unwrap().is_none());
+    // The manuscript is the chapters and notes only: exports and reports stay the book.
+    let titles: Vec<String> = s.documents(&p).unwrap().into_iter().map(|d| d.title).collect();
+    assert_eq!(titles, ["Chapter 1", "Notes"]);
+    assert_eq!(s.chapters(&p).unwrap().len(), 1);
+    assert_eq!(s.report(&p).unwrap().documents.len(), 2);
+    // Titles still find the pipeline's documents, and stay unique across both.
+    assert_eq!(s.document(&p, "Synopsis").unwrap().id, syn.id);
+    assert!(matches!(s.rename_document(&notes, "Synopsis"), Err(StoreError::TitleTaken(_))));
+    assert_eq!(s.rename_document(&notes, "World notes").unwrap().title, "World notes");
+    // Locks and done survive a reopen.
+    let locks = inkling_store::Locks { whole: false, parts: [1].into() };
+    s.set_locks(&beats, &locks).unwrap();
+    s.set_done(&ch1, true).unwrap();
+    let path = s.path().to_path_buf();
+    drop(s);
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.document_by_id(beats.id).unwrap().locks, locks);
+    assert!(s.document_by_id(ch1.id).unwrap().done);
+    assert!(matches!(s.stage(&p, "act"), Err(StoreError::UnknownKind { .. })));
+}
+
+#[test]
 fn bible_memory_authors_note_and_document_order() {
     let (_d, mut s) = store();
     let p = s.create_project("World").unwrap();

@@ -1,6 +1,7 @@
 //! The `inkling` binary: command-line glue over the library crates.
 
 mod bench;
+mod book;
 mod config;
 mod generate;
 mod hints;
@@ -161,7 +162,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tokenize(a) => generate::tokenize(&cli.model, a),
         Command::Model(c) => models::run(&cli.model, c),
         Command::Bench(a) => bench::bench(&cli.model, a),
-        Command::Project(a) => project::run(a),
+        Command::Project(a) => project::run(&cli.model, a),
         Command::Tools(a) => tools::list(a),
         Command::Proofread(a) => tools::proofread_cmd(&cli.model, a),
         Command::Serve(a) => serve::serve(&cli.model, a),

@@ -86,6 +86,8 @@ enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Book(crate::book::BookCommand),
     /// The lorebook (story bible): list, add, edit, remove, import and export entries.
     Lore {
         name: String,
@@ -173,7 +175,7 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-pub fn run(args: ProjectArgs) -> Result<()> {
+pub fn run(top_model: &crate::ModelArgs, args: ProjectArgs) -> Result<()> {
     let path = db_path(&args);
     let mut store = Store::open(&path)?;
     match args.command {
@@ -313,6 +315,7 @@ pub fn run(args: ProjectArgs) -> Result<()> {
             }
         }
         ProjectCommand::Lore { name, command } => crate::lore::run(&mut store, &name, command)?,
+        ProjectCommand::Book(command) => crate::book::run(&mut store, top_model, command)?,
         ProjectCommand::Bans { name, add, add_regex, remove, allow, defaults, json } => {
             let p = store.project(&name)?;
             let mut bans = p.bans.clone();

@@ -196,16 +196,7 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
     }
     let prepared = prepare(recipe, engine.as_ref(), &request)?;
     if args.show_prompt {
-        eprintln!("── prompt ({} of {} tokens; {} kept for the answer) ──", prepared.assembled.prompt_tokens, prepared.assembled.budget, prepared.request.max_tokens);
-        for p in &prepared.assembled.parts {
-            eprintln!("  {:<28} {:>6} tokens  {}", p.name, p.tokens, p.fate);
-        }
-        eprintln!("── the model reads ──\n{}\n── end of prompt ──", prepared.assembled.rendered);
-        let b = &prepared.bans;
-        eprintln!("── banned: {} phrase(s), {} pattern(s) ──", b.phrases.len(), b.regex.len());
-        if !b.skipped.is_empty() {
-            eprintln!("  built-in bans your text uses, so not banned here: {}", b.skipped.join(", "));
-        }
+        show_prompt(&prepared);
     }
     let mut bar = crate::progress::PrefillBar::default();
     let mut printer = (args.stream && !args.json).then(|| OrderedPrinter::new(request.n));
@@ -235,6 +226,20 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         print_output(recipe, &out, args.stream);
     }
     Ok(())
+}
+
+/// `--show-prompt`: each part of the prompt with its tokens and fate, then what the model reads.
+pub fn show_prompt(prepared: &inkling_craft::run::Prepared) {
+    eprintln!("── prompt ({} of {} tokens; {} kept for the answer) ──", prepared.assembled.prompt_tokens, prepared.assembled.budget, prepared.request.max_tokens);
+    for p in &prepared.assembled.parts {
+        eprintln!("  {:<28} {:>6} tokens  {}", p.name, p.tokens, p.fate);
+    }
+    eprintln!("── the model reads ──\n{}\n── end of prompt ──", prepared.assembled.rendered);
+    let b = &prepared.bans;
+    eprintln!("── banned: {} phrase(s), {} pattern(s) ──", b.phrases.len(), b.regex.len());
+    if !b.skipped.is_empty() {
+        eprintln!("  built-in bans your text uses, so not banned here: {}", b.skipped.join(", "));
+    }
 }
 
 /// A JSON profile becomes a story-bible entry: its `name` names it and triggers it, the rest

@@ -1,0 +1,272 @@
+//! The story pipeline over HTTP, for the editor's binder: the book's status, stages written
+//! by hand or generated (locks kept), locks, chapters marked done (and summarized), renaming
+//! and moving documents. The rules are [`crate::book`]'s; model work waits in the queue.
+
+use crate::body::Body;
+use crate::book::{self, BookError};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use inkling_craft::pipeline::{self, Stage};
+use inkling_store::{Document, Locks, Origin, Store};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/api/projects/{project}/book", get(status))
+        .route("/api/projects/{project}/book/{stage}", get(read_stage).put(write_stage))
+        .route("/api/projects/{project}/book/{stage}/locks", put(set_locks))
+        .route("/api/projects/{project}/book/{stage}/generate", post(generate))
+        .route("/api/projects/{project}/chapters/{n}/done", post(done))
+        .route("/api/projects/{project}/documents/{doc}/rename", post(rename))
+        .route("/api/projects/{project}/documents/{doc}/move", post(move_document))
+}
+
+impl From<BookError> for ApiError {
+    fn from(e: BookError) -> Self {
+        match e {
+            BookError::Store(e) => e.into(),
+            BookError::Craft(e) => e.into(),
+            BookError::Locked { .. } => ApiError::Conflict(e.to_string()),
+            BookError::NoChapter { .. } => ApiError::NotFound(e.to_string()),
+            BookError::NoSource { .. } | BookError::NoBeats { .. } | BookError::Refused(_) => ApiError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+fn status_json(st: &Store, project: &str) -> ApiResult<Value> {
+    let p = st.project(project)?;
+    serde_json::to_value(book::status(st, &p)?).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn status(State(s): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Value>> {
+    s.store(move |st| Ok(Json(status_json(st, &project)?))).await
+}
+
+/// The document a stage names: the book's own, or chapter `chapter`'s beats, summary or prose.
+fn stage_doc(st: &mut Store, project: &inkling_store::Project, stage: Stage, chapter: Option<u32>, create_chapter: bool) -> ApiResult<(Option<Document>, Option<Document>)> {
+    let chapter = match (stage.per_chapter(), chapter) {
+        (true, Some(n)) if create_chapter => Some(book::chapter(st, project, n)?),
+        (true, Some(n)) => st.chapters(project)?.get((n as usize).wrapping_sub(1)).cloned(),
+        (true, None) => return Err(ApiError::BadRequest(format!("the {} belongs to a chapter: give `chapter`", stage.name()))),
+        (false, Some(_)) => return Err(ApiError::BadRequest(format!("the {} is the book's, not a chapter's: leave out `chapter`", stage.name()))),
+        (false, None) => None,
+    };
+    let doc = match (stage, &chapter) {
+        (Stage::Chapter, c) => c.clone(),
+        (Stage::Beats | Stage::Summary, Some(c)) => st.chapter_part(c, stage.name())?,
+        (Stage::Beats | Stage::Summary, None) => None,
+        _ => st.stage(project, stage.name())?,
+    };
+    Ok((doc, chapter))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StageQuery {
+    chapter: Option<u32>,
+}
+
+async fn read_stage(State(s): State<AppState>, Path((project, stage)): Path<(String, String)>, axum::extract::Query(q): axum::extract::Query<StageQuery>) -> ApiResult<Json<Value>> {
+    let stage = Stage::parse(&stage)?;
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let (doc, _) = stage_doc(st, &p, stage, q.chapter, false)?;
+        let doc = doc.ok_or_else(|| ApiError::NotFound(format!("the {} is not written yet", stage.name())))?;
+        let text = st.head(&doc)?.text;
+        Ok(Json(json!({"document": doc, "text": text, "parts": if stage.is_list() { pipeline::parts(&text) } else { Vec::new() }})))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct StageText {
+    text: String,
+    #[serde(default)]
+    chapter: Option<u32>,
+}
+
+async fn write_stage(State(s): State<AppState>, Path((project, stage)): Path<(String, String)>, Body(b): Body<StageText>) -> ApiResult<Json<Value>> {
+    let stage = Stage::parse(&stage)?;
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let (doc, chapter) = stage_doc(st, &p, stage, b.chapter, true)?;
+        match (stage, doc) {
+            (Stage::Chapter, Some(d)) => {
+                st.save(&d, &b.text, Origin::Typed)?;
+            }
+            _ => {
+                st.put_pipeline(&p, stage.name(), if stage.per_chapter() { chapter.as_ref() } else { None }, &b.text, Origin::Typed, None)?;
+            }
+        }
+        Ok(Json(status_json(st, &project)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LockBody {
+    chapter: Option<u32>,
+    whole: bool,
+    /// 1-based parts to lock; the ones left out are unlocked.
+    parts: Vec<usize>,
+}
+
+async fn set_locks(State(s): State<AppState>, Path((project, stage)): Path<(String, String)>, Body(b): Body<LockBody>) -> ApiResult<Json<Value>> {
+    let stage = Stage::parse(&stage)?;
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let (doc, _) = stage_doc(st, &p, stage, b.chapter, false)?;
+        let doc = doc.ok_or_else(|| ApiError::NotFound(format!("the {} is not written yet, so there is nothing to lock", stage.name())))?;
+        let n = pipeline::parts(&st.head(&doc)?.text).len();
+        if let Some(bad) = b.parts.iter().find(|&&i| i == 0 || i > n || !stage.is_list()) {
+            return Err(ApiError::BadRequest(format!("part {bad} cannot be locked in `{}` ({n} parts, numbered from 1; only the outline and beats have parts)", doc.title)));
+        }
+        st.set_locks(&doc, &Locks { whole: b.whole, parts: b.parts.iter().map(|i| i - 1).collect() })?;
+        Ok(Json(status_json(st, &project)?))
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GenerateBody {
+    chapter: Option<u32>,
+    count: Option<usize>,
+    seed: Option<u64>,
+    temperature: Option<f32>,
+}
+
+/// Generates a stage from the one above it and files it (locked parts kept).
+async fn generate(State(s): State<AppState>, Path((project, stage)): Path<(String, String)>, Body(b): Body<GenerateBody>) -> ApiResult<Json<Value>> {
+    let stage = Stage::parse(&stage)?;
+    let doc = generate_stage(&s, &project, stage, b).await?;
+    s.store(move |st| {
+        let text = st.head(&doc)?.text;
+        Ok(Json(json!({"document": doc, "text": text, "status": status_json(st, &project)?})))
+    })
+    .await
+}
+
+async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBody) -> ApiResult<Document> {
+    if stage == Stage::Chapter || stage == Stage::Braindump {
+        return Err(inkling_craft::CraftError::NotGenerated { stage: stage.name() }.into());
+    }
+    let name = project.to_string();
+    let bans = s.config.bans.clone();
+    let (request, chapter, made_from) = s
+        .store(move |st| {
+            let p = st.project(&name)?;
+            let (existing, chapter) = stage_doc(st, &p, stage, b.chapter, true)?;
+            book::check_unlocked(st, &p, stage, chapter.as_ref())?;
+            let source = book::source(st, &p, stage, chapter.as_ref().zip(b.chapter))?;
+            let mut context = crate::writing::project_context(st, &p, chapter.as_ref())?;
+            if stage == Stage::Beats
+                && let Some(syn) = st.stage(&p, "synopsis")?
+            {
+                context.memory = format!("{}\n\nSynopsis: {}", context.memory, st.head(&syn)?.text).trim().to_string();
+            }
+            let current = match &existing {
+                Some(d) if stage.is_list() => Some(pipeline::parts(&st.head(d)?.text).len()).filter(|&n| n > 0),
+                _ => None,
+            };
+            let mut request = pipeline::stage_request(stage, &source.text, b.count.or(current), context)?;
+            request.seed = b.seed;
+            request.temperature = b.temperature;
+            request.bans = p.bans.over(&bans);
+            Ok((request, chapter, source.revision))
+        })
+        .await?;
+    let out = crate::writing::run_whole(s, request).await?;
+    let c = out.candidates.first().ok_or_else(|| ApiError::Model("the model gave no answer; try again".into()))?;
+    let text = if stage.is_list() { pipeline::numbered(&c.items) } else { c.text.clone() };
+    if text.trim().is_empty() {
+        return Err(ApiError::Model(format!("the model's {} came back empty; nothing was changed", stage.name())));
+    }
+    let origin = Origin::Accepted { tool: format!("generate {}", stage.name()), model: s.backend.info().name.clone(), seed: out.seed, generation: None };
+    let name = project.to_string();
+    let lore_state = out.prompt.lore_state.clone();
+    s.store(move |st| {
+        let p = st.project(&name)?;
+        let doc = book::file_generated(st, &p, stage, chapter.as_ref(), &text, made_from, origin)?;
+        crate::writing::keep_lore_state(st, &p, &lore_state)?;
+        Ok(doc)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct DoneBody {
+    #[serde(default = "yes")]
+    done: bool,
+    /// Summarize the chapter unless its summary is up to date.
+    #[serde(default = "yes")]
+    summarize: bool,
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn done(State(s): State<AppState>, Path((project, n)): Path<(String, u32)>, Body(b): Body<DoneBody>) -> ApiResult<Json<Value>> {
+    let name = project.clone();
+    let needs_summary = s
+        .store(move |st| {
+            let p = st.project(&name)?;
+            let c = st.chapters(&p)?.get((n as usize).wrapping_sub(1)).cloned().ok_or_else(|| ApiError::NotFound(format!("project `{name}` has no chapter {n}")))?;
+            st.set_done(&c, b.done)?;
+            let status = book::status(st, &p)?;
+            let fresh = status.chapters.get(n as usize - 1).and_then(|c| c.summary.as_ref()).is_some_and(|s| s.stale.is_none());
+            Ok(b.done && b.summarize && !fresh && !st.head(&c)?.text.trim().is_empty())
+        })
+        .await?;
+    if needs_summary {
+        generate_stage(&s, &project, Stage::Summary, GenerateBody { chapter: Some(n), seed: b.seed, ..GenerateBody::default() }).await?;
+    }
+    s.store(move |st| Ok(Json(status_json(st, &project)?))).await
+}
+
+fn project_document(st: &Store, project: &str, id: i64) -> ApiResult<(inkling_store::Project, Document)> {
+    let p = st.project(project)?;
+    match st.document_by_id(id) {
+        Ok(d) if d.project_id == p.id => Ok((p, d)),
+        _ => Err(ApiError::NotFound(format!("project `{project}` has no document {id}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct RenameBody {
+    title: String,
+}
+
+async fn rename(State(s): State<AppState>, Path((project, id)): Path<(String, i64)>, Body(b): Body<RenameBody>) -> ApiResult<Json<Document>> {
+    s.store(move |st| {
+        let (_, d) = project_document(st, &project, id)?;
+        Ok(Json(st.rename_document(&d, &b.title)?))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct MoveBody {
+    /// The 1-based place in the manuscript.
+    to: usize,
+}
+
+async fn move_document(State(s): State<AppState>, Path((project, id)): Path<(String, i64)>, Body(b): Body<MoveBody>) -> ApiResult<Json<Vec<Document>>> {
+    s.store(move |st| {
+        let (p, d) = project_document(st, &project, id)?;
+        if b.to == 0 {
+            return Err(ApiError::BadRequest("places count from 1".into()));
+        }
+        st.move_document(&d, b.to - 1)?;
+        Ok(Json(st.documents(&p)?))
+    })
+    .await
+}

@@ -1,0 +1,324 @@
+//! The story pipeline over the store, shared by the CLI and the API: what each stage and
+//! chapter holds and what has gone stale, the text a stage is generated from, a generated
+//! stage filed with its locks kept, and the brief and context a chapter is drafted in.
+//!
+//! Stale means: a document was generated from a revision of the stage above, and the part of
+//! that stage it was made from reads differently now (a chapter's beats look at their own
+//! outline entry only). Nothing is regenerated here unless the writer asks.
+
+use inkling_craft::pipeline::{self, ChapterBrief, Stage};
+use inkling_craft::{ChapterSummary, StoryContext};
+use inkling_store::{Document, Locks, Origin, Project, Store, StoreError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Craft(#[from] inkling_craft::CraftError),
+    #[error("the {what} is locked, so regenerating it would change nothing; unlock it first (`inkling project unlock`)")]
+    Locked { what: String },
+    #[error("there is no {from} to make the {stage} from yet; write it (`inkling project stage {project} {from} --file F`) or generate it first")]
+    NoSource { project: String, stage: &'static str, from: &'static str },
+    #[error("the book has {count} chapter(s) and the outline {entries} entries, so there is no chapter {n}; generate the outline or add the chapter first")]
+    NoChapter { n: u32, count: usize, entries: usize },
+    #[error("chapter {n} has no beats yet; generate them (`inkling project generate {project} beats --chapter {n}`) or write them")]
+    NoBeats { project: String, n: u32 },
+    #[error("{0}")]
+    Refused(String),
+}
+
+pub type Result<T, E = BookError> = std::result::Result<T, E>;
+
+/// One document of the pipeline, as `inkling project status` and the binder show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartStatus {
+    pub id: i64,
+    pub title: String,
+    pub words: usize,
+    /// List stages: how many items.
+    pub items: usize,
+    /// Whether a tool made it (else the writer wrote it).
+    pub generated: bool,
+    /// Why it is stale, when it is.
+    pub stale: Option<String>,
+    pub locks: Locks,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StageStatus {
+    pub stage: &'static str,
+    pub document: Option<PartStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ChapterStatus {
+    pub chapter: u32,
+    pub id: i64,
+    pub title: String,
+    pub words: usize,
+    pub done: bool,
+    /// The chapter's own prose, when drafted from beats that have changed since.
+    pub stale: Option<String>,
+    pub locks: Locks,
+    pub beats: Option<PartStatus>,
+    pub summary: Option<PartStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BookStatus {
+    pub project: String,
+    pub stages: Vec<StageStatus>,
+    /// Entries in the outline, whether or not their chapters exist yet.
+    pub outline_entries: usize,
+    pub chapters: Vec<ChapterStatus>,
+}
+
+impl BookStatus {
+    /// Every stale part, in book order: what the writer may want to regenerate.
+    pub fn stale(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self.stages.iter().filter_map(|s| Some((s.stage.to_string(), s.document.as_ref()?.stale.clone()?))).collect();
+        for c in &self.chapters {
+            for (what, p) in [("beats", &c.beats), ("summary", &c.summary)] {
+                if let Some(why) = p.as_ref().and_then(|p| p.stale.clone()) {
+                    out.push((format!("{} {what}", c.title), why));
+                }
+            }
+            if let Some(why) = &c.stale {
+                out.push((c.title.clone(), why.clone()));
+            }
+        }
+        out
+    }
+}
+
+fn text_of(store: &Store, doc: &Document) -> Result<String> {
+    Ok(store.head(doc)?.text)
+}
+
+/// Why `doc` is stale: the part of its source it was made from (`pick` finds it in a text)
+/// reads differently in `source_now` than in the revision it was made from.
+fn staleness(store: &Store, doc: &Document, source: &str, source_now: Option<&str>, pick: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    let Some(made_from) = doc.made_from else { return Ok(None) };
+    let then = match store.revision(made_from) {
+        Ok(r) => pick(&r.text),
+        Err(StoreError::NoRevision(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let now = source_now.and_then(pick);
+    Ok(match (then, now) {
+        (Some(a), Some(b)) if a == b => None,
+        (_, None) => Some(format!("its {source} is gone")),
+        _ => Some(format!("the {source} changed after it was made")),
+    })
+}
+
+fn part_status(store: &Store, doc: &Document, list: bool, stale: Option<String>) -> Result<PartStatus> {
+    let text = text_of(store, doc)?;
+    Ok(PartStatus {
+        id: doc.id,
+        title: doc.title.clone(),
+        words: pipeline::words(&text),
+        items: if list { pipeline::parts(&text).len() } else { 0 },
+        generated: doc.made_from.is_some(),
+        stale,
+        locks: doc.locks.clone(),
+    })
+}
+
+/// The stages, the chapters, and what is stale.
+pub fn status(store: &Store, project: &Project) -> Result<BookStatus> {
+    let whole = |t: &str| Some(t.to_string());
+    let mut stages = Vec::new();
+    let mut above: Option<String> = None;
+    let mut outline_text = String::new();
+    for stage in [Stage::Braindump, Stage::Synopsis, Stage::Outline] {
+        let doc = store.stage(project, stage.name())?;
+        let document = match &doc {
+            Some(d) => {
+                let source = stage.source().map_or("", |s| s.name());
+                let stale = staleness(store, d, source, above.as_deref(), &whole)?;
+                Some(part_status(store, d, stage.is_list(), stale)?)
+            }
+            None => None,
+        };
+        above = doc.as_ref().map(|d| text_of(store, d)).transpose()?;
+        if stage == Stage::Outline {
+            outline_text = above.clone().unwrap_or_default();
+        }
+        stages.push(StageStatus { stage: stage.name(), document });
+    }
+    let outline_doc = store.stage(project, "outline")?;
+    let mut chapters = Vec::new();
+    for (i, c) in store.chapters(project)?.iter().enumerate() {
+        let n = i as u32 + 1;
+        let text = text_of(store, c)?;
+        let entry = move |t: &str| pipeline::outline_entry(t, n);
+        let beats_doc = store.chapter_part(c, "beats")?;
+        let beats = match &beats_doc {
+            Some(b) => {
+                let outline_now = outline_doc.as_ref().map(|_| outline_text.as_str());
+                let stale = staleness(store, b, "outline entry", outline_now, &entry)?;
+                Some(part_status(store, b, true, stale)?)
+            }
+            None => None,
+        };
+        let beats_text = beats_doc.as_ref().map(|b| text_of(store, b)).transpose()?;
+        let stale = staleness(store, c, "beats", beats_text.as_deref(), &whole)?;
+        let summary = match store.chapter_part(c, "summary")? {
+            Some(s) => {
+                let stale = staleness(store, &s, "chapter", Some(&text), &whole)?;
+                Some(part_status(store, &s, false, stale)?)
+            }
+            None => None,
+        };
+        chapters.push(ChapterStatus { chapter: n, id: c.id, title: c.title.clone(), words: pipeline::words(&text), done: c.done, stale, locks: c.locks.clone(), beats, summary });
+    }
+    Ok(BookStatus { project: project.name.clone(), stages, outline_entries: pipeline::parts(&outline_text).len(), chapters })
+}
+
+/// The summaries of the book's chapters, numbered by their place; the context assembly
+/// keeps those before the chapter being written.
+pub fn summaries(store: &Store, project: &Project) -> inkling_store::Result<Vec<ChapterSummary>> {
+    let mut out = Vec::new();
+    for (i, c) in store.chapters(project)?.iter().enumerate() {
+        if let Some(s) = store.chapter_part(c, "summary")? {
+            out.push(ChapterSummary { chapter: i as u32 + 1, title: c.title.clone(), text: store.head(&s)?.text });
+        }
+    }
+    Ok(out)
+}
+
+/// Chapter `n` (1-based), created empty (titled after its outline entry) when the outline
+/// has an entry for it and the book does not have that many chapters yet.
+pub fn chapter(store: &mut Store, project: &Project, n: u32) -> Result<Document> {
+    let chapters = store.chapters(project)?;
+    if let Some(c) = (n as usize).checked_sub(1).and_then(|i| chapters.get(i)) {
+        return Ok(c.clone());
+    }
+    let outline = match store.stage(project, "outline")? {
+        Some(o) => text_of(store, &o)?,
+        None => String::new(),
+    };
+    let entries = pipeline::parts(&outline);
+    if n == 0 || n as usize > entries.len() || n as usize > chapters.len() + 1 {
+        return Err(BookError::NoChapter { n, count: chapters.len(), entries: entries.len() });
+    }
+    let title = chapter_title(n, &entries[n as usize - 1]);
+    Ok(store.add_document(project, &title, "chapter", "", Origin::Typed)?)
+}
+
+/// "Chapter 3: The Ferry" from an outline entry "The Ferry: Mara crosses at dusk."
+fn chapter_title(n: u32, entry: &str) -> String {
+    let head = entry.split([':', '：']).next().unwrap_or("").trim().trim_matches(['*', '"']);
+    if !head.is_empty() && head.chars().count() <= 60 && head != entry.trim() { format!("Chapter {n}: {head}") } else { format!("Chapter {n}") }
+}
+
+/// What a stage (or a chapter's beats or summary) is generated from: the text, and the
+/// revision it is in.
+pub struct Source {
+    pub text: String,
+    pub revision: i64,
+}
+
+pub fn source(store: &Store, project: &Project, stage: Stage, chapter: Option<(&Document, u32)>) -> Result<Source> {
+    let up = stage.source().ok_or(inkling_craft::CraftError::NotGenerated { stage: stage.name() })?;
+    let missing = || BookError::NoSource { project: project.name.clone(), stage: stage.name(), from: up.name() };
+    let doc = match (up, chapter) {
+        (Stage::Beats, Some((c, _))) => store.chapter_part(c, "beats")?,
+        (Stage::Chapter, Some((c, _))) => Some(c.clone()),
+        (Stage::Beats | Stage::Chapter, None) => return Err(BookError::Refused(format!("the {} belongs to a chapter: name one with --chapter N", stage.name()))),
+        _ => store.stage(project, up.name())?,
+    };
+    let doc = doc.ok_or_else(missing)?;
+    let rev = store.head(&doc)?;
+    let text = match (stage, chapter) {
+        (Stage::Beats, Some((_, n))) => pipeline::outline_entry(&rev.text, n).ok_or_else(|| BookError::NoChapter { n, count: 0, entries: pipeline::parts(&rev.text).len() })?,
+        _ => rev.text,
+    };
+    if text.trim().is_empty() {
+        return Err(missing());
+    }
+    Ok(Source { text, revision: rev.id })
+}
+
+/// Where a generated stage is filed: its document (None: not written yet) and its locks.
+fn target(store: &Store, project: &Project, stage: Stage, chapter: Option<&Document>) -> Result<Option<Document>> {
+    Ok(match (stage, chapter) {
+        (Stage::Beats | Stage::Summary, Some(c)) => store.chapter_part(c, stage.name())?,
+        (Stage::Chapter, Some(c)) => Some(c.clone()),
+        _ => store.stage(project, stage.name())?,
+    })
+}
+
+/// Refuses to regenerate what is locked whole, or a list whose every part is locked.
+pub fn check_unlocked(store: &Store, project: &Project, stage: Stage, chapter: Option<&Document>) -> Result<()> {
+    let Some(doc) = target(store, project, stage, chapter)? else { return Ok(()) };
+    let n = if stage.is_list() { pipeline::parts(&text_of(store, &doc)?).len() } else { 0 };
+    if doc.locks.whole || (n > 0 && (0..n).all(|i| doc.locks.parts.contains(&i))) {
+        return Err(BookError::Locked { what: doc.title });
+    }
+    Ok(())
+}
+
+/// Files a generated stage as a new revision of its document, with the locked parts of the
+/// old text kept in place (list stages) and `made_from` recording its source's revision.
+pub fn file_generated(store: &mut Store, project: &Project, stage: Stage, chapter: Option<&Document>, generated: &str, made_from: i64, origin: Origin) -> Result<Document> {
+    check_unlocked(store, project, stage, chapter)?;
+    let old = target(store, project, stage, chapter)?;
+    let text = match &old {
+        Some(d) if stage.is_list() && !d.locks.parts.is_empty() => {
+            let kept = pipeline::keep_locked(&pipeline::parts(&text_of(store, d)?), pipeline::parts(generated), &d.locks.parts);
+            pipeline::numbered(&kept)
+        }
+        _ if stage.is_list() => pipeline::numbered(&pipeline::parts(generated)),
+        _ => generated.trim().to_string(),
+    };
+    Ok(match (stage, chapter) {
+        (Stage::Chapter, Some(c)) => {
+            store.save(c, &text, origin)?;
+            store.set_made_from(c, Some(made_from))?;
+            store.document_by_id(c.id)?
+        }
+        _ => store.put_pipeline(project, stage.name(), if stage.per_chapter() { chapter } else { None }, &text, origin, Some(made_from))?,
+    })
+}
+
+/// The brief chapter `n` is drafted from, and its story context: the project's memory with
+/// the synopsis, summaries of the chapters before it, the lorebook, and the chapter before
+/// it as the story so far (the assembly keeps its last pages).
+pub fn chapter_brief(store: &Store, project: &Project, chapter: &Document, n: u32, words_per_beat: usize) -> Result<(ChapterBrief, StoryContext)> {
+    let beats_doc = store.chapter_part(chapter, "beats")?.ok_or_else(|| BookError::NoBeats { project: project.name.clone(), n })?;
+    let beats = pipeline::parts(&text_of(store, &beats_doc)?);
+    if beats.is_empty() {
+        return Err(BookError::NoBeats { project: project.name.clone(), n });
+    }
+    let outline = store.stage(project, "outline")?.map(|o| text_of(store, &o)).transpose()?.unwrap_or_default();
+    let entry = pipeline::outline_entry(&outline, n).unwrap_or_default();
+    let mut ctx = crate::writing::project_context(store, project, Some(chapter))?;
+    if let Some(s) = store.stage(project, "synopsis")? {
+        let synopsis = text_of(store, &s)?;
+        if !synopsis.trim().is_empty() {
+            ctx.memory = [ctx.memory.trim(), &format!("Synopsis: {}", synopsis.trim())].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n\n");
+        }
+    }
+    let chapters = store.chapters(project)?;
+    if let Some(prev) = (n as usize).checked_sub(2).and_then(|i| chapters.get(i)) {
+        ctx.before = text_of(store, prev)?;
+    }
+    let title = chapter.title.split_once(':').map_or(chapter.title.as_str(), |(_, t)| t).trim().to_string();
+    Ok((ChapterBrief { chapter: n, title, entry, beats, words_per_beat }, ctx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chapter_title;
+
+    #[test]
+    fn a_chapter_is_titled_after_its_outline_entry() {
+        assert_eq!(chapter_title(3, "The Ferry: Mara crosses at dusk."), "Chapter 3: The Ferry");
+        assert_eq!(chapter_title(1, "Mara crosses at dusk."), "Chapter 1");
+        assert_eq!(chapter_title(2, "渡口：玛拉在黄昏时渡河。"), "Chapter 2: 渡口");
+    }
+}
