@@ -153,13 +153,13 @@ pub struct ChapterDraft {
     pub lore_state: crate::lore::LoreState,
 }
 
-/// Words in a text: runs of letters and digits, and each CJK character (the way a Chinese
-/// or Japanese writer counts length).
+/// Words in a text: runs of letters and digits, and each CJK character but punctuation (the
+/// way a Chinese or Japanese writer counts length).
 pub fn words(text: &str) -> usize {
     let mut n = 0;
     let mut in_word = false;
     for c in text.chars() {
-        if is_cjk(c) {
+        if is_cjk(c) && c.is_alphanumeric() {
             n += 1;
             in_word = false;
         } else if c.is_alphanumeric() {

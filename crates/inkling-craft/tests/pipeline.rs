@@ -59,7 +59,7 @@ fn a_chapter_sees_the_summaries_before_it_and_never_a_later_one() {
 
 #[test]
 fn when_room_is_short_the_earliest_summaries_go_first_and_the_prompt_fits() {
-    let (_d, e) = engine(320);
+    let (_d, e) = engine(640);
     let story = "The keeper climbed the stair.\n\n".repeat(10);
     let a = continue_in(&e, 20, &story);
     assert!(a.prompt_tokens <= a.budget);
@@ -129,3 +129,4 @@ fn a_chapter_is_drafted_beat_by_beat() {
     let long = ChapterBrief { words_per_beat: 300, ..brief };
     assert!(pipeline::beat_request(&long, &base, 0, "").max_tokens.unwrap() > 400);
 }
+

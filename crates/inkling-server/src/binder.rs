@@ -99,7 +99,12 @@ async fn write_stage(State(s): State<AppState>, Path((project, stage)): Path<(St
                 st.save(&d, &b.text, Origin::Typed)?;
             }
             _ => {
-                st.put_pipeline(&p, stage.name(), if stage.per_chapter() { chapter.as_ref() } else { None }, &b.text, Origin::Typed, None)?;
+                // A summary is of the chapter as it is now, whoever wrote it.
+                let of = match (stage, &chapter) {
+                    (Stage::Summary, Some(c)) => Some(st.head(c)?.id),
+                    _ => None,
+                };
+                st.put_pipeline(&p, stage.name(), if stage.per_chapter() { chapter.as_ref() } else { None }, &b.text, Origin::Typed, of)?;
             }
         }
         Ok(Json(status_json(st, &project)?))
@@ -161,24 +166,12 @@ async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBo
     let (request, chapter, made_from) = s
         .store(move |st| {
             let p = st.project(&name)?;
-            let (existing, chapter) = stage_doc(st, &p, stage, b.chapter, true)?;
-            book::check_unlocked(st, &p, stage, chapter.as_ref())?;
-            let source = book::source(st, &p, stage, chapter.as_ref().zip(b.chapter))?;
-            let mut context = crate::writing::project_context(st, &p, chapter.as_ref())?;
-            if stage == Stage::Beats
-                && let Some(syn) = st.stage(&p, "synopsis")?
-            {
-                context.memory = format!("{}\n\nSynopsis: {}", context.memory, st.head(&syn)?.text).trim().to_string();
-            }
-            let current = match &existing {
-                Some(d) if stage.is_list() => Some(pipeline::parts(&st.head(d)?.text).len()).filter(|&n| n > 0),
-                _ => None,
-            };
-            let mut request = pipeline::stage_request(stage, &source.text, b.count.or(current), context)?;
+            let (_, chapter) = stage_doc(st, &p, stage, b.chapter, true)?;
+            let (mut request, made_from) = book::stage_request(st, &p, stage, chapter.as_ref().zip(b.chapter), b.count)?;
             request.seed = b.seed;
             request.temperature = b.temperature;
-            request.bans = p.bans.over(&bans);
-            Ok((request, chapter, source.revision))
+            request.bans = request.bans.over(&bans);
+            Ok((request, chapter, made_from))
         })
         .await?;
     let out = crate::writing::run_whole(s, request).await?;
@@ -226,10 +219,17 @@ async fn done(State(s): State<AppState>, Path((project, n)): Path<(String, u32)>
             Ok(b.done && b.summarize && !fresh && !st.head(&c)?.text.trim().is_empty())
         })
         .await?;
-    if needs_summary {
-        generate_stage(&s, &project, Stage::Summary, GenerateBody { chapter: Some(n), seed: b.seed, ..GenerateBody::default() }).await?;
-    }
-    s.store(move |st| Ok(Json(status_json(st, &project)?))).await
+    // Done stands when the model cannot summarize; the answer says why.
+    let summary_error = match needs_summary {
+        true => generate_stage(&s, &project, Stage::Summary, GenerateBody { chapter: Some(n), seed: b.seed, ..GenerateBody::default() }).await.err().map(|e| e.to_string()),
+        false => None,
+    };
+    s.store(move |st| {
+        let mut v = status_json(st, &project)?;
+        v["summary_error"] = json!(summary_error);
+        Ok(Json(v))
+    })
+    .await
 }
 
 fn project_document(st: &Store, project: &str, id: i64) -> ApiResult<(inkling_store::Project, Document)> {

@@ -7,7 +7,7 @@
 //! outline entry only). Nothing is regenerated here unless the writer asks.
 
 use inkling_craft::pipeline::{self, ChapterBrief, Stage};
-use inkling_craft::{ChapterSummary, StoryContext};
+use inkling_craft::{ChapterSummary, StoryContext, ToolRequest};
 use inkling_store::{Document, Locks, Origin, Project, Store, StoreError};
 use serde::Serialize;
 
@@ -262,6 +262,37 @@ pub fn check_unlocked(store: &Store, project: &Project, stage: Stage, chapter: O
     Ok(())
 }
 
+/// The project's synopsis added to a context's memory: beats and drafts are written with it.
+fn with_synopsis(store: &Store, project: &Project, ctx: &mut StoryContext) -> Result<()> {
+    if let Some(s) = store.stage(project, "synopsis")? {
+        let synopsis = text_of(store, &s)?;
+        if !synopsis.trim().is_empty() {
+            ctx.memory = [ctx.memory.trim(), &format!("Synopsis: {}", synopsis.trim())].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n\n");
+        }
+    }
+    Ok(())
+}
+
+/// The tool request that generates `stage` (chapter `n`'s, for beats and a summary) in the
+/// project's context, and the revision it is made from. A list keeps its length unless
+/// `count` says otherwise; the project's banned phrases apply.
+pub fn stage_request(store: &Store, project: &Project, stage: Stage, chapter: Option<(&Document, u32)>, count: Option<usize>) -> Result<(ToolRequest, i64)> {
+    let doc = chapter.map(|(c, _)| c);
+    check_unlocked(store, project, stage, doc)?;
+    let source = source(store, project, stage, chapter)?;
+    let mut context = crate::writing::project_context(store, project, doc)?;
+    if stage == Stage::Beats {
+        with_synopsis(store, project, &mut context)?;
+    }
+    let current = match target(store, project, stage, doc)? {
+        Some(d) if stage.is_list() => Some(pipeline::parts(&text_of(store, &d)?).len()).filter(|&n| n > 0),
+        _ => None,
+    };
+    let mut request = pipeline::stage_request(stage, &source.text, count.or(current), context)?;
+    request.bans = project.bans.clone();
+    Ok((request, source.revision))
+}
+
 /// Files a generated stage as a new revision of its document, with the locked parts of the
 /// old text kept in place (list stages) and `made_from` recording its source's revision.
 pub fn file_generated(store: &mut Store, project: &Project, stage: Stage, chapter: Option<&Document>, generated: &str, made_from: i64, origin: Origin) -> Result<Document> {
@@ -297,12 +328,7 @@ pub fn chapter_brief(store: &Store, project: &Project, chapter: &Document, n: u3
     let outline = store.stage(project, "outline")?.map(|o| text_of(store, &o)).transpose()?.unwrap_or_default();
     let entry = pipeline::outline_entry(&outline, n).unwrap_or_default();
     let mut ctx = crate::writing::project_context(store, project, Some(chapter))?;
-    if let Some(s) = store.stage(project, "synopsis")? {
-        let synopsis = text_of(store, &s)?;
-        if !synopsis.trim().is_empty() {
-            ctx.memory = [ctx.memory.trim(), &format!("Synopsis: {}", synopsis.trim())].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n\n");
-        }
-    }
+    with_synopsis(store, project, &mut ctx)?;
     let chapters = store.chapters(project)?;
     if let Some(prev) = (n as usize).checked_sub(2).and_then(|i| chapters.get(i)) {
         ctx.before = text_of(store, prev)?;

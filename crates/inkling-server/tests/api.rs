@@ -740,12 +740,28 @@ async fn the_binder_writes_generates_locks_and_marks_chapters_done() {
         let url = format!("{p}/book/{stage}");
         async move { call(app, "PUT", &url, Some(body)).await }
     };
-    assert_eq!(put("braindump", json!({"text": "A keeper, a storm, a smith."})).await.status, StatusCode::OK);
-    let g = call(app, "POST", &format!("{p}/book/synopsis/generate"), Some(json!({"seed": 1}))).await;
+    // A random-weight model gives no usable answer for some seeds (502, nothing changed).
+    let generate = |stage: &str, body: Value| {
+        let url = format!("{p}/book/{stage}/generate");
+        async move {
+            for seed in 1..40 {
+                let mut b = body.clone();
+                b["seed"] = json!(seed);
+                let r = call(app, "POST", &url, Some(b)).await;
+                if r.status != StatusCode::BAD_GATEWAY {
+                    return r;
+                }
+            }
+            panic!("no seed gave an answer for {url}");
+        }
+    };
+    assert_eq!(put("synopsis", json!({"text": "Mara keeps the light until Oren washes ashore."})).await.status, StatusCode::OK);
+    let g = generate("outline", json!({"count": 2})).await;
     assert_eq!(g.status, StatusCode::OK, "{}", g.error());
-    assert_eq!(g.json()["status"]["stages"][1]["document"]["generated"], true);
-    let book = put("braindump", json!({"text": "A keeper and a storm."})).await.json();
-    assert!(book["stages"][1]["document"]["stale"].as_str().unwrap().contains("braindump"));
+    assert_eq!(g.json()["status"]["stages"][2]["document"]["generated"], true);
+    let book = put("synopsis", json!({"text": "Mara keeps the light; Oren lies."})).await.json();
+    assert!(book["stages"][2]["document"]["stale"].as_str().unwrap().contains("synopsis"));
+    assert_eq!(call(app, "POST", &format!("{p}/book/braindump/generate"), Some(json!({}))).await.status, StatusCode::BAD_REQUEST);
 
     put("outline", json!({"text": "1. The Wreck: Oren washes ashore.\n2. The Storm: the lamp fails."})).await;
     let book = put("beats", json!({"chapter": 1, "text": "1. Mara sees the wreck.\n2. She drags Oren up.\n3. He says nothing."})).await.json();
@@ -753,20 +769,25 @@ async fn the_binder_writes_generates_locks_and_marks_chapters_done() {
     let locked = call(app, "PUT", &format!("{p}/book/beats/locks"), Some(json!({"chapter": 1, "parts": [2]}))).await;
     assert_eq!(locked.status, StatusCode::OK, "{}", locked.error());
     assert_eq!(call(app, "PUT", &format!("{p}/book/beats/locks"), Some(json!({"chapter": 1, "parts": [4]}))).await.status, StatusCode::BAD_REQUEST);
-    let g = call(app, "POST", &format!("{p}/book/beats/generate"), Some(json!({"chapter": 1, "seed": 2}))).await;
+    let g = generate("beats", json!({"chapter": 1})).await;
     assert_eq!(g.status, StatusCode::OK, "{}", g.error());
     let beats = call(app, "GET", &format!("{p}/book/beats?chapter=1"), None).await.json();
     assert_eq!(beats["parts"][1], "She drags Oren up.");
     call(app, "PUT", &format!("{p}/book/outline/locks"), Some(json!({"whole": true}))).await;
     assert_eq!(call(app, "POST", &format!("{p}/book/outline/generate"), Some(json!({}))).await.status, StatusCode::CONFLICT);
 
-    // Done summarizes the chapter; the summary is fresh until the chapter changes.
+    // Done stands even when the model cannot summarize (the answer says why); a summary is
+    // of the chapter as it was, and goes stale when the chapter changes.
     put("chapter", json!({"chapter": 1, "text": "Mara found the man on the rocks at dawn and carried him up the stair."})).await;
     let done = call(app, "POST", &format!("{p}/chapters/1/done"), Some(json!({"seed": 3}))).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.error());
     let book = done.json();
     assert_eq!(book["chapters"][0]["done"], true);
+    assert!(book["summary_error"].is_null() || book["chapters"][0]["summary"].is_null(), "{book}");
+    let book = put("summary", json!({"chapter": 1, "text": "Mara finds Oren and carries him up."})).await.json();
     assert!(book["chapters"][0]["summary"]["stale"].is_null(), "{book}");
+    let book = put("chapter", json!({"chapter": 1, "text": "Mara found him at dawn."})).await.json();
+    assert!(book["chapters"][0]["summary"]["stale"].as_str().unwrap().contains("chapter"), "{book}");
     // Rename and move keep the binder in order; titles stay unique.
     let id = book["chapters"][0]["id"].as_i64().unwrap();
     assert_eq!(call(app, "POST", &format!("{p}/documents/{id}/rename"), Some(json!({"title": "Synopsis"}))).await.status, StatusCode::CONFLICT);

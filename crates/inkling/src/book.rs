@@ -46,24 +46,9 @@ pub enum BookCommand {
         run: RunFlags,
     },
     /// Lock a stage, or some of its parts (1-based: outline entries, beats), so regenerating keeps them.
-    Lock {
-        name: String,
-        stage: String,
-        #[arg(long)]
-        chapter: Option<u32>,
-        /// Parts to lock (repeatable); none locks the whole stage.
-        #[arg(long = "part")]
-        parts: Vec<usize>,
-    },
+    Lock(LockArgs),
     /// Undo `lock`: the parts named, or every lock.
-    Unlock {
-        name: String,
-        stage: String,
-        #[arg(long)]
-        chapter: Option<u32>,
-        #[arg(long = "part")]
-        parts: Vec<usize>,
-    },
+    Unlock(LockArgs),
     /// Make or refresh a chapter's summary, the memory later chapters are written with.
     Summarize {
         name: String,
@@ -102,6 +87,17 @@ pub enum BookCommand {
     Move { name: String, document: String, to: usize },
 }
 
+#[derive(clap::Args, Debug)]
+pub struct LockArgs {
+    name: String,
+    stage: String,
+    #[arg(long)]
+    chapter: Option<u32>,
+    /// Parts (repeatable); none means the whole stage.
+    #[arg(long = "part")]
+    parts: Vec<usize>,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunFlags {
     #[arg(long)]
@@ -124,8 +120,8 @@ pub fn run(store: &mut Store, top_model: &ModelArgs, command: BookCommand) -> Re
             let doc = generate(store, engine.as_ref(), &project, stage, chapter, count, &run)?;
             print_filed(store, &doc, stage)
         }
-        BookCommand::Lock { name, stage, chapter, parts } => set_locks(store, &name, &stage, chapter, &parts, true),
-        BookCommand::Unlock { name, stage, chapter, parts } => set_locks(store, &name, &stage, chapter, &parts, false),
+        BookCommand::Lock(a) => set_locks(store, &a, true),
+        BookCommand::Unlock(a) => set_locks(store, &a, false),
         BookCommand::Summarize { name, chapter, run } => {
             let project = store.project(&name)?;
             let n = chapter_number(store, &project, &chapter)?;
@@ -248,7 +244,8 @@ fn stage_text(store: &mut Store, name: &str, stage: &str, chapter: Option<u32>, 
         println!("{}", store.head(&doc)?.text);
         return Ok(());
     };
-    let text = crate::generate::read_prompt(None, Some(&file))?;
+    // `-f -` reads stdin.
+    let text = if file.as_os_str() == "-" { crate::generate::read_prompt(None, None)? } else { crate::generate::read_prompt(None, Some(&file))? };
     let doc = match (stage, chapter) {
         (Stage::Chapter, _) => {
             let doc = pipeline_doc(store, &project, stage, chapter)?.context("no such chapter")?;
@@ -257,7 +254,9 @@ fn stage_text(store: &mut Store, name: &str, stage: &str, chapter: Option<u32>, 
         }
         (Stage::Beats | Stage::Summary, Some(n)) => {
             let c = book::chapter(store, &project, n)?;
-            store.put_pipeline(&project, stage.name(), Some(&c), &text, Origin::Typed, None)?
+            // A summary is of the chapter as it is now, whoever wrote it.
+            let of = if stage == Stage::Summary { Some(store.head(&c)?.id) } else { None };
+            store.put_pipeline(&project, stage.name(), Some(&c), &text, Origin::Typed, of)?
         }
         _ => {
             pipeline_doc(store, &project, stage, chapter)?;
@@ -268,10 +267,11 @@ fn stage_text(store: &mut Store, name: &str, stage: &str, chapter: Option<u32>, 
     Ok(())
 }
 
-fn set_locks(store: &mut Store, name: &str, stage: &str, chapter: Option<u32>, parts: &[usize], lock: bool) -> Result<()> {
-    let project = store.project(name)?;
-    let stage = Stage::parse(stage)?;
-    let doc = pipeline_doc(store, &project, stage, chapter)?.with_context(|| format!("the {} is not written yet, so there is nothing to lock", stage.name()))?;
+fn set_locks(store: &mut Store, a: &LockArgs, lock: bool) -> Result<()> {
+    let parts = &a.parts;
+    let project = store.project(&a.name)?;
+    let stage = Stage::parse(&a.stage)?;
+    let doc = pipeline_doc(store, &project, stage, a.chapter)?.with_context(|| format!("the {} is not written yet, so there is nothing to lock", stage.name()))?;
     if !parts.is_empty() && !stage.is_list() {
         bail!("only the outline and a chapter's beats have parts to lock one by one; lock the whole {} without --part", stage.name());
     }
@@ -312,29 +312,18 @@ fn run_request(engine: &dyn Backend, request: &ToolRequest, flags: &RunFlags) ->
 
 /// Generates `stage` (for chapter `n` where it is a chapter's) and files it, locks kept.
 fn generate(store: &mut Store, engine: &dyn Backend, project: &Project, stage: Stage, n: Option<u32>, count: Option<usize>, flags: &RunFlags) -> Result<Document> {
+    if stage == Stage::Chapter {
+        bail!("a chapter is drafted from its beats: `inkling project draft-chapter {} {}`", project.name, n.unwrap_or(1));
+    }
     let chapter = match (stage.per_chapter(), n) {
         (true, Some(n)) => Some(book::chapter(store, project, n)?),
         (true, None) => bail!("the {} belongs to a chapter: add --chapter N", stage.name()),
         (false, Some(_)) => bail!("the {} is the book's, not a chapter's: leave out --chapter", stage.name()),
         (false, None) => None,
     };
-    if stage == Stage::Chapter {
-        bail!("a chapter is drafted from its beats: `inkling project draft-chapter {} {}`", project.name, n.unwrap_or(1));
-    }
-    book::check_unlocked(store, project, stage, chapter.as_ref())?;
-    let source = book::source(store, project, stage, chapter.as_ref().zip(n))?;
-    let mut context = inkling_server::project_context(store, project, chapter.as_ref())?;
-    if stage == Stage::Beats
-        && let Some(s) = store.stage(project, "synopsis")?
-    {
-        context.memory = format!("{}\n\nSynopsis: {}", context.memory, store.head(&s)?.text).trim().to_string();
-    }
-    // As many items as the list has now, unless the writer says otherwise.
-    let current = pipeline_doc(store, project, stage, n)?.map(|d| store.head(&d).map(|r| pipeline::parts(&r.text).len())).transpose()?.filter(|&c| c > 0);
-    let mut request = pipeline::stage_request(stage, &source.text, count.or(if stage.is_list() { current } else { None }), context)?;
+    let (mut request, made_from) = book::stage_request(store, project, stage, chapter.as_ref().zip(n), count)?;
     request.seed = flags.seed;
     request.temperature = flags.temperature;
-    request.bans = project.bans.clone();
     let out = run_request(engine, &request, flags)?;
     let c = out.candidates.first().context("the model gave no answer; try again with another --seed")?;
     let text = if stage.is_list() { pipeline::numbered(&c.items) } else { c.text.clone() };
@@ -342,7 +331,7 @@ fn generate(store: &mut Store, engine: &dyn Backend, project: &Project, stage: S
         bail!("the model's {} came back empty; nothing was changed (try another --seed)", stage.name());
     }
     let origin = Origin::Accepted { tool: format!("generate {}", stage.name()), model: engine.info().name.clone(), seed: out.seed, generation: None };
-    let doc = book::file_generated(store, project, stage, chapter.as_ref(), &text, source.revision, origin)?;
+    let doc = book::file_generated(store, project, stage, chapter.as_ref(), &text, made_from, origin)?;
     inkling_server::keep_lore_state(store, project, &out.prompt.lore_state)?;
     Ok(doc)
 }
@@ -374,9 +363,18 @@ fn done(store: &mut Store, top_model: &ModelArgs, name: &str, which: &str, undo:
         return Ok(());
     }
     let engine = crate::models::backend(top_model)?;
-    let doc = generate(store, engine.as_ref(), &project, Stage::Summary, Some(n), None, flags)?;
-    println!("`{}` is done. Its summary, which later chapters are written with:", chapter.title);
-    print_filed(store, &doc, Stage::Summary)
+    match generate(store, engine.as_ref(), &project, Stage::Summary, Some(n), None, flags) {
+        Ok(doc) => {
+            println!("`{}` is done. Its summary, which later chapters are written with:", chapter.title);
+            print_filed(store, &doc, Stage::Summary)
+        }
+        // Done stands; the summary can be made later.
+        Err(e) => {
+            println!("`{}` is done", chapter.title);
+            eprintln!("warning: its summary could not be made ({e:#}); `inkling project summarize {name} {n}` tries again, or write one with `inkling project stage {name} summary --chapter {n} -f FILE`");
+            Ok(())
+        }
+    }
 }
 
 fn draft_chapter(store: &mut Store, top_model: &ModelArgs, name: &str, n: u32, words_per_beat: usize, replace: bool, flags: &RunFlags) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The story pipeline on the command line, on a tiny model written by the test: stages
 //! written by hand and generated, stale marks, locks that regeneration keeps, a chapter
-//! drafted from its beats, a chapter marked done and summarized, and that summary in the
-//! next chapter's prompt.
+//! drafted from its beats, a chapter marked done, its summary going stale, and that summary
+//! in the next chapter's prompt.
 
 use inkling_engine::testing::TinyModel;
 use std::process::{Command, Output, Stdio};
@@ -62,17 +62,21 @@ fn stages_go_stale_locks_hold_and_a_chapter_is_drafted_done_and_remembered() {
     let b = Book::new();
     b.ok(&["project", "new", "Book"], None);
     b.ok(&["project", "stage", "Book", "braindump", "-f", "-"], Some("A keeper, a storm, a smith who will not say where he is from."));
-    b.ok(&["project", "generate", "Book", "synopsis", "--seed", "1"], None);
+    b.ok(&["project", "stage", "Book", "synopsis", "-f", "-"], Some("Mara keeps the Gull Rock light alone until Oren washes ashore."));
+    // A synopsis written by hand came from nothing, so it is never stale.
+    assert_eq!(stage(&b.status(), "synopsis")["generated"], false);
+    b.ok(&["project", "generate", "Book", "outline", "--count", "2", "--seed", "1"], None);
     let s = b.status();
-    assert_eq!(stage(&s, "synopsis")["generated"], true);
-    assert!(stage(&s, "synopsis")["stale"].is_null());
-    // Editing the braindump makes the synopsis stale; nothing is regenerated.
-    let synopsis = b.ok(&["project", "stage", "Book", "synopsis"], None);
-    b.ok(&["project", "stage", "Book", "braindump", "-f", "-"], Some("A keeper and a storm."));
+    assert_eq!(stage(&s, "outline")["generated"], true);
+    assert!(stage(&s, "outline")["stale"].is_null());
+    // Editing the synopsis makes the outline stale; nothing is regenerated.
+    let outline = b.ok(&["project", "stage", "Book", "outline"], None);
+    b.ok(&["project", "stage", "Book", "synopsis", "-f", "-"], Some("Mara keeps the light; Oren is not who he says."));
     let s = b.status();
-    assert!(stage(&s, "synopsis")["stale"].as_str().unwrap().contains("braindump"), "{s}");
-    assert_eq!(b.ok(&["project", "stage", "Book", "synopsis"], None), synopsis);
+    assert!(stage(&s, "outline")["stale"].as_str().unwrap().contains("synopsis"), "{s}");
+    assert_eq!(b.ok(&["project", "stage", "Book", "outline"], None), outline);
     assert!(b.ok(&["project", "status", "Book"], None).contains("STALE"));
+    assert!(b.fails(&["project", "generate", "Book", "chapter", "--chapter", "1"]).contains("draft-chapter"));
 
     // An outline by hand; beats for chapter 1 create the chapter, titled after its entry.
     b.ok(&["project", "stage", "Book", "outline", "-f", "-"], Some("1. The Wreck: Oren washes ashore.\n2. The Storm: the lamp fails."));
@@ -87,7 +91,7 @@ fn stages_go_stale_locks_hold_and_a_chapter_is_drafted_done_and_remembered() {
     b.ok(&["project", "generate", "Book", "beats", "--chapter", "1", "--seed", "3"], None);
     let beats = b.ok(&["project", "stage", "Book", "beats", "--chapter", "1"], None);
     assert!(beats.lines().nth(1).unwrap().ends_with("She drags Oren up the stair."), "{beats}");
-    assert!(b.fails(&["project", "lock", "Book", "beats", "--chapter", "1", "--part", "9"]).contains("has 3"));
+    assert!(b.fails(&["project", "lock", "Book", "beats", "--chapter", "1", "--part", "9"]).contains("numbered from 1"));
     b.ok(&["project", "lock", "Book", "outline"], None);
     assert!(b.fails(&["project", "generate", "Book", "outline"]).contains("locked"));
     b.ok(&["project", "unlock", "Book", "outline"], None);
@@ -99,29 +103,40 @@ fn stages_go_stale_locks_hold_and_a_chapter_is_drafted_done_and_remembered() {
     assert!(b.status()["chapters"][0]["beats"]["stale"].as_str().unwrap().contains("outline entry"));
 
     // The chapter is drafted beat by beat, and never over the writer's text unasked.
+    // (A random-weight model's prose rarely survives clean-up: then nothing is changed.)
     let o = b.run(&["project", "draft-chapter", "Book", "1", "--words-per-beat", "12", "--seed", "4"], None);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("beat 1:") && err.contains("beat 3:"), "{err}");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("beats of about 12 words") && err.contains("beat 1:") && err.contains("beat 2:"), "{err}");
     let chapter = b.ok(&["project", "cat", "Book", "Chapter 1: The Wreck"], None);
-    assert!(!chapter.trim().is_empty());
+    if o.status.success() {
+        assert!(!chapter.trim().is_empty());
+        assert!(b.fails(&["project", "draft-chapter", "Book", "1"]).contains("--replace"));
+    } else {
+        assert!(err.contains("nothing was changed") && chapter.trim().is_empty(), "{err}");
+    }
+    b.ok(&["project", "save", "Book", "Chapter 1: The Wreck"], Some("Mara saw the wreck at dawn."));
     assert!(b.fails(&["project", "draft-chapter", "Book", "1"]).contains("--replace"));
-    // Its beats changing makes the chapter stale.
-    b.ok(&["project", "stage", "Book", "beats", "--chapter", "1", "-f", "-"], Some("1. Mara sees the wreck.\n2. She drags Oren up the stair."));
-    assert!(b.status()["chapters"][0]["stale"].as_str().unwrap().contains("beats"));
+    b.ok(&["project", "stage", "Book", "chapter", "--chapter", "1", "-f", "-"], Some("Mara saw the wreck at dawn. She drags him up."));
+    if o.status.success() {
+        // Its beats changing makes the drafted chapter stale.
+        b.ok(&["project", "stage", "Book", "beats", "--chapter", "1", "-f", "-"], Some("1. Mara sees the wreck.\n2. She drags Oren up the stair."));
+        assert!(b.status()["chapters"][0]["stale"].as_str().unwrap().contains("beats"));
+    }
 
-    // Done: the chapter is summarized, and chapter 2's prompt carries that summary.
-    b.ok(&["project", "done", "Book", "1", "--seed", "5"], None);
-    let s = b.status();
-    assert_eq!(s["chapters"][0]["done"], true);
-    assert!(s["chapters"][0]["summary"]["stale"].is_null(), "{s}");
-    let summary = b.ok(&["project", "stage", "Book", "summary", "--chapter", "1"], None);
-    assert!(!summary.trim().is_empty());
+    // Done marks the chapter (and summarizes it when the model can); a summary is of the
+    // chapter as it was, and goes stale when the chapter changes.
+    let o = b.run(&["project", "done", "Book", "1", "--seed", "5"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(b.status()["chapters"][0]["done"], true);
+    let summary = "Mara finds Oren on the rocks and carries him up the stair of the light.";
+    b.ok(&["project", "stage", "Book", "summary", "--chapter", "1", "-f", "-"], Some(summary));
+    assert!(b.status()["chapters"][0]["summary"]["stale"].is_null());
     b.ok(&["project", "save", "Book", "Chapter 1: The Wreck"], Some("Mara found him at dawn."));
     assert!(b.status()["chapters"][0]["summary"]["stale"].as_str().unwrap().contains("chapter"));
     let o = b.run(&["continue", "The lamp guttered.", "--project", "Book", "--chapter", "2", "--show-prompt", "--max-tokens", "4"], None);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("summary: chapter 1"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("summary: chapter 1") && err.contains(summary), "{err}");
 
     // The binder: rename and move; exports are the manuscript alone.
     b.ok(&["project", "rename", "Book", "Chapter 1: The Wreck", "Chapter 1: Found"], None);
@@ -131,5 +146,5 @@ fn stages_go_stale_locks_hold_and_a_chapter_is_drafted_done_and_remembered() {
     let md = b.dir.path().join("book.md");
     b.ok(&["project", "export", "Book", "--format", "md", "-o", md.to_str().unwrap()], None);
     let md = std::fs::read_to_string(md).unwrap();
-    assert!(md.contains("Mara found him at dawn.") && !md.contains("Oren is found on the rocks") && !md.contains(&summary), "{md}");
+    assert!(md.contains("Mara found him at dawn.") && !md.contains("Oren is found on the rocks") && !md.contains(summary), "{md}");
 }

@@ -104,6 +104,7 @@ fn the_editor_works_in_headless_chromium() {
         .arg(shots.join("editor.png"))
         .env("NODE_PATH", Path::new(&dir).join("node_modules")));
     assert!(out.contains("a one-click fix is applied and saved"), "{out}");
+    assert!(out.contains("a locked beat is unchanged") && out.contains("the context viewer lists"), "{out}");
     assert!(shots.join("editor.png").exists());
 }
 
