@@ -662,7 +662,7 @@ const bookPath = () => `/api/projects/${enc(state.project)}/book`;
 async function bookAction(label, f) {
   say(`${label}…`);
   try { await f(); say(''); } catch (e) { say(e.message); }
-  await loadBinder();
+  await loadBinder({ documents: true });
 }
 
 function binderEntry(label, part, ...extra) {
@@ -682,12 +682,10 @@ function actButton(text, title, f) {
 }
 
 /// A list stage's parts, each with a lock box: regenerating keeps the locked ones.
-async function partsList(stage, chapter, part) {
-  const q = chapter ? `?chapter=${chapter}` : '';
-  const v = await api(`${bookPath()}/${stage}${q}`);
+function partsList(stage, chapter, part) {
   const locked = new Set((part.locks.parts || []).map((i) => i + 1));
   const ol = el('ol', { className: 'parts' });
-  v.parts.forEach((text, i) => {
+  part.parts.forEach((text, i) => {
     const box = el('input', { type: 'checkbox', checked: locked.has(i + 1), title: 'Lock: regenerating keeps it' });
     box.setAttribute('aria-label', `Lock ${stage} ${i + 1}`);
     box.onchange = () => bookAction('Saving locks', async () => {
@@ -699,7 +697,9 @@ async function partsList(stage, chapter, part) {
   return ol;
 }
 
-async function loadBinder() {
+/// Shows the book as it is; `documents` also refreshes the document drop-down (after an
+/// action that may add, rename or move one; a save does neither).
+async function loadBinder({ documents = false } = {}) {
   if (!state.project) return;
   const b = await api(bookPath());
   const items = [];
@@ -712,7 +712,7 @@ async function loadBinder() {
   for (const s of b.stages) {
     const li = binderEntry(s.stage[0].toUpperCase() + s.stage.slice(1), s.document, s.stage === 'braindump' ? '' : generate(s.stage), s.document ? '' : write(s.stage));
     li.dataset.stage = s.stage;
-    if (s.stage === 'outline' && s.document && s.document.items) li.append(await partsList('outline', null, s.document));
+    if (s.stage === 'outline' && s.document && s.document.items) li.append(partsList('outline', null, s.document));
     items.push(li);
   }
   b.chapters.forEach((c) => {
@@ -737,13 +737,14 @@ async function loadBinder() {
     summary.className = 'sub summary';
     li.append(el('ul', { className: 'binder' }, beats, summary));
     items.push(li);
-    if (c.beats && c.beats.items) partsList('beats', c.chapter, c.beats).then((ol) => beats.append(ol)).catch((e) => say(e.message));
+    if (c.beats && c.beats.items) beats.append(partsList('beats', c.chapter, c.beats));
   });
   if (!b.chapters.length && b.outline_entries) {
     items.push(el('li', { className: 'help', textContent: `The outline has ${b.outline_entries} chapters: generate the first one's beats to start it.` }),
       el('li', {}, actButton('Beats for chapter 1', 'Generate chapter 1 and its beats from the outline', () => bookAction('Writing beats', () => api(`${bookPath()}/beats/generate`, { method: 'POST', body: { chapter: 1, seed: randomSeed() } })))));
   }
   $('binder').replaceChildren(...items);
+  if (!documents) return;
   // Chapters are documents: keep the drop-down in step with the binder.
   const docs = (await api(`/api/projects/${enc(state.project)}`)).documents;
   const keep = $('document').value;

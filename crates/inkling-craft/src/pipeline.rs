@@ -180,10 +180,10 @@ fn beat_tokens(words: usize, cjk: bool) -> usize {
     if cjk { words + words / 5 + 16 } else { words * 7 / 5 + 24 }
 }
 
-/// What one beat's prompt asks for: the chapter, its beats, and which to write now.
-fn beat_text(brief: &ChapterBrief, k: usize) -> String {
+/// What one beat's prompt asks for (in Chinese for a CJK brief): the chapter, its beats, and
+/// which to write now.
+fn beat_text(brief: &ChapterBrief, k: usize, cjk: bool) -> String {
     let list = numbered(&brief.beats);
-    let cjk = brief.entry.chars().chain(brief.beats.iter().flat_map(|b| b.chars())).any(is_cjk);
     if cjk {
         format!("第{}章《{}》：{}\n本章的情节节拍：\n{list}\n现在写第{}个节拍：{}\n（约{}字）", brief.chapter, brief.title, brief.entry, k + 1, brief.beats[k], brief.words_per_beat)
     } else {
@@ -201,14 +201,14 @@ fn beat_text(brief: &ChapterBrief, k: usize) -> String {
 
 /// The `draft` request for beat `k` (0-based) of `brief`, after the beats drafted so far.
 pub fn beat_request(brief: &ChapterBrief, base: &ToolRequest, k: usize, so_far: &str) -> ToolRequest {
-    let cjk = brief.beats.iter().flat_map(|b| b.chars()).any(is_cjk);
+    let cjk = brief.entry.chars().chain(brief.beats.iter().flat_map(|b| b.chars())).any(is_cjk);
     let mut context = base.context.clone();
     context.chapter = Some(brief.chapter);
     let previous = context.before.trim_end().to_string();
     context.before = [previous.as_str(), so_far].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n\n");
     ToolRequest {
         tool: "draft".into(),
-        text: beat_text(brief, k),
+        text: beat_text(brief, k, cjk),
         context,
         n: 1,
         count: None,

@@ -9,7 +9,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use inkling_craft::pipeline::{self, Stage};
-use inkling_store::{Document, Locks, Origin, Store};
+use inkling_store::{Document, Locks, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,7 +32,8 @@ impl From<BookError> for ApiError {
             BookError::Craft(e) => e.into(),
             BookError::Locked { .. } => ApiError::Conflict(e.to_string()),
             BookError::NoChapter { .. } => ApiError::NotFound(e.to_string()),
-            BookError::NoSource { .. } | BookError::NoBeats { .. } | BookError::Refused(_) => ApiError::BadRequest(e.to_string()),
+            BookError::NoAnswer { .. } => ApiError::Model(e.to_string()),
+            BookError::NoSource { .. } | BookError::NoBeats { .. } | BookError::NeedsChapter { .. } | BookError::NotAChapters { .. } => ApiError::BadRequest(e.to_string()),
         }
     }
 }
@@ -46,24 +47,6 @@ async fn status(State(s): State<AppState>, Path(project): Path<String>) -> ApiRe
     s.store(move |st| Ok(Json(status_json(st, &project)?))).await
 }
 
-/// The document a stage names: the book's own, or chapter `chapter`'s beats, summary or prose.
-fn stage_doc(st: &mut Store, project: &inkling_store::Project, stage: Stage, chapter: Option<u32>, create_chapter: bool) -> ApiResult<(Option<Document>, Option<Document>)> {
-    let chapter = match (stage.per_chapter(), chapter) {
-        (true, Some(n)) if create_chapter => Some(book::chapter(st, project, n)?),
-        (true, Some(n)) => st.chapters(project)?.get((n as usize).wrapping_sub(1)).cloned(),
-        (true, None) => return Err(ApiError::BadRequest(format!("the {} belongs to a chapter: give `chapter`", stage.name()))),
-        (false, Some(_)) => return Err(ApiError::BadRequest(format!("the {} is the book's, not a chapter's: leave out `chapter`", stage.name()))),
-        (false, None) => None,
-    };
-    let doc = match (stage, &chapter) {
-        (Stage::Chapter, c) => c.clone(),
-        (Stage::Beats | Stage::Summary, Some(c)) => st.chapter_part(c, stage.name())?,
-        (Stage::Beats | Stage::Summary, None) => None,
-        _ => st.stage(project, stage.name())?,
-    };
-    Ok((doc, chapter))
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct StageQuery {
@@ -74,8 +57,7 @@ async fn read_stage(State(s): State<AppState>, Path((project, stage)): Path<(Str
     let stage = Stage::parse(&stage)?;
     s.store(move |st| {
         let p = st.project(&project)?;
-        let (doc, _) = stage_doc(st, &p, stage, q.chapter, false)?;
-        let doc = doc.ok_or_else(|| ApiError::NotFound(format!("the {} is not written yet", stage.name())))?;
+        let doc = book::named(st, &p, stage, q.chapter, false)?.document.ok_or_else(|| ApiError::NotFound(format!("the {} is not written yet", stage.name())))?;
         let text = st.head(&doc)?.text;
         Ok(Json(json!({"document": doc, "text": text, "parts": if stage.is_list() { pipeline::parts(&text) } else { Vec::new() }})))
     })
@@ -93,20 +75,7 @@ async fn write_stage(State(s): State<AppState>, Path((project, stage)): Path<(St
     let stage = Stage::parse(&stage)?;
     s.store(move |st| {
         let p = st.project(&project)?;
-        let (doc, chapter) = stage_doc(st, &p, stage, b.chapter, true)?;
-        match (stage, doc) {
-            (Stage::Chapter, Some(d)) => {
-                st.save(&d, &b.text, Origin::Typed)?;
-            }
-            _ => {
-                // A summary is of the chapter as it is now, whoever wrote it.
-                let of = match (stage, &chapter) {
-                    (Stage::Summary, Some(c)) => Some(st.head(c)?.id),
-                    _ => None,
-                };
-                st.put_pipeline(&p, stage.name(), if stage.per_chapter() { chapter.as_ref() } else { None }, &b.text, Origin::Typed, of)?;
-            }
-        }
+        book::write_by_hand(st, &p, stage, b.chapter, &b.text)?;
         Ok(Json(status_json(st, &project)?))
     })
     .await
@@ -125,8 +94,7 @@ async fn set_locks(State(s): State<AppState>, Path((project, stage)): Path<(Stri
     let stage = Stage::parse(&stage)?;
     s.store(move |st| {
         let p = st.project(&project)?;
-        let (doc, _) = stage_doc(st, &p, stage, b.chapter, false)?;
-        let doc = doc.ok_or_else(|| ApiError::NotFound(format!("the {} is not written yet, so there is nothing to lock", stage.name())))?;
+        let doc = book::named(st, &p, stage, b.chapter, false)?.document.ok_or_else(|| ApiError::NotFound(format!("the {} is not written yet, so there is nothing to lock", stage.name())))?;
         let n = pipeline::parts(&st.head(&doc)?.text).len();
         if let Some(bad) = b.parts.iter().find(|&&i| i == 0 || i > n || !stage.is_list()) {
             return Err(ApiError::BadRequest(format!("part {bad} cannot be locked in `{}` ({n} parts, numbered from 1; only the outline and beats have parts)", doc.title)));
@@ -166,7 +134,7 @@ async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBo
     let (request, chapter, made_from) = s
         .store(move |st| {
             let p = st.project(&name)?;
-            let (_, chapter) = stage_doc(st, &p, stage, b.chapter, true)?;
+            let chapter = book::named(st, &p, stage, b.chapter, true)?.chapter;
             let (mut request, made_from) = book::stage_request(st, &p, stage, chapter.as_ref().zip(b.chapter), b.count)?;
             request.seed = b.seed;
             request.temperature = b.temperature;
@@ -175,19 +143,11 @@ async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBo
         })
         .await?;
     let out = crate::writing::run_whole(s, request).await?;
-    let c = out.candidates.first().ok_or_else(|| ApiError::Model("the model gave no answer; try again".into()))?;
-    let text = if stage.is_list() { pipeline::numbered(&c.items) } else { c.text.clone() };
-    if text.trim().is_empty() {
-        return Err(ApiError::Model(format!("the model's {} came back empty; nothing was changed", stage.name())));
-    }
-    let origin = Origin::Accepted { tool: format!("generate {}", stage.name()), model: s.backend.info().name.clone(), seed: out.seed, generation: None };
     let name = project.to_string();
-    let lore_state = out.prompt.lore_state.clone();
+    let model = s.backend.info().name.clone();
     s.store(move |st| {
         let p = st.project(&name)?;
-        let doc = book::file_generated(st, &p, stage, chapter.as_ref(), &text, made_from, origin)?;
-        crate::writing::keep_lore_state(st, &p, &lore_state)?;
-        Ok(doc)
+        Ok(book::file_answer(st, &p, stage, chapter.as_ref(), &out, made_from, &model)?)
     })
     .await
 }
@@ -214,9 +174,7 @@ async fn done(State(s): State<AppState>, Path((project, n)): Path<(String, u32)>
             let p = st.project(&name)?;
             let c = st.chapters(&p)?.get((n as usize).wrapping_sub(1)).cloned().ok_or_else(|| ApiError::NotFound(format!("project `{name}` has no chapter {n}")))?;
             st.set_done(&c, b.done)?;
-            let status = book::status(st, &p)?;
-            let fresh = status.chapters.get(n as usize - 1).and_then(|c| c.summary.as_ref()).is_some_and(|s| s.stale.is_none());
-            Ok(b.done && b.summarize && !fresh && !st.head(&c)?.text.trim().is_empty())
+            Ok(b.done && b.summarize && !book::summary_is_fresh(st, &c)? && !st.head(&c)?.text.trim().is_empty())
         })
         .await?;
     // Done stands when the model cannot summarize; the answer says why.

@@ -25,8 +25,12 @@ pub enum BookError {
     NoChapter { n: u32, count: usize, entries: usize },
     #[error("chapter {n} has no beats yet; generate them (`inkling project generate {project} beats --chapter {n}`) or write them")]
     NoBeats { project: String, n: u32 },
-    #[error("{0}")]
-    Refused(String),
+    #[error("the model's {stage} came back empty; nothing was changed (try another seed)")]
+    NoAnswer { stage: &'static str },
+    #[error("the {stage} belongs to a chapter: say which one")]
+    NeedsChapter { stage: &'static str },
+    #[error("the {stage} is the book's, not a chapter's: name no chapter")]
+    NotAChapters { stage: &'static str },
 }
 
 pub type Result<T, E = BookError> = std::result::Result<T, E>;
@@ -37,8 +41,9 @@ pub struct PartStatus {
     pub id: i64,
     pub title: String,
     pub words: usize,
-    /// List stages: how many items.
+    /// List stages: how many items, and the items (each lockable).
     pub items: usize,
+    pub parts: Vec<String>,
     /// Whether a tool made it (else the writer wrote it).
     pub generated: bool,
     /// Why it is stale, when it is.
@@ -114,80 +119,114 @@ fn staleness(store: &Store, doc: &Document, source: &str, source_now: Option<&st
     })
 }
 
-fn part_status(store: &Store, doc: &Document, list: bool, stale: Option<String>) -> Result<PartStatus> {
-    let text = text_of(store, doc)?;
-    Ok(PartStatus {
-        id: doc.id,
-        title: doc.title.clone(),
-        words: pipeline::words(&text),
-        items: if list { pipeline::parts(&text).len() } else { 0 },
-        generated: doc.made_from.is_some(),
-        stale,
-        locks: doc.locks.clone(),
-    })
+fn whole(text: &str) -> Option<String> {
+    Some(text.to_string())
+}
+
+/// Why a chapter's summary is stale (its chapter changed after it was made).
+fn summary_staleness(store: &Store, summary: &Document, chapter_text: &str) -> Result<Option<String>> {
+    staleness(store, summary, "chapter", Some(chapter_text), &whole)
+}
+
+/// Whether a chapter has a summary made from its text as it is now.
+pub fn summary_is_fresh(store: &Store, chapter: &Document) -> Result<bool> {
+    match store.chapter_part(chapter, "summary")? {
+        Some(s) => Ok(summary_staleness(store, &s, &text_of(store, chapter)?)?.is_none()),
+        None => Ok(false),
+    }
+}
+
+fn part_status(doc: &Document, text: &str, list: bool, stale: Option<String>) -> PartStatus {
+    let parts = if list { pipeline::parts(text) } else { Vec::new() };
+    PartStatus { id: doc.id, title: doc.title.clone(), words: pipeline::words(text), items: parts.len(), parts, generated: doc.made_from.is_some(), stale, locks: doc.locks.clone() }
 }
 
 /// The stages, the chapters, and what is stale.
 pub fn status(store: &Store, project: &Project) -> Result<BookStatus> {
-    let whole = |t: &str| Some(t.to_string());
     let mut stages = Vec::new();
+    // The text of the stage above, once read; the outline's after the loop.
     let mut above: Option<String> = None;
-    let mut outline_text = String::new();
     for stage in [Stage::Braindump, Stage::Synopsis, Stage::Outline] {
         let doc = store.stage(project, stage.name())?;
-        let document = match &doc {
+        let (document, text) = match &doc {
             Some(d) => {
-                let source = stage.source().map_or("", |s| s.name());
-                let stale = staleness(store, d, source, above.as_deref(), &whole)?;
-                Some(part_status(store, d, stage.is_list(), stale)?)
+                let text = text_of(store, d)?;
+                let stale = staleness(store, d, stage.source().map_or("", |s| s.name()), above.as_deref(), &whole)?;
+                (Some(part_status(d, &text, stage.is_list(), stale)), Some(text))
             }
-            None => None,
+            None => (None, None),
         };
-        above = doc.as_ref().map(|d| text_of(store, d)).transpose()?;
-        if stage == Stage::Outline {
-            outline_text = above.clone().unwrap_or_default();
-        }
+        above = text;
         stages.push(StageStatus { stage: stage.name(), document });
     }
-    let outline_doc = store.stage(project, "outline")?;
+    let outline = above;
     let mut chapters = Vec::new();
     for (i, c) in store.chapters(project)?.iter().enumerate() {
         let n = i as u32 + 1;
         let text = text_of(store, c)?;
         let entry = move |t: &str| pipeline::outline_entry(t, n);
-        let beats_doc = store.chapter_part(c, "beats")?;
-        let beats = match &beats_doc {
+        let (beats, beats_text) = match store.chapter_part(c, "beats")? {
             Some(b) => {
-                let outline_now = outline_doc.as_ref().map(|_| outline_text.as_str());
-                let stale = staleness(store, b, "outline entry", outline_now, &entry)?;
-                Some(part_status(store, b, true, stale)?)
+                let beats_text = text_of(store, &b)?;
+                let stale = staleness(store, &b, "outline entry", outline.as_deref(), &entry)?;
+                (Some(part_status(&b, &beats_text, true, stale)), Some(beats_text))
             }
-            None => None,
+            None => (None, None),
         };
-        let beats_text = beats_doc.as_ref().map(|b| text_of(store, b)).transpose()?;
         let stale = staleness(store, c, "beats", beats_text.as_deref(), &whole)?;
         let summary = match store.chapter_part(c, "summary")? {
-            Some(s) => {
-                let stale = staleness(store, &s, "chapter", Some(&text), &whole)?;
-                Some(part_status(store, &s, false, stale)?)
-            }
+            Some(s) => Some(part_status(&s, &text_of(store, &s)?, false, summary_staleness(store, &s, &text)?)),
             None => None,
         };
         chapters.push(ChapterStatus { chapter: n, id: c.id, title: c.title.clone(), words: pipeline::words(&text), done: c.done, stale, locks: c.locks.clone(), beats, summary });
     }
-    Ok(BookStatus { project: project.name.clone(), stages, outline_entries: pipeline::parts(&outline_text).len(), chapters })
+    let outline_entries = outline.as_deref().map_or(0, |o| pipeline::parts(o).len());
+    Ok(BookStatus { project: project.name.clone(), stages, outline_entries, chapters })
 }
 
 /// The summaries of the book's chapters, numbered by their place; the context assembly
 /// keeps those before the chapter being written.
 pub fn summaries(store: &Store, project: &Project) -> inkling_store::Result<Vec<ChapterSummary>> {
-    let mut out = Vec::new();
-    for (i, c) in store.chapters(project)?.iter().enumerate() {
-        if let Some(s) = store.chapter_part(c, "summary")? {
-            out.push(ChapterSummary { chapter: i as u32 + 1, title: c.title.clone(), text: store.head(&s)?.text });
+    Ok(store.chapter_summaries(project)?.into_iter().map(|(chapter, title, text)| ChapterSummary { chapter, title, text }).collect())
+}
+
+/// A pipeline document as the writer names it: a stage, or chapter `n`'s beats, summary or
+/// prose. With `create`, chapter `n` is made from its outline entry when it is the next one.
+pub struct Named {
+    pub chapter: Option<Document>,
+    pub document: Option<Document>,
+}
+
+pub fn named(store: &mut Store, project: &Project, stage: Stage, n: Option<u32>, create: bool) -> Result<Named> {
+    let chapter = match (stage.per_chapter(), n) {
+        (true, Some(n)) if create => Some(chapter(store, project, n)?),
+        (true, Some(n)) => store.chapters(project)?.into_iter().nth((n as usize).wrapping_sub(1)),
+        (true, None) => return Err(BookError::NeedsChapter { stage: stage.name() }),
+        (false, Some(_)) => return Err(BookError::NotAChapters { stage: stage.name() }),
+        (false, None) => None,
+    };
+    let document = match (stage, &chapter) {
+        (_, None) if stage.per_chapter() => None,
+        _ => target(store, project, stage, chapter.as_ref())?,
+    };
+    Ok(Named { chapter, document })
+}
+
+/// Writes a stage by hand as a new revision (a summary is of its chapter as it is now,
+/// whoever wrote it, so it records that revision).
+pub fn write_by_hand(store: &mut Store, project: &Project, stage: Stage, n: Option<u32>, text: &str) -> Result<Document> {
+    let Named { chapter, .. } = named(store, project, stage, n, true)?;
+    Ok(match (stage, &chapter) {
+        (Stage::Chapter, Some(c)) => {
+            store.save(c, text, Origin::Typed)?;
+            store.document_by_id(c.id)?
         }
-    }
-    Ok(out)
+        (Stage::Summary, Some(c)) => {
+            let of = store.head(c)?.id;
+            store.put_pipeline(project, stage.name(), Some(c), text, Origin::Typed, Some(of))?
+        }
+        _ => store.put_pipeline(project, stage.name(), chapter.as_ref(), text, Origin::Typed, None)?,
+    })
 }
 
 /// Chapter `n` (1-based), created empty (titled after its outline entry) when the outline
@@ -228,7 +267,7 @@ pub fn source(store: &Store, project: &Project, stage: Stage, chapter: Option<(&
     let doc = match (up, chapter) {
         (Stage::Beats, Some((c, _))) => store.chapter_part(c, "beats")?,
         (Stage::Chapter, Some((c, _))) => Some(c.clone()),
-        (Stage::Beats | Stage::Chapter, None) => return Err(BookError::Refused(format!("the {} belongs to a chapter: name one with --chapter N", stage.name()))),
+        (Stage::Beats | Stage::Chapter, None) => return Err(BookError::NeedsChapter { stage: stage.name() }),
         _ => store.stage(project, up.name())?,
     };
     let doc = doc.ok_or_else(missing)?;
@@ -312,8 +351,25 @@ pub fn file_generated(store: &mut Store, project: &Project, stage: Stage, chapte
             store.set_made_from(c, Some(made_from))?;
             store.document_by_id(c.id)?
         }
-        _ => store.put_pipeline(project, stage.name(), if stage.per_chapter() { chapter } else { None }, &text, origin, Some(made_from))?,
+        _ => store.put_pipeline(project, stage.name(), chapter, &text, origin, Some(made_from))?,
     })
+}
+
+/// Files a tool's answer for `stage`: the first candidate (its items, for a list) as a new
+/// revision made from `made_from`, and the lorebook's timers after the run.
+pub fn file_answer(store: &mut Store, project: &Project, stage: Stage, chapter: Option<&Document>, out: &inkling_craft::ToolOutput, made_from: i64, model: &str) -> Result<Document> {
+    let text = match out.candidates.first() {
+        Some(c) if stage.is_list() => pipeline::numbered(&c.items),
+        Some(c) => c.text.clone(),
+        None => String::new(),
+    };
+    if text.trim().is_empty() {
+        return Err(BookError::NoAnswer { stage: stage.name() });
+    }
+    let origin = Origin::Accepted { tool: format!("generate {}", stage.name()), model: model.to_string(), seed: out.seed, generation: None };
+    let doc = file_generated(store, project, stage, chapter, &text, made_from, origin)?;
+    crate::writing::keep_lore_state(store, project, &out.prompt.lore_state)?;
+    Ok(doc)
 }
 
 /// The brief chapter `n` is drafted from, and its story context: the project's memory with

@@ -87,8 +87,7 @@ pub fn chapter_of(store: &Store, project: &Project, document: &inkling_store::Do
     if document.kind != "chapter" {
         return Ok(None);
     }
-    let mut chapters = store.documents(project)?.into_iter().filter(|d| d.kind == "chapter");
-    Ok(chapters.position(|d| d.id == document.id).map(|i| i as u32 + 1))
+    Ok(store.chapters(project)?.iter().position(|d| d.id == document.id).map(|i| i as u32 + 1))
 }
 
 /// Keeps the lorebook's timers after a generation in the project.

@@ -10,7 +10,7 @@
 use crate::error::{Result, StoreError};
 use crate::ledger::Ledger;
 use crate::store::{Document, Origin, Project, Store, insert_revision, now_ms, unique_title};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -50,24 +50,32 @@ impl Store {
     /// The project's document for a stage (`braindump`, `synopsis`, `outline`), if written.
     pub fn stage(&self, project: &Project, kind: &str) -> Result<Option<Document>> {
         check_kind(kind, &STAGES)?;
-        let id: Option<i64> = self
-            .conn
-            .query_row("SELECT id FROM documents WHERE project_id = ?1 AND kind = ?2 AND of_document IS NULL ORDER BY id LIMIT 1", params![project.id, kind], |r| r.get(0))
-            .optional()?;
-        id.map(|id| self.document_by_id(id)).transpose()
+        Ok(self.documents_where("project_id = ?1 AND kind = ?2 AND of_document IS NULL", params![project.id, kind])?.into_iter().next())
     }
 
     /// A chapter's `beats` or `summary`, if it has one.
     pub fn chapter_part(&self, chapter: &Document, kind: &str) -> Result<Option<Document>> {
         check_kind(kind, &CHAPTER_PARTS)?;
-        let id: Option<i64> =
-            self.conn.query_row("SELECT id FROM documents WHERE of_document = ?1 AND kind = ?2 ORDER BY id LIMIT 1", params![chapter.id, kind], |r| r.get(0)).optional()?;
-        id.map(|id| self.document_by_id(id)).transpose()
+        Ok(self.documents_where("of_document = ?1 AND kind = ?2", params![chapter.id, kind])?.into_iter().next())
     }
 
     /// The chapters, in the writer's order (documents of kind `chapter`).
     pub fn chapters(&self, project: &Project) -> Result<Vec<Document>> {
-        self.documents_where("project_id = ?1 AND kind = 'chapter'", project.id)
+        self.documents_where("project_id = ?1 AND kind = 'chapter'", [project.id])
+    }
+
+    /// Each chapter's summary with the chapter's 1-based place and title, in one query (every
+    /// tool run in a project reads them).
+    pub fn chapter_summaries(&self, project: &Project) -> Result<Vec<(u32, String, String)>> {
+        let mut st = self.conn.prepare(
+            "SELECT c.n, c.title, r.text FROM
+                (SELECT id, title, ROW_NUMBER() OVER (ORDER BY position, id) AS n FROM documents WHERE project_id = ?1 AND kind = 'chapter') c
+             JOIN documents s ON s.of_document = c.id AND s.kind = 'summary'
+             JOIN revisions r ON r.id = s.head_revision
+             ORDER BY c.n",
+        )?;
+        let rows = st.query_map([project.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
     }
 
     /// Writes a stage's text (`chapter` None) or a chapter's beats or summary as a new
@@ -93,7 +101,7 @@ impl Store {
     }
 
     fn create_pipeline_doc(&mut self, project: &Project, kind: &str, chapter: Option<&Document>, text: &str, origin: Origin) -> Result<Document> {
-        let title = unique_title(&self.documents_where("project_id = ?1", project.id)?, &title_of(kind, chapter));
+        let title = unique_title(&self.documents_where("project_id = ?1", [project.id])?, &title_of(kind, chapter));
         let of = chapter.map(|c| c.id);
         let id = self.write(|tx| {
             // Stages sort before the manuscript in a listing of every document.
@@ -139,7 +147,7 @@ impl Store {
         if title.is_empty() {
             return Err(StoreError::NothingTo("rename: the new title is empty"));
         }
-        let others: Vec<Document> = self.documents_where("project_id = ?1", doc.project_id)?.into_iter().filter(|d| d.id != doc.id).collect();
+        let others: Vec<Document> = self.documents_where("project_id = ?1", [doc.project_id])?.into_iter().filter(|d| d.id != doc.id).collect();
         if others.iter().any(|d| d.title == title) {
             return Err(StoreError::TitleTaken(title.into()));
         }

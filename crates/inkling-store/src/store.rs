@@ -151,8 +151,11 @@ const REVISION_COLS: &str = "id, document_id, parent_id, created_at, origin, tex
 
 const DOCUMENT_COLS: &str = "id, project_id, title, kind, position, head_revision, of_document, made_from, locks, done";
 
-/// The SQL filter for the manuscript's documents (not the story pipeline's).
-pub(crate) const MANUSCRIPT: &str = "kind NOT IN ('braindump', 'synopsis', 'outline', 'beats', 'summary')";
+/// The SQL filter for the manuscript's documents: not the story pipeline's own kinds.
+fn manuscript() -> String {
+    let kinds: Vec<String> = crate::pipeline::STAGES.iter().chain(&crate::pipeline::CHAPTER_PARTS).map(|k| format!("'{k}'")).collect();
+    format!("kind NOT IN ({})", kinds.join(", "))
+}
 
 fn document_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Document> {
     let locks: String = r.get(8)?;
@@ -313,7 +316,7 @@ impl Store {
 
     /// Adds a document at the end of the project, with `text` as its first revision.
     pub fn add_document(&mut self, project: &Project, title: &str, kind: &str, text: &str, origin: Origin) -> Result<Document> {
-        let title = unique_title(&self.documents_where("project_id = ?1", project.id)?, title);
+        let title = unique_title(&self.documents_where("project_id = ?1", [project.id])?, title);
         let id = self.write(|tx| {
             let pos: f64 = tx.query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM documents WHERE project_id = ?1", [project.id], |r| r.get(0))?;
             tx.execute(
@@ -331,12 +334,13 @@ impl Store {
     /// The manuscript: the project's documents in the writer's order, without the story
     /// pipeline's own (stages, beats, summaries; see [`Store::stage`]).
     pub fn documents(&self, project: &Project) -> Result<Vec<Document>> {
-        self.documents_where(&format!("project_id = ?1 AND {MANUSCRIPT}"), project.id)
+        self.documents_where(&format!("project_id = ?1 AND {}", manuscript()), [project.id])
     }
 
-    pub(crate) fn documents_where(&self, filter: &str, arg: i64) -> Result<Vec<Document>> {
+    /// Documents matching an SQL filter over `documents`, in the writer's order.
+    pub(crate) fn documents_where(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Document>> {
         let mut st = self.conn.prepare(&format!("SELECT {DOCUMENT_COLS} FROM documents WHERE {filter} ORDER BY position, id"))?;
-        let docs = st.query_map([arg], document_from_row)?.collect::<rusqlite::Result<_>>()?;
+        let docs = st.query_map(args, document_from_row)?.collect::<rusqlite::Result<_>>()?;
         Ok(docs)
     }
 
@@ -351,7 +355,7 @@ impl Store {
         if let Some(d) = docs.iter().find(|d| d.title == which) {
             return Ok(d.clone());
         }
-        if let Some(d) = self.documents_where("project_id = ?1", project.id)?.into_iter().find(|d| d.title == which) {
+        if let Some(d) = self.documents_where("project_id = ?1", [project.id])?.into_iter().find(|d| d.title == which) {
             return Ok(d);
         }
         if let Ok(n) = which.parse::<usize>()
@@ -368,7 +372,7 @@ impl Store {
         let project_id = doc.project_id;
         let doc_id = doc.id;
         self.write(|tx| {
-            let mut st = tx.prepare(&format!("SELECT id FROM documents WHERE project_id = ?1 AND {MANUSCRIPT} ORDER BY position, id"))?;
+            let mut st = tx.prepare(&format!("SELECT id FROM documents WHERE project_id = ?1 AND {} ORDER BY position, id", manuscript()))?;
             let mut ids: Vec<i64> = st.query_map([project_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
             ids.retain(|&i| i != doc_id);
             ids.insert(index.min(ids.len()), doc_id);

@@ -165,18 +165,10 @@ fn chapter_number(store: &Store, project: &Project, which: &str) -> Result<u32> 
     }
 }
 
-/// The pipeline document a stage flag names: the stage's own, or a chapter's beats or summary.
-fn pipeline_doc(store: &mut Store, project: &Project, stage: Stage, chapter: Option<u32>) -> Result<Option<Document>> {
-    Ok(match (stage, chapter) {
-        (Stage::Braindump | Stage::Synopsis | Stage::Outline, None) => store.stage(project, stage.name())?,
-        (Stage::Beats | Stage::Summary, Some(n)) => {
-            let c = book::chapter(store, project, n)?;
-            store.chapter_part(&c, stage.name())?
-        }
-        (Stage::Chapter, Some(n)) => Some(book::chapter(store, project, n)?),
-        (Stage::Beats | Stage::Summary | Stage::Chapter, None) => bail!("the {} belongs to a chapter: add --chapter N", stage.name()),
-        (_, Some(_)) => bail!("the {} is the book's, not a chapter's: leave out --chapter", stage.name()),
-    })
+/// The pipeline document a stage flag names: the stage's own, or a chapter's beats, summary
+/// or prose (`create`: chapter N is made from its outline entry when it is the next one).
+fn pipeline_doc(store: &mut Store, project: &Project, stage: Stage, chapter: Option<u32>, create: bool) -> Result<Option<Document>> {
+    Ok(book::named(store, project, stage, chapter, create)?.document)
 }
 
 fn status(store: &Store, name: &str, json: bool) -> Result<()> {
@@ -240,29 +232,13 @@ fn stage_text(store: &mut Store, name: &str, stage: &str, chapter: Option<u32>, 
     let project = store.project(name)?;
     let stage = Stage::parse(stage)?;
     let Some(file) = file else {
-        let doc = pipeline_doc(store, &project, stage, chapter)?.with_context(|| format!("the {} is not written yet", stage.name()))?;
+        let doc = pipeline_doc(store, &project, stage, chapter, false)?.with_context(|| format!("the {} is not written yet", stage.name()))?;
         println!("{}", store.head(&doc)?.text);
         return Ok(());
     };
     // `-f -` reads stdin.
     let text = if file.as_os_str() == "-" { crate::generate::read_prompt(None, None)? } else { crate::generate::read_prompt(None, Some(&file))? };
-    let doc = match (stage, chapter) {
-        (Stage::Chapter, _) => {
-            let doc = pipeline_doc(store, &project, stage, chapter)?.context("no such chapter")?;
-            store.save(&doc, &text, Origin::Typed)?;
-            doc
-        }
-        (Stage::Beats | Stage::Summary, Some(n)) => {
-            let c = book::chapter(store, &project, n)?;
-            // A summary is of the chapter as it is now, whoever wrote it.
-            let of = if stage == Stage::Summary { Some(store.head(&c)?.id) } else { None };
-            store.put_pipeline(&project, stage.name(), Some(&c), &text, Origin::Typed, of)?
-        }
-        _ => {
-            pipeline_doc(store, &project, stage, chapter)?;
-            store.put_pipeline(&project, stage.name(), None, &text, Origin::Typed, None)?
-        }
-    };
+    let doc = book::write_by_hand(store, &project, stage, chapter, &text)?;
     println!("saved `{}` ({} words)", doc.title, pipeline::words(&text));
     Ok(())
 }
@@ -271,7 +247,7 @@ fn set_locks(store: &mut Store, a: &LockArgs, lock: bool) -> Result<()> {
     let parts = &a.parts;
     let project = store.project(&a.name)?;
     let stage = Stage::parse(&a.stage)?;
-    let doc = pipeline_doc(store, &project, stage, a.chapter)?.with_context(|| format!("the {} is not written yet, so there is nothing to lock", stage.name()))?;
+    let doc = pipeline_doc(store, &project, stage, a.chapter, false)?.with_context(|| format!("the {} is not written yet, so there is nothing to lock", stage.name()))?;
     if !parts.is_empty() && !stage.is_list() {
         bail!("only the outline and a chapter's beats have parts to lock one by one; lock the whole {} without --part", stage.name());
     }
@@ -315,25 +291,12 @@ fn generate(store: &mut Store, engine: &dyn Backend, project: &Project, stage: S
     if stage == Stage::Chapter {
         bail!("a chapter is drafted from its beats: `inkling project draft-chapter {} {}`", project.name, n.unwrap_or(1));
     }
-    let chapter = match (stage.per_chapter(), n) {
-        (true, Some(n)) => Some(book::chapter(store, project, n)?),
-        (true, None) => bail!("the {} belongs to a chapter: add --chapter N", stage.name()),
-        (false, Some(_)) => bail!("the {} is the book's, not a chapter's: leave out --chapter", stage.name()),
-        (false, None) => None,
-    };
+    let chapter = book::named(store, project, stage, n, true)?.chapter;
     let (mut request, made_from) = book::stage_request(store, project, stage, chapter.as_ref().zip(n), count)?;
     request.seed = flags.seed;
     request.temperature = flags.temperature;
     let out = run_request(engine, &request, flags)?;
-    let c = out.candidates.first().context("the model gave no answer; try again with another --seed")?;
-    let text = if stage.is_list() { pipeline::numbered(&c.items) } else { c.text.clone() };
-    if text.trim().is_empty() {
-        bail!("the model's {} came back empty; nothing was changed (try another --seed)", stage.name());
-    }
-    let origin = Origin::Accepted { tool: format!("generate {}", stage.name()), model: engine.info().name.clone(), seed: out.seed, generation: None };
-    let doc = book::file_generated(store, project, stage, chapter.as_ref(), &text, made_from, origin)?;
-    inkling_server::keep_lore_state(store, project, &out.prompt.lore_state)?;
-    Ok(doc)
+    Ok(book::file_answer(store, project, stage, chapter.as_ref(), &out, made_from, &engine.info().name)?)
 }
 
 fn print_filed(store: &Store, doc: &Document, stage: Stage) -> Result<()> {
@@ -352,9 +315,7 @@ fn done(store: &mut Store, top_model: &ModelArgs, name: &str, which: &str, undo:
         println!("`{}` is a draft again", chapter.title);
         return Ok(());
     }
-    let status = book::status(store, &project)?;
-    let fresh = status.chapters.get(n as usize - 1).and_then(|c| c.summary.as_ref()).is_some_and(|s| s.stale.is_none());
-    if fresh {
+    if book::summary_is_fresh(store, &chapter)? {
         println!("`{}` is done; its summary is up to date", chapter.title);
         return Ok(());
     }

@@ -6,6 +6,12 @@ use inkling_engine::{EngineError, Remedy};
 
 /// The line to print under `e`, when one of its causes has a remedy.
 pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    use inkling_server::book::BookError;
+    match e.chain().find_map(|c| c.downcast_ref::<BookError>()) {
+        Some(BookError::NeedsChapter { .. }) => return Some("add --chapter N"),
+        Some(BookError::NotAChapters { .. }) => return Some("leave out --chapter"),
+        _ => {}
+    }
     let remedy = e.chain().find_map(|c| c.downcast_ref::<EngineError>().and_then(EngineError::remedy).or_else(|| c.downcast_ref::<CraftError>().and_then(CraftError::remedy)))?;
     Some(match remedy {
         Remedy::ModelFile => "pass --model PATH.gguf or a catalog name (`inkling model list`), set INKLING_MODEL, or fetch one with `inkling model pull`",
@@ -30,5 +36,7 @@ mod tests {
         let e = anyhow::Error::from(EngineError::RemoteSetting { message: "refused".into(), remedy: Remedy::ApiKey });
         assert!(hint(&e).is_some_and(|h| h.contains("--api-key-file") && h.contains("INKLING_API_KEY")));
         assert_eq!(hint(&anyhow::anyhow!("no remedy")), None);
+        let e = anyhow::Error::from(inkling_server::book::BookError::NeedsChapter { stage: "beats" });
+        assert!(hint(&e).is_some_and(|h| h.contains("--chapter")));
     }
 }
