@@ -89,7 +89,7 @@ fn is_commentary(s: &str) -> bool {
     let notes = [
         "note:", "note that", "notes:", "explanation:", "changes:", "changes made", "key changes", "the changes", "these changes", "in this version", "in this rewrite", "in this rewritten", "in this revised", "in this tightened", "in this expanded", "in the revised", "in the rewritten", "in the original", "the original text", "by removing", "by cutting", "by simplifying", "let me know",
         "feel free", "i hope", "hope this", "this version", "this rewrite", "this revision", "this revised", "this reworked", "this rewritten", "this tightened", "this expanded", "this edit", "this maintains the", "this keeps the original",
-        "this keeps the meaning", "this retains the", "this conveys the same", "this captures the essence", "this captures the original", "注：", "注:", "注意：", "说明：", "修改说明", "修改后的", "改写后的", "这个版本", "这一版本", "以上", "希望这", "通过删除",
+        "this keeps the meaning", "this retains the", "this conveys the same", "this captures the essence", "this captures the original", "this synopsis", "this outline", "this summary", "注：", "注:", "注意：", "说明：", "修改说明", "修改后的", "改写后的", "这个版本", "这一版本", "以上", "希望这", "通过删除",
         "通过简化",
     ];
     if notes.iter().any(|n| t.starts_with(n)) {
@@ -174,6 +174,20 @@ pub fn strip_restatement<'a>(output: &'a str, story: &str) -> &'a str {
     if rest.len() == output.len() { output } else { rest }
 }
 
+/// Drops the paragraphs of `output` that retell `story` (70% of their word pairs are in it):
+/// drafting a scene after the story so far, a small model often writes the story again.
+pub fn drop_retold_paragraphs(output: &str, story: &str) -> String {
+    let known = pairs(story);
+    let fresh: Vec<&str> = output
+        .split("\n\n")
+        .filter(|p| {
+            let own = pairs(p);
+            own.len() < 4 || own.iter().filter(|x| known.contains(*x)).count() * 10 < own.len() * 7
+        })
+        .collect();
+    fresh.join("\n\n").trim().to_string()
+}
+
 /// Adjacent pairs of words (of characters in CJK scripts, which have no spaces), lowercased,
 /// punctuation skipped: the unit of [`strip_restatement`]'s overlap.
 fn pairs(text: &str) -> std::collections::HashSet<(String, String)> {
@@ -209,13 +223,24 @@ pub fn join_to_story(continuation: &str, story: &str) -> String {
 pub fn parse_list(text: &str) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
     let mut marked = false;
+    let mut numbered = false;
     for line in text.lines() {
         let l = line.trim();
         if l.is_empty() {
             continue;
         }
+        // An indented bullet under a numbered item is part of it ("1. The Storm" then
+        // "   - the lamp fails"): an outline's chapter with its points.
+        let sub_point = numbered && line.starts_with([' ', '\t']) && l.starts_with(['-', '*', '•']);
         match strip_marker(l) {
+            Some(rest) if sub_point && !items.is_empty() => {
+                let last = items.last_mut().expect("checked non-empty");
+                let head = last.trim_end().trim_end_matches("**").trim_end();
+                let sep = if head.ends_with(['.', '!', '?', ':', '。', '：']) { " " } else { ": " };
+                *last = format!("{head}{sep}{}", rest.trim());
+            }
             Some(rest) => {
+                numbered = l.starts_with(|c: char| c.is_ascii_digit() || "一二三四五六七八九十".contains(c));
                 marked = true;
                 items.push(rest.to_string());
             }
@@ -423,6 +448,10 @@ mod tests {
     fn lists_parse_in_every_common_shape() {
         assert_eq!(parse_list("1. A storm\n2) The map\n3: **Bold**\n- dash\n• dot"), ["A storm", "The map", "Bold", "dash", "dot"]);
         assert_eq!(parse_list("1. A long idea\n   that wraps\n2. Next"), ["A long idea that wraps", "Next"]);
+        let story = "As I walk through the village, it feels like something is not right. The air is thick with silence.";
+        let beat = "As I walk through the small village, it feels like something is not right. The air is thick with a silence.\n\nThen John ran down to the boats.";
+        assert_eq!(drop_retold_paragraphs(beat, story), "Then John ran down to the boats.");
+        assert_eq!(parse_list("1. **The Storm**\n   - The lamp fails.\n   - Oren climbs.\n2. Dawn\n   - Quiet."), ["The Storm: The lamp fails. Oren climbs.", "Dawn: Quiet."]);
         assert_eq!(parse_list("一、风起\n二、雨落"), ["风起", "雨落"]);
         assert_eq!(parse_list("Alpha\n\nBeta"), ["Alpha", "Beta"]);
         assert_eq!(parse_list("1. \"Quoted title\""), ["Quoted title"]);

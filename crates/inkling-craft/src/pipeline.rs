@@ -124,6 +124,28 @@ pub fn stage_request(stage: Stage, source: &str, count: Option<usize>, context: 
     })
 }
 
+/// The text a tool's answer files as `stage`: a list stage's items, numbered (the first
+/// `count` when the writer asked for that many and the model wrote more); a synopsis (the
+/// `outline` tool reads its answer as items) as paragraphs, without the lines that only
+/// introduce or head one ("Here's my synopsis:", "Middle:"); otherwise the answer's text.
+pub fn answer_text(stage: Stage, answer: &crate::run::ToolCandidate, count: Option<usize>) -> String {
+    let items = &answer.items[..count.map_or(answer.items.len(), |n| n.min(answer.items.len()))];
+    filed_text(stage, &answer.text, items)
+}
+
+fn filed_text(stage: Stage, text: &str, items: &[String]) -> String {
+    if stage.is_list() {
+        return numbered(items);
+    }
+    let prose: Vec<&str> = items.iter().map(|i| i.trim()).filter(|i| !i.is_empty() && !i.ends_with([':', '：'])).collect();
+    if stage == Stage::Synopsis && !prose.is_empty() {
+        // Small models end with a note on their own answer ("This synopsis captures...").
+        crate::output::strip_commentary(&prose.join("\n\n"), "")
+    } else {
+        text.trim().to_string()
+    }
+}
+
 /// What a chapter is drafted from, besides the story context.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChapterBrief {
@@ -241,7 +263,9 @@ pub fn draft_chapter(
         req.context.lore_state = lore_state;
         let out = run(toolbox, backend, &req, on_event)?;
         lore_state = out.prompt.lore_state.clone();
-        let text = out.candidates.into_iter().next().map(|c| c.text.trim().to_string()).unwrap_or_default();
+        // Paragraphs that write the story so far again are no part of this beat.
+        let story = [base.context.before.as_str(), so_far.as_str()].join("\n\n");
+        let text = out.candidates.into_iter().next().map(|c| crate::output::drop_retold_paragraphs(&c.text, &story)).unwrap_or_default();
         let beat = BeatDraft { beat: brief.beats[k].clone(), words: words(&text), text };
         on_beat(k, &beat);
         drafted.push(beat);
@@ -269,6 +293,17 @@ mod tests {
         // A lock past the old list's end is ignored.
         let locked: BTreeSet<usize> = [7].into();
         assert_eq!(keep_locked(&old, items(&["x"]), &locked), items(&["x"]));
+    }
+
+    #[test]
+    fn a_synopsis_answer_keeps_its_paragraphs_and_drops_its_headings() {
+        let answer = items(&["Here's my starting paragraph:", "Mara keeps the light.", "Middle Paragraph:", "Oren washes ashore."]);
+        let text = "1. Here's my starting paragraph:\n2. Mara keeps the light.";
+        assert_eq!(filed_text(Stage::Synopsis, text, &answer), "Mara keeps the light.\n\nOren washes ashore.");
+        assert!(filed_text(Stage::Outline, text, &answer).starts_with("1. Here's my starting paragraph:\n2. Mara keeps the light."));
+        assert_eq!(filed_text(Stage::Summary, text, &answer), text);
+        let noted = items(&["Mara keeps the light.", "This synopsis captures the essence of the premise while providing enough detail."]);
+        assert_eq!(filed_text(Stage::Synopsis, "", &noted), "Mara keeps the light.");
     }
 
     #[test]

@@ -350,9 +350,11 @@ pub fn finish(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest, pre
     Ok(ToolOutput { tool: recipe.name.clone(), candidates, duplicates_dropped, prompt: prepared.assembled, language: prepared.language.name(), seed: generation.seed, timings: generation.timings })
 }
 
-/// A list answer's items: the half item a token limit cut off dropped, repeats removed.
+/// A list answer's items: the half item a token limit cut off dropped, lines that only head
+/// a group ("Section 3:", "Conclusion:", "Here are five ideas:") dropped, repeats removed.
 fn read_list(recipe: &Recipe, text: &str, cut: bool) -> Vec<String> {
     let mut items = parse_list(text);
+    items.retain(|i| !(i.ends_with([':', '：']) && i.split_whitespace().count() <= 6 && i.chars().count() <= 40));
     if cut && items.len() > 1 {
         items.pop();
     }

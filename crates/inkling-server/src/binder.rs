@@ -131,15 +131,15 @@ async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBo
     }
     let name = project.to_string();
     let bans = s.config.bans.clone();
-    let (request, chapter, made_from) = s
+    let (request, chapter, made) = s
         .store(move |st| {
             let p = st.project(&name)?;
             let chapter = book::named(st, &p, stage, b.chapter, true)?.chapter;
-            let (mut request, made_from) = book::stage_request(st, &p, stage, chapter.as_ref().zip(b.chapter), b.count)?;
+            let (mut request, made) = book::stage_request(st, &p, stage, chapter.as_ref().zip(b.chapter), b.count)?;
             request.seed = b.seed;
             request.temperature = b.temperature;
             request.bans = request.bans.over(&bans);
-            Ok((request, chapter, made_from))
+            Ok((request, chapter, made))
         })
         .await?;
     let out = crate::writing::run_whole(s, request).await?;
@@ -147,7 +147,7 @@ async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBo
     let model = s.backend.info().name.clone();
     s.store(move |st| {
         let p = st.project(&name)?;
-        Ok(book::file_answer(st, &p, stage, chapter.as_ref(), &out, made_from, &model)?)
+        Ok(book::file_answer(st, &p, stage, chapter.as_ref(), &out, made, &model)?)
     })
     .await
 }

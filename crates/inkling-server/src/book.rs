@@ -315,7 +315,15 @@ fn with_synopsis(store: &Store, project: &Project, ctx: &mut StoryContext) -> Re
 /// The tool request that generates `stage` (chapter `n`'s, for beats and a summary) in the
 /// project's context, and the revision it is made from. A list keeps its length unless
 /// `count` says otherwise; the project's banned phrases apply.
-pub fn stage_request(store: &Store, project: &Project, stage: Stage, chapter: Option<(&Document, u32)>, count: Option<usize>) -> Result<(ToolRequest, i64)> {
+/// What a stage's answer is filed with: the revision it is made from and how many items were
+/// asked for (a list).
+#[derive(Clone, Copy, Debug)]
+pub struct Made {
+    pub from: i64,
+    pub count: Option<usize>,
+}
+
+pub fn stage_request(store: &Store, project: &Project, stage: Stage, chapter: Option<(&Document, u32)>, count: Option<usize>) -> Result<(ToolRequest, Made)> {
     let doc = chapter.map(|(c, _)| c);
     check_unlocked(store, project, stage, doc)?;
     let source = source(store, project, stage, chapter)?;
@@ -329,7 +337,8 @@ pub fn stage_request(store: &Store, project: &Project, stage: Stage, chapter: Op
     };
     let mut request = pipeline::stage_request(stage, &source.text, count.or(current), context)?;
     request.bans = project.bans.clone();
-    Ok((request, source.revision))
+    let made = Made { from: source.revision, count: request.count };
+    Ok((request, made))
 }
 
 /// Files a generated stage as a new revision of its document, with the locked parts of the
@@ -355,19 +364,15 @@ pub fn file_generated(store: &mut Store, project: &Project, stage: Stage, chapte
     })
 }
 
-/// Files a tool's answer for `stage`: the first candidate (its items, for a list) as a new
-/// revision made from `made_from`, and the lorebook's timers after the run.
-pub fn file_answer(store: &mut Store, project: &Project, stage: Stage, chapter: Option<&Document>, out: &inkling_craft::ToolOutput, made_from: i64, model: &str) -> Result<Document> {
-    let text = match out.candidates.first() {
-        Some(c) if stage.is_list() => pipeline::numbered(&c.items),
-        Some(c) => c.text.clone(),
-        None => String::new(),
-    };
+/// Files a tool's answer for `stage`: the first candidate (its first `made.count` items, for
+/// a list) as a new revision made from `made.from`, and the lorebook's timers after the run.
+pub fn file_answer(store: &mut Store, project: &Project, stage: Stage, chapter: Option<&Document>, out: &inkling_craft::ToolOutput, made: Made, model: &str) -> Result<Document> {
+    let text = out.candidates.first().map(|c| pipeline::answer_text(stage, c, made.count)).unwrap_or_default();
     if text.trim().is_empty() {
         return Err(BookError::NoAnswer { stage: stage.name() });
     }
     let origin = Origin::Accepted { tool: format!("generate {}", stage.name()), model: model.to_string(), seed: out.seed, generation: None };
-    let doc = file_generated(store, project, stage, chapter, &text, made_from, origin)?;
+    let doc = file_generated(store, project, stage, chapter, &text, made.from, origin)?;
     crate::writing::keep_lore_state(store, project, &out.prompt.lore_state)?;
     Ok(doc)
 }

@@ -292,11 +292,11 @@ fn generate(store: &mut Store, engine: &dyn Backend, project: &Project, stage: S
         bail!("a chapter is drafted from its beats: `inkling project draft-chapter {} {}`", project.name, n.unwrap_or(1));
     }
     let chapter = book::named(store, project, stage, n, true)?.chapter;
-    let (mut request, made_from) = book::stage_request(store, project, stage, chapter.as_ref().zip(n), count)?;
+    let (mut request, made) = book::stage_request(store, project, stage, chapter.as_ref().zip(n), count)?;
     request.seed = flags.seed;
     request.temperature = flags.temperature;
     let out = run_request(engine, &request, flags)?;
-    Ok(book::file_answer(store, project, stage, chapter.as_ref(), &out, made_from, &engine.info().name)?)
+    Ok(book::file_answer(store, project, stage, chapter.as_ref(), &out, made, &engine.info().name)?)
 }
 
 fn print_filed(store: &Store, doc: &Document, stage: Stage) -> Result<()> {
