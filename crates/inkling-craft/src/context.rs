@@ -48,6 +48,10 @@ pub struct StoryContext {
     /// first when room is short), never a later one's.
     #[serde(default)]
     pub summaries: Vec<ChapterSummary>,
+    /// The project's voice profile, which prose tools rank their candidates by (filled from
+    /// the store by the caller, never from a request body).
+    #[serde(skip)]
+    pub voice: Option<std::sync::Arc<inkling_voice::Profile>>,
 }
 
 /// What happened in one chapter, the rolling memory of a book.

@@ -23,6 +23,7 @@
 //! kind = "text"        # text | list | json
 //! length = "shorter"   # the answer must be shorter (or "longer") than the input
 //! diff = true
+//! voice = true         # the answer is the writer's prose: rank by their voice profile
 //! ```
 //!
 //! A list tool says how many items it asks for (`items = 6` under `[output]`, or a template
@@ -151,6 +152,10 @@ pub struct OutputSpec {
     /// List tools: how many items the prompt asks for, `count` in the templates (the
     /// writer's `--count` replaces it). A list that stops short is carried on.
     pub items: Option<Items>,
+    /// The answer is the writer's own prose (a continuation, a draft, an expansion): its
+    /// candidates rank by the project's voice profile when there is one.
+    #[serde(default)]
+    pub voice: bool,
 }
 
 /// A list's length: a number, or a template rendered with the options whose empty result

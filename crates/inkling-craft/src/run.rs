@@ -55,6 +55,14 @@ pub struct ToolRequest {
     /// model goes on from it, and it is part of the answer (SillyTavern's "start reply with").
     #[serde(default)]
     pub answer_start: String,
+    /// Rank the candidates by the writer's voice (`context.voice`) where the tool writes the
+    /// writer's prose; false keeps the order the model gave them in.
+    #[serde(default = "yes")]
+    pub voice: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What a tool uses unless asked otherwise: guessing, since it never changes the answer
@@ -85,6 +93,7 @@ impl Default for ToolRequest {
             bans: inkling_api::BanList::default(),
             alternatives: None,
             answer_start: String::new(),
+            voice: true,
         }
     }
 }
@@ -115,6 +124,10 @@ pub struct ToolCandidate {
     /// request's `answer_start`), before cleaning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<crate::tokens::TokenView>,
+    /// Where the writer's voice placed it, and why (prose tools, when the project has a
+    /// voice profile and the request did not turn ranking off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<inkling_voice::VoiceRank>,
 }
 
 /// Something wrong with an answer that cleaning could not fix.
@@ -217,7 +230,9 @@ pub fn prepare(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest) ->
         seed: request.seed,
         prefill: format!("{}{}", assembled.prefill, request.answer_start),
         json_schema: schema,
-        logprobs: request.alternatives,
+        // Ranking by voice weighs each candidate's likelihood too: the sampled tokens'
+        // log-probabilities, without alternatives unless the writer asked for them.
+        logprobs: request.alternatives.or(voice_profile(recipe, request).map(|_| 0)),
         speculative: request.speculative,
         banned_strings: bans.phrases.clone(),
         banned_regex: bans.regex.clone(),
@@ -287,7 +302,8 @@ pub fn finish(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest, pre
     let mut duplicates_dropped = 0;
     let mut parse_errors = Vec::new();
     for c in generation.candidates {
-        let tokens = if c.logprobs.is_empty() { Vec::new() } else { crate::tokens::token_views(backend, &c.text, &c.logprobs) };
+        let tokens = if c.logprobs.is_empty() || request.alternatives.is_none() { Vec::new() } else { crate::tokens::token_views(backend, &c.text, &c.logprobs) };
+        let mean_logprob = (!c.logprobs.is_empty()).then(|| c.logprobs.iter().map(|l| f64::from(l.logprob)).sum::<f64>() / c.logprobs.len() as f64);
         // The answer continues the prefill, unless the server could not prefill and the
         // model wrote it again itself.
         let prefill = prepared.request.prefill.as_str();
@@ -335,19 +351,37 @@ pub fn finish(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest, pre
             }
         });
         let diff = recipe.output.diff.then(|| word_diff(source.trim(), &text));
-        let mut candidate = ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens, tokens };
+        let mut candidate = ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens, tokens, voice: None };
         candidate.flags = flags(recipe, &prepared, source, &candidate);
-        candidates.push(candidate);
+        candidates.push((candidate, mean_logprob));
     }
     if candidates.is_empty() && !parse_errors.is_empty() {
         return Err(CraftError::Unparsable { tool: recipe.name.clone(), expected: "JSON", reason: parse_errors.join("; ") });
     }
-    // Clean answers that meet the tool's length goal first; otherwise in the order generated.
-    candidates.sort_by_key(|c| (c.flags.len(), c.meets_length == Some(false)));
+    let mut candidates = rank_by_voice(recipe, request, candidates);
+    // Clean answers that meet the tool's length goal first; then, with a voice profile, the
+    // nearest the writer's voice; otherwise in the order generated (the sort is stable).
+    let voice_score = |c: &ToolCandidate| c.voice.as_ref().map_or(0.0, |v| v.score);
+    candidates.sort_by(|a, b| (a.flags.len(), a.meets_length == Some(false)).cmp(&(b.flags.len(), b.meets_length == Some(false))).then_with(|| voice_score(a).total_cmp(&voice_score(b))));
     for (i, c) in candidates.iter_mut().enumerate() {
         c.index = i;
     }
     Ok(ToolOutput { tool: recipe.name.clone(), candidates, duplicates_dropped, prompt: prepared.assembled, language: prepared.language.name(), seed: generation.seed, timings: generation.timings })
+}
+
+/// The writer's voice profile, where this tool's answer is their prose and the request ranks by it.
+fn voice_profile<'a>(recipe: &Recipe, request: &'a ToolRequest) -> Option<&'a inkling_voice::Profile> {
+    request.context.voice.as_deref().filter(|_| request.voice && recipe.output.voice)
+}
+
+/// Each candidate's place by the writer's voice, with its likelihood (mean token
+/// log-probability) beside it; unranked where there is no profile to rank by.
+fn rank_by_voice(recipe: &Recipe, request: &ToolRequest, candidates: Vec<(ToolCandidate, Option<f64>)>) -> Vec<ToolCandidate> {
+    let Some(profile) = voice_profile(recipe, request) else {
+        return candidates.into_iter().map(|(c, _)| c).collect();
+    };
+    let ranks = inkling_voice::rank(profile, &candidates.iter().map(|(c, lp)| (c.text.as_str(), *lp)).collect::<Vec<_>>());
+    candidates.into_iter().zip(ranks).map(|((c, _), rank)| ToolCandidate { voice: Some(rank), ..c }).collect()
 }
 
 /// A list answer's items: the half item a token limit cut off dropped, lines that only head

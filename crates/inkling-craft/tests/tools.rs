@@ -186,3 +186,51 @@ fn an_answer_token_by_token_joins_to_the_answer_and_can_be_started() {
     let joined: String = c.tokens.iter().map(|t| t.text.as_str()).collect();
     assert_eq!(format!("{start}{joined}").trim(), c.text.trim());
 }
+
+#[test]
+fn prose_candidates_rank_by_the_writers_voice_when_the_project_has_one() {
+    use inkling_engine::{Candidate, FinishReason, Generation, TokenLogprob};
+    let tb = Toolbox::builtin().unwrap();
+    let (_d, e) = engine(1024, true);
+    let pages = "The lamp went out at midnight. Mara climbed the stairs, counting each one; the sea below her was loud and black. She waited for the ship. ".repeat(30);
+    let profile = std::sync::Arc::new(inkling_voice::Profile::build(&[&pages]).unwrap());
+    let context = StoryContext { voice: Some(profile), ..StoryContext::default() };
+    let ask = |tool: &str, voice: bool| ToolRequest { n: 2, context: context.clone(), voice, ..req(tool, "The lamp went out at midnight. Mara climbed the stairs.") };
+    // Two answers as a backend returns them: a stranger's first, and the likelier of the two.
+    let answers = [
+        "Notwithstanding the aforementioned considerations, quarterly revenue projections remain fundamentally contingent upon macroeconomic volatility.",
+        " She counted the stairs again; the sea below her was loud and black. She waited.",
+    ];
+    let generation = || Generation {
+        candidates: answers
+            .iter()
+            .enumerate()
+            .map(|(index, text)| Candidate { index, text: text.to_string(), finish_reason: FinishReason::Stop, completion_tokens: 12, tokens: Vec::new(), logprobs: vec![TokenLogprob { token: 1, logprob: if index == 0 { -0.5 } else { -2.0 }, top: Vec::new(), sampled_logprob: 0.0, sampled_top: Vec::new() }; 12] })
+            .collect(),
+        prompt_tokens: 10,
+        seed: 3,
+        timings: Default::default(),
+    };
+    let finish = |request: &ToolRequest| {
+        let recipe = tb.get(&request.tool).unwrap();
+        let prepared = inkling_craft::run::prepare(recipe, &e, request).unwrap();
+        let asked = prepared.request.logprobs;
+        (asked, inkling_craft::run::finish(recipe, &e, request, prepared, generation()).unwrap())
+    };
+    let (asked, out) = finish(&ask("continue", true));
+    assert_eq!(asked, Some(0), "ranking asks for the sampled tokens' likelihood, no alternatives");
+    assert!(out.candidates[0].text.contains("counted the stairs"), "the writer's voice ranks first: {:?}", out.candidates);
+    let first = out.candidates[0].voice.as_ref().expect("ranked");
+    assert_eq!(first.mean_logprob, Some(-2.0));
+    assert!(first.reason.contains("your voice") && first.reason.contains("farthest in"), "{}", first.reason);
+    assert!(out.candidates[1].voice.as_ref().unwrap().score > first.score);
+    assert!(out.candidates.iter().all(|c| c.tokens.is_empty()), "alternatives were not asked for");
+
+    // Turned off, or a tool whose answer is not the writer's prose: the model's order.
+    let (asked, off) = finish(&ask("continue", false));
+    assert_eq!(asked, None);
+    assert!(off.candidates[0].text.contains("Notwithstanding"), "{:?}", off.candidates);
+    assert!(off.candidates.iter().all(|c| c.voice.is_none()));
+    let (asked, _) = finish(&ask("rewrite", true));
+    assert_eq!(asked, None);
+}

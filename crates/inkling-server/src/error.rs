@@ -114,7 +114,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NoProject(_) | StoreError::NoDocument { .. } | StoreError::NoRevision(_) | StoreError::NoGeneration(_) => ApiError::NotFound(e.to_string()),
-            StoreError::ProjectExists(_) | StoreError::NothingTo(_) | StoreError::TitleTaken(_) => ApiError::Conflict(e.to_string()),
+            StoreError::ProjectExists(_) | StoreError::NothingTo(_) | StoreError::TitleTaken(_) | StoreError::Voice(_) => ApiError::Conflict(e.to_string()),
             StoreError::UnknownKind { .. } => ApiError::BadRequest(e.to_string()),
             StoreError::PathEscapes(_) | StoreError::NotUtf8 { .. } | StoreError::BadImport { .. } => ApiError::BadRequest(e.to_string()),
             e => ApiError::Internal(e.to_string()),

@@ -21,6 +21,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/projects/{project}", get(show_project))
         .route("/api/projects/{project}/context", put(set_context))
         .route("/api/projects/{project}/bans", get(bans).put(set_bans))
+        .route("/api/projects/{project}/voice", get(voice).post(build_voice).delete(clear_voice))
         .route("/api/projects/{project}/documents", post(add_document))
         .route("/api/projects/{project}/documents/{doc}", get(show_document))
         .route("/api/projects/{project}/documents/{doc}/revisions", post(save).get(history))
@@ -114,6 +115,41 @@ async fn bans(State(s): State<AppState>, Path(project): Path<String>) -> ApiResu
         let p = st.project(&project)?;
         let (phrases, regex) = inkling_craft::bans::builtin();
         Ok(Json(json!({"project": p.bans, "config": config, "builtin": {"phrases": phrases, "regex": regex}})))
+    })
+    .await
+}
+
+/// A voice profile as the editor shows it: its description and measures (the character
+/// model stays on the server).
+fn voice_view(r: &inkling_store::VoiceRecord) -> Value {
+    let p = &r.profile;
+    json!({"built_at": r.built_at, "script": p.script, "units": p.units, "description": p.describe(), "habits": p.habits})
+}
+
+async fn voice(State(s): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Value>> {
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        match st.voice(&p)? {
+            Some(r) => Ok(Json(voice_view(&r))),
+            None => Err(ApiError::NotFound(format!("project `{}` has no voice profile yet; POST to this address builds one from the writer's own text", p.name))),
+        }
+    })
+    .await
+}
+
+async fn build_voice(State(s): State<AppState>, Path(project): Path<String>) -> ApiResult<Json<Value>> {
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        Ok(Json(voice_view(&st.build_voice(&p)?)))
+    })
+    .await
+}
+
+async fn clear_voice(State(s): State<AppState>, Path(project): Path<String>) -> ApiResult<StatusCode> {
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        st.clear_voice(&p)?;
+        Ok(StatusCode::NO_CONTENT)
     })
     .await
 }

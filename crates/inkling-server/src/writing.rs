@@ -32,7 +32,8 @@ pub fn routes() -> axum::Router<AppState> {
 /// The story context a project gives every tool: memory, author's note and its depth, the
 /// lorebook with its settings and timers ("style" entries always apply unless their rules
 /// say otherwise; the rest when they fire), the chapter `document` is, if given, and the
-/// chapters' summaries (the assembly keeps only those before that chapter).
+/// chapters' summaries (the assembly keeps only those before that chapter), and the writer's
+/// voice profile if one was built (prose tools rank by it unless the request says `voice: false`).
 pub fn project_context(store: &Store, project: &Project, document: Option<&inkling_store::Document>) -> inkling_store::Result<StoryContext> {
     let lore = store.bible(project)?.into_iter().map(|e| lore_entry(&e)).collect();
     let book = LoreBook::of(project);
@@ -49,6 +50,7 @@ pub fn project_context(store: &Store, project: &Project, document: Option<&inkli
         lore_settings: book.settings,
         lore_state: book.state,
         summaries: crate::book::summaries(store, project)?,
+        voice: store.voice(project)?.map(|r| std::sync::Arc::new(r.profile)),
     })
 }
 
@@ -187,6 +189,8 @@ struct RunBody {
     /// Override the project's memory and author's note.
     memory: Option<String>,
     note: Option<String>,
+    /// `false` keeps the model's order instead of ranking prose by the project's voice profile.
+    voice: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -242,6 +246,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         bans: body.bans.over(&project_bans.over(&s.config.bans)),
         alternatives: body.alternatives,
         answer_start: body.answer_start.clone(),
+        voice: body.voice.unwrap_or(true),
     };
     let (tx, pieces) = mpsc::unbounded_channel::<Value>();
     let streaming = body.stream;

@@ -795,3 +795,38 @@ async fn the_binder_writes_generates_locks_and_marks_chapters_done() {
     assert_eq!(r["title"], "Chapter 1: Found");
     assert_eq!(call(app, "GET", &format!("{p}/book/beats"), None).await.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_voice_profile_is_built_shown_used_and_forgotten() {
+    let d = desk(ServerConfig::default());
+    assert_eq!(call(&d.app, "POST", "/api/projects", Some(json!({"name": "voice"}))).await.status, StatusCode::CREATED);
+    assert_eq!(call(&d.app, "GET", "/api/projects/voice/voice", None).await.status, StatusCode::NOT_FOUND);
+    let empty = call(&d.app, "POST", "/api/projects/voice/voice", None).await;
+    assert_eq!(empty.status, StatusCode::CONFLICT);
+    assert!(String::from_utf8_lossy(&empty.body).contains("at least 480 words"), "{}", String::from_utf8_lossy(&empty.body));
+
+    let pages = "The tide came in over the flats; Mara watched it from the wall and said nothing. ".repeat(40);
+    assert_eq!(call(&d.app, "POST", "/api/projects/voice/documents", Some(json!({"title": "One", "text": pages}))).await.status, StatusCode::CREATED);
+    let built = call(&d.app, "POST", "/api/projects/voice/voice", None).await;
+    assert_eq!(built.status, StatusCode::OK, "{}", String::from_utf8_lossy(&built.body));
+    let built = built.json();
+    assert_eq!(built["units"], json!(pages.split_whitespace().count()));
+    assert!(built["description"][1].as_str().unwrap().starts_with("Your sentences average"), "{built}");
+    assert_eq!(call(&d.app, "GET", "/api/projects/voice/voice", None).await.json()["built_at"], built["built_at"]);
+
+    let tool = json!({"text": "the", "seed": 3, "max_tokens": 40, "frame": "text", "project": "voice", "n": 3});
+    let ranked = call(&d.app, "POST", "/api/tools/continue", Some(tool.clone())).await.json();
+    let candidates = ranked["candidates"].as_array().unwrap();
+    assert!(!candidates.is_empty(), "{ranked}");
+    for c in candidates {
+        assert!(c["voice"]["reason"].as_str().unwrap().contains("your voice"), "{c}");
+        assert!(c["voice"]["score"].is_number());
+    }
+    let mut off = tool.clone();
+    off["voice"] = json!(false);
+    let plain = call(&d.app, "POST", "/api/tools/continue", Some(off)).await.json();
+    assert!(plain["candidates"].as_array().unwrap().iter().all(|c| c.get("voice").is_none()), "{plain}");
+
+    assert_eq!(call(&d.app, "DELETE", "/api/projects/voice/voice", None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&d.app, "GET", "/api/projects/voice/voice", None).await.status, StatusCode::NOT_FOUND);
+}

@@ -28,6 +28,9 @@ pub enum StoreError {
     #[error("`{kind}` is not a story-pipeline document here; use one of: {known}")]
     UnknownKind { kind: String, known: String },
 
+    #[error(transparent)]
+    Voice(#[from] inkling_voice::VoiceError),
+
     #[error("no revision {0}")]
     NoRevision(i64),
 

@@ -8,6 +8,7 @@
 //! - [`import`] / [`export`]: .txt/.md in; Markdown, text, EPUB and DOCX out.
 //! - [`pipeline`]: the story pipeline's documents (stages, a chapter's beats and summary),
 //!   what each was generated from, locks, and chapters marked done.
+//! - [`voice`]: the writer's voice profile, built from the text the ledger marks as theirs.
 //! - [`schema`]: migrations by `PRAGMA user_version`.
 //! - [`backup`]: `Store::backup` and `Store::restore_backup`, taken while others write.
 //! - [`relocate`]: moving the database to a new place (copied with the online backup API,
@@ -28,6 +29,7 @@ pub mod pipeline;
 pub mod relocate;
 pub mod schema;
 pub mod store;
+pub mod voice;
 
 pub use bible::BibleEntry;
 pub use error::{Result, StoreError};
@@ -35,3 +37,4 @@ pub use ledger::{Author, Ledger, Share};
 pub use pipeline::Locks;
 pub use relocate::{Relocation, relocate};
 pub use store::{Document, Origin, Project, Report, Revision, RevisionInfo, Store};
+pub use voice::VoiceRecord;

@@ -96,6 +96,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE documents ADD COLUMN done INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX documents_by_chapter ON documents(of_document);
     "#,
+    // 6: the writer's voice profile (an inkling_voice::Profile as JSON), one per project.
+    r#"
+    CREATE TABLE voice_profiles (
+        project_id INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+        built_at INTEGER NOT NULL,
+        profile TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -375,3 +375,33 @@ fn epubcheck(path: &std::path::Path) {
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success() && text.contains("No errors or warnings"), "epubcheck rejected the EPUB:\n{text}");
 }
+
+#[test]
+fn the_voice_profile_is_built_from_the_writers_own_text_only() {
+    let (_d, mut s) = store();
+    let p = s.create_project("Voice").unwrap();
+    let mine = "The rain came down on the harbour; she waited by the boats and counted them. ".repeat(40);
+    let doc = s.add_document(&p, "Chapter 1", "chapter", &mine, Origin::Typed).unwrap();
+    // A suggestion accepted as it came, and one the writer then cut into: neither is theirs.
+    let model = " Suddenly, a mysterious figure emerged from the shadows, his eyes gleaming with ancient secrets.";
+    s.save(&doc, &format!("{mine}{model}"), accepted(None)).unwrap();
+    let edited = format!("{mine}{}", model.replace("ancient ", ""));
+    s.save(&doc, &edited, Origin::Typed).unwrap();
+    // Pipeline documents are notes about the book, not its prose.
+    s.put_pipeline(&p, "synopsis", None, "A synopsis of the book, in the writer's words but not the book's.", Origin::Typed, None).unwrap();
+    let own = s.writers_own_text(&p).unwrap().concat();
+    assert_eq!(own, mine);
+
+    assert!(s.voice(&p).unwrap().is_none());
+    let built = s.build_voice(&p).unwrap();
+    assert_eq!(built.profile.units, mine.split_whitespace().count());
+    let kept = s.voice(&p).unwrap().expect("kept");
+    assert_eq!((kept.built_at, kept.profile.units), (built.built_at, built.profile.units));
+    s.clear_voice(&p).unwrap();
+    assert!(s.voice(&p).unwrap().is_none());
+
+    let short = s.create_project("Short").unwrap();
+    s.add_document(&short, "Chapter 1", "chapter", "Only a little of my own.", Origin::Typed).unwrap();
+    let err = s.build_voice(&short).unwrap_err();
+    assert!(err.to_string().contains("at least 480 words"), "{err}");
+}

@@ -163,7 +163,8 @@ impl Profile {
         self.features
             .iter()
             .zip(&m.values)
-            .filter(|(_, v)| v.over > 0)
+            // Paragraph length says nothing of a text in one paragraph.
+            .filter(|(stat, v)| v.over > usize::from(stat.feature.group == Group::ParagraphLength))
             .map(|(stat, v)| Deviation {
                 group: stat.feature.group,
                 z: ((v.value - stat.mean).abs() / stat.spread).min(Z_CAP),

@@ -12,6 +12,7 @@ mod project;
 mod serve;
 mod tools;
 mod train;
+mod voice;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -89,6 +90,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the writing tools and their options.
     Tools(tools::ToolsArgs),
+    /// Your voice: a profile of your own writing that prose tools rank candidates by.
+    Voice(voice::VoiceArgs),
     /// Grammar, spelling, punctuation and style findings by rule, with fixes to apply.
     Proofread(tools::ProofreadArgs),
     /// The web editor, the writing API and an OpenAI-compatible API on one local port.
@@ -164,6 +167,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::bench(&cli.model, a),
         Command::Project(a) => project::run(&cli.model, a),
         Command::Tools(a) => tools::list(a),
+        Command::Voice(a) => voice::run(a),
         Command::Proofread(a) => tools::proofread_cmd(&cli.model, a),
         Command::Serve(a) => serve::serve(&cli.model, a),
         Command::Config(c) => config::run(c),

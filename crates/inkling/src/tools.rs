@@ -76,6 +76,9 @@ pub struct ToolArgs {
     /// The story before the passage (for describe, expand, rewrite, ... on a selection).
     #[arg(long)]
     before: Option<PathBuf>,
+    /// Keep the model's order: do not rank prose candidates by the --project's voice profile.
+    #[arg(long)]
+    no_voice: bool,
     /// Use this project's story bible, memory and author's note.
     #[arg(long)]
     project: Option<String>,
@@ -189,6 +192,7 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         bans: args.bans.stacked(project_bans.as_ref())?,
         alternatives: args.show_alternatives.then_some(crate::generate::ALTERNATIVES),
         answer_start: args.start_with.clone().unwrap_or_default(),
+        voice: !args.no_voice,
     };
     let engine = models::backend(&args.model.or(top_model))?;
     if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &request.text) {
@@ -323,11 +327,27 @@ fn print_output(recipe: &Recipe, out: &ToolOutput, streamed: bool) {
             eprintln!("(note: {} {}{detail})", if many { format!("candidate {}", c.index + 1) } else { "this answer".into() }, f.describe());
         }
     }
+    print_voice_ranking(out, streamed);
     if out.candidates.is_empty() {
         println!("(the model gave no usable answer; try again or raise --max-tokens)");
     }
     if out.duplicates_dropped > 0 {
         eprintln!("({} duplicate candidate(s) dropped)", out.duplicates_dropped);
+    }
+}
+
+/// Why the candidates stand in the order they do, when the writer's voice ranked them (on
+/// stderr; streamed answers appeared in the order written, so each is named by its start).
+fn print_voice_ranking(out: &ToolOutput, streamed: bool) {
+    if out.candidates.len() < 2 || out.candidates.iter().all(|c| c.voice.is_none()) {
+        return;
+    }
+    eprintln!("(ranked by your voice; --no-voice keeps the model's order)");
+    for c in &out.candidates {
+        let Some(v) = &c.voice else { continue };
+        let start: String = c.text.trim().chars().take(40).collect();
+        let named = if streamed { format!("\"{start}…\"") } else { format!("candidate {}", c.index + 1) };
+        eprintln!("  {}. {named}: {}", c.index + 1, v.reason);
     }
 }
 
