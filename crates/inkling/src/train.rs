@@ -256,8 +256,8 @@ pub struct FinetuneArgs {
     /// The writer's own pages: a text file or a folder of .txt/.md files.
     #[arg(long)]
     corpus: Option<PathBuf>,
-    /// Or a project's documents, at their current revisions (what the writer kept, their
-    /// typing and the suggestions they accepted alike).
+    /// Or a project's documents, at their current revisions: only what the writer typed or
+    /// imported (text the model wrote is left out, edited or not).
     #[arg(long)]
     project: Option<String>,
     /// The project database for --project (default: inkling.db in the data folder).
@@ -378,23 +378,23 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
     Ok(())
 }
 
-/// A project's documents in order, each at its current revision, as one corpus; and the
-/// adapter's default place, `$INKLING_HOME/adapters/<project>.gguf`.
+/// A project's documents in order, each at its current revision, as one corpus of the
+/// writer's own text: what the authorship ledger marks as model-written is left out, accepted
+/// as it came or edited since (training on it would teach the model its own voice back). And
+/// the adapter's default place, `$INKLING_HOME/adapters/<project>.gguf`.
 fn project_corpus(db: Option<&std::path::Path>, name: &str) -> Result<(Corpus, PathBuf)> {
     let store = inkling_store::Store::open(&crate::project::db_or_default(db))?;
     let project = store.project(name)?;
-    let docs = store.documents(&project)?;
-    let texts = docs.iter().map(|d| Ok(store.head(d)?.text)).collect::<Result<Vec<_>>>()?;
-    let with_text = texts.iter().filter(|t| !t.trim().is_empty()).count();
-    let Some(text) = Corpus::join(texts) else {
-        bail!("project `{name}` holds no text yet; write or import some pages first (`inkling project import {name} FILE`)");
+    let runs = store.writers_own_text(&project)?;
+    let own: usize = runs.iter().map(|r| r.chars().count()).sum();
+    let Some(text) = Corpus::join(runs) else {
+        bail!("project `{name}` holds no text of your own yet; write or import some pages first (`inkling project import {name} FILE`)");
     };
     let share = store.report(&project)?.total;
+    let with_text = store.documents(&project)?.len();
     eprintln!(
-        "learning from project `{name}`: {} document(s), {} characters ({:.1}% from accepted suggestions)",
-        with_text,
-        share.total(),
-        100.0 * share.ai_assisted()
+        "learning from project `{name}`: {with_text} document(s), {own} characters of your own ({} characters the model wrote left out)",
+        share.total().saturating_sub(share.writer),
     );
     // A file name from any project name: letters and digits of any script are kept.
     let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();

@@ -84,12 +84,24 @@ fn finetuning_on_a_project_learns_from_its_documents() {
         ok(&inkling(dir.path(), &["project", "import", "Ysolde's Book", f.to_str().unwrap()]));
     }
     let short = ["--iters", "2", "--block", "32", "--batch", "2", "--json"];
+    // A suggestion the writer accepted, and one they accepted and then edited: the model's
+    // words are not the writer's pages, so training leaves both out.
+    {
+        let mut store = inkling_store::Store::open(&dir.path().join("inkling.db")).unwrap();
+        let project = store.project("Ysolde's Book").unwrap();
+        let doc = store.documents(&project).unwrap().remove(0);
+        let head = store.head(&doc).unwrap().text;
+        let accepted = inkling_store::Origin::Accepted { tool: "continue".into(), model: "tiny".into(), seed: 1, generation: None };
+        let model_words = " Suddenly a mysterious stranger arrived, eyes gleaming with untold secrets.";
+        store.save(&doc, &format!("{head}{model_words}"), accepted).unwrap();
+        store.save(&doc, &format!("{head}{}", model_words.replace("untold ", "")), inkling_store::Origin::Typed).unwrap();
+    }
 
     let from_project = inkling(dir.path(), &[&["--model", m, "finetune", "--project", "Ysolde's Book"], &short[..]].concat());
     ok(&from_project);
     let said = String::from_utf8_lossy(&from_project.stderr);
-    assert!(said.contains("learning from project `Ysolde's Book`: 6 document(s)"), "{said}");
-    // The project's text is the same corpus as the folder it was imported from.
+    assert!(said.contains("learning from project `Ysolde's Book`: 6 document(s)") && said.contains("(68 characters the model wrote left out)"), "{said}");
+    // The project's own text is the same corpus as the folder it was imported from.
     let from_folder = inkling(dir.path(), &[&["--model", m, "finetune", "--corpus", pages.to_str().unwrap(), "--out", dir.path().join("f.gguf").to_str().unwrap()], &short[..]].concat());
     ok(&from_folder);
     assert_eq!(training_tokens(&said), training_tokens(&String::from_utf8_lossy(&from_folder.stderr)));
@@ -103,7 +115,7 @@ fn finetuning_on_a_project_learns_from_its_documents() {
     assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("no project named `Nope`"), "{}", String::from_utf8_lossy(&e.stderr));
     ok(&inkling(dir.path(), &["project", "new", "Empty"]));
     let e = inkling(dir.path(), &["--model", m, "finetune", "--project", "Empty"]);
-    assert!(String::from_utf8_lossy(&e.stderr).contains("holds no text yet"), "{}", String::from_utf8_lossy(&e.stderr));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("holds no text of your own yet"), "{}", String::from_utf8_lossy(&e.stderr));
     let e = inkling(dir.path(), &["--model", m, "finetune", "--project", "Empty", "--corpus", pages.to_str().unwrap()]);
     assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("cannot be used with"));
     let e = inkling(dir.path(), &["--model", m, "finetune"]);
