@@ -100,6 +100,7 @@ async function openProject(name, docId) {
   if (pick) await openDocument(pick.id); else closeDocument();
   await loadBible();
   await loadBinder();
+  if ($('voice-panel').open) await loadVoice();
 }
 
 // ---- banned phrases ----
@@ -119,6 +120,18 @@ async function loadBuiltinBans() {
   const list = v.builtin.phrases;
   $('bans-builtin-count').textContent = `${list.length}: ${list.slice(0, 6).join(', ')}…`;
   $('bans-builtin-count').title = list.join(', ');
+}
+
+/// The project's voice profile in words, or how to make one.
+async function loadVoice() {
+  if (!state.project) return;
+  const list = $('voice-description');
+  try {
+    const v = await api(`/api/projects/${enc(state.project)}/voice`);
+    list.replaceChildren(...v.description.map((line) => el('li', { textContent: line })));
+  } catch (e) {
+    list.replaceChildren(el('li', { className: 'hint', textContent: 'No profile yet: write some pages of your own, then let inkling learn your voice.' }));
+  }
 }
 
 async function saveBans() {
@@ -263,7 +276,7 @@ async function runTool({ regenerate = false } = {}) {
     if (tool.needs_text && !input.text.trim()) { say(`${tool.name} needs ${tool.input}: write or select some text first.`); return; }
     const options = {};
     for (const i of $('options').querySelectorAll('input, select')) if (i.value) options[i.name] = i.value;
-    body = { text: input.text, before: input.before, options, n: Number($('n').value) || 1, stream: true, alternatives: ALTERNATIVES, project: state.project, document: state.doc };
+    body = { text: input.text, before: input.before, options, n: Number($('n').value) || 1, stream: true, alternatives: ALTERNATIVES, project: state.project, document: state.doc, voice: $('voice-rank').checked };
     range = input.range;
   }
   await generate(tool, body, range);
@@ -362,6 +375,7 @@ function showResult(tool, body, result, title = 'Candidate') {
     } else {
       card.body.textContent = c.text;
     }
+    if (c.voice) card.node.insertBefore(el('div', { className: 'voice-reason', textContent: `Your voice: ${c.voice.reason}` }), card.body);
     offer(card, gen, c.text, tool);
     if (c.tokens) offerTokens(card, { gen, tool, body, tokens: c.tokens, answerStart: body.answer_start || '' });
   });
@@ -808,6 +822,22 @@ function wire() {
     try { await saveBans(); say(''); } catch (e) { say(e.message); }
   };
   $('bans-panel').addEventListener('toggle', () => { if ($('bans-panel').open) loadBuiltinBans().catch((e) => say(e.message)); });
+  $('voice-panel').addEventListener('toggle', () => { if ($('voice-panel').open) loadVoice(); });
+  $('voice-rank').checked = localStorage.getItem('inkling-voice-rank') !== 'off';
+  $('voice-rank').onchange = () => localStorage.setItem('inkling-voice-rank', $('voice-rank').checked ? 'on' : 'off');
+  $('voice-build').onclick = async () => {
+    if (!state.project) { say('Create a project first.'); return; }
+    await flush();
+    try {
+      const v = await api(`/api/projects/${enc(state.project)}/voice`, { method: 'POST' });
+      $('voice-description').replaceChildren(...v.description.map((line) => el('li', { textContent: line })));
+      say('');
+    } catch (e) { say(e.message); }
+  };
+  $('voice-clear').onclick = async () => {
+    if (!state.project) return;
+    try { await api(`/api/projects/${enc(state.project)}/voice`, { method: 'DELETE' }); await loadVoice(); } catch (e) { say(e.message); }
+  };
   $('save-context').onclick = async () => {
     if (!state.project) return;
     try {

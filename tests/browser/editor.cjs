@@ -7,8 +7,9 @@
 // applies a fix, shows a candidate token by token and branches from a token's alternative,
 // walks the generation tree by keyboard, then starts continuing a long chapter, sees how much of it has been read and
 // stops; then builds the book in the binder (braindump, a generated synopsis that goes stale,
-// a locked beat kept through regeneration, a chapter marked done and summarized) and reads
-// the context viewer. Exits non-zero with the step that failed.
+// a locked beat kept through regeneration, a chapter marked done and summarized), learns the
+// writer's voice from their pages, and reads the context viewer and a suggestion's voice
+// ranking. Exits non-zero with the step that failed.
 'use strict';
 
 const { chromium } = require('playwright-core');
@@ -241,6 +242,20 @@ async function main() {
     await page.waitForFunction(() => /\d+ words/.test(document.querySelector('#binder li[data-chapter="1"] .summary .meta').textContent) && !document.querySelector('#binder li[data-chapter="1"] .summary .stale-mark'));
     check(true, 'marking a chapter done summarizes it in the binder');
 
+    // The writer's voice: learnt from pages they wrote themselves, then each suggestion
+    // says how close it is to it.
+    await page.evaluate(async (p) => {
+      const pages = 'The lamp burned low; Mara counted the waves and did not sleep. "Not tonight," she said to the dark.\n\n'.repeat(30);
+      const r = await fetch(`/api/projects/${p}/documents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Pages in my voice', text: pages }) });
+      if (!r.ok) throw new Error(`adding pages: ${r.status} ${await r.text()}`);
+    }, project);
+    await page.click('#voice-panel summary');
+    await page.waitForSelector('#voice-description li');
+    await page.click('#voice-build');
+    await page.waitForFunction(() => /^Built from \d+ words/.test(document.querySelector('#voice-description li')?.textContent || ''), null, { timeout: 30000 });
+    const described = await page.$$eval('#voice-description li', (lis) => lis.map((l) => l.textContent));
+    check(described.some((l) => l.startsWith('Your sentences average')), `the editor learns the writer's voice and describes it ("${described[1]}")`);
+
     await page.selectOption('#document', { label: 'Chapter 2' });
     await page.waitForFunction(() => document.getElementById('text').value.length > 100);
     await page.selectOption('#tool', 'continue');
@@ -252,6 +267,9 @@ async function main() {
     const partsShown = await page.$$eval('#candidates .context-part b', (bs) => bs.map((b) => b.textContent));
     check(partsShown.includes('summary: chapter 1') && partsShown.some((p) => p.startsWith('story')), `the context viewer lists the prompt's parts (${partsShown.join(', ')})`);
     if (screenshot) await page.screenshot({ path: screenshot.replace(/\.png$/, '-book.png'), fullPage: true });
+    await page.waitForSelector('#candidates .voice-reason, #candidates .candidate', { timeout: 30000 });
+    const reason = await page.$eval('#candidates .voice-reason', (d) => d.textContent).catch(() => '');
+    check(/^Your voice: .*your voice/.test(reason), `a suggestion says how close it is to the writer's voice ("${reason}")`);
 
     check((await page.textContent('#message')) === '', `no error is shown at the end (${await page.textContent('#message')})`);
     check(errors.length === 0, `no script errors on the page ${errors.join('; ')}`);
