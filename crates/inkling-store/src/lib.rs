@@ -4,6 +4,8 @@
 //!   accepted suggestion, with its origin), undo/redo/restore that never delete anything.
 //! - [`ledger`]: who wrote which characters (writer, model, model text the writer edited).
 //! - [`generations`]: the generation tree and the writer's feedback on each node.
+//! - [`preferences`]: the writer's choices as preference pairs (accepted over its siblings,
+//!   their edit over the model's text) for learning from feedback.
 //! - [`bible`]: story-bible entries; memory and the author's note live on the project.
 //! - [`import`] / [`export`]: .txt/.md in; Markdown, text, EPUB and DOCX out.
 //! - [`pipeline`]: the story pipeline's documents (stages, a chapter's beats and summary),
@@ -26,6 +28,7 @@ pub mod generations;
 pub mod import;
 pub mod ledger;
 pub mod pipeline;
+pub mod preferences;
 pub mod relocate;
 pub mod schema;
 pub mod store;

@@ -405,3 +405,40 @@ fn the_voice_profile_is_built_from_the_writers_own_text_only() {
     let err = s.build_voice(&short).unwrap_err();
     assert!(err.to_string().contains("at least 480 words"), "{err}");
 }
+
+#[test]
+fn the_writers_choices_become_preference_pairs() {
+    use inkling_store::preferences::PairKind;
+    let (_d, mut s) = store();
+    let p = s.create_project("Choices").unwrap();
+    let story = "She opened the door.";
+    let doc = s.add_document(&p, "One", "chapter", story, Origin::Typed).unwrap();
+    let candidate = |text: &str| NewGeneration {
+        document_id: Some(doc.id),
+        parent_id: None,
+        recipe: "continue".into(),
+        model: "tiny".into(),
+        request: serde_json::json!({"text": story, "n": 3}),
+        sampling: serde_json::json!({}),
+        seed: 7,
+        text: text.into(),
+        timings: serde_json::json!({}),
+        tokens: None,
+    };
+    let run: Vec<i64> = [" The room was dark.", " Suddenly, a dragon.", " A cold draught met her."].iter().map(|t| s.record_generation(&p, &candidate(t)).unwrap().id).collect();
+    // Another run (another seed) with nothing accepted makes no pairs.
+    s.record_generation(&p, &NewGeneration { seed: 8, ..candidate(" Nothing.") }).unwrap();
+    s.accept(&doc, run[0], "She opened the door. The room was dark.").unwrap();
+    s.set_status(run[1], Status::Rejected, "").unwrap();
+    let pairs = s.feedback_pairs(&p).unwrap();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    assert!(pairs.iter().all(|x| x.kind == PairKind::AcceptedOverSibling && x.chosen == " The room was dark." && x.prompt == story));
+    let rejected: Vec<&str> = pairs.iter().map(|x| x.rejected.as_str()).collect();
+    assert_eq!(rejected, [" Suddenly, a dragon.", " A cold draught met her."]);
+
+    // The writer edits the accepted words: their version is preferred to the model's.
+    s.save(&doc, "She opened the door. The room was very dark.", Origin::Typed).unwrap();
+    let pairs = s.feedback_pairs(&p).unwrap();
+    let edit = pairs.iter().find(|x| x.kind == PairKind::EditedAfterAccept).expect("an edit pair");
+    assert_eq!((edit.chosen.trim(), edit.rejected.as_str(), edit.generation), ("The room was very dark.", " The room was dark.", run[0]));
+}

@@ -12,6 +12,8 @@
 //! - [`lora`], [`finetune`]: LoRA fine-tuning of a GGUF model on a writer's pages (base
 //!   dequantized and frozen, adapters trained), saved as a GGUF LoRA adapter the engine
 //!   merges at load.
+//! - [`preference`]: learning from the writer's accept/reject choices (DPO on the same
+//!   LoRA adapters, the base as the reference).
 //! - [`perplexity`]: sliding-window perplexity of any model the engine loads.
 //!
 //! Invariant: a trained model is only ever used through the engine (`model.gguf`, gpt2
@@ -28,6 +30,7 @@ pub mod gpt;
 pub mod lora;
 pub mod perplexity;
 pub mod plot;
+pub mod preference;
 pub mod pretrain;
 pub mod tokenize;
 
@@ -37,5 +40,6 @@ pub use gpt::{Gpt, GptConfig, Positions};
 pub use finetune::{FinetuneConfig, Finetuning};
 pub use lora::LoraConfig;
 pub use perplexity::{Perplexity, perplexity};
+pub use preference::{PreferenceConfig, PreferencePair, PreferenceTuning};
 pub use pretrain::{PretrainConfig, Pretraining, TrainEvent};
 pub use tokenize::{TextTokenizer, TokenizerKind};

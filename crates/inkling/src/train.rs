@@ -291,12 +291,19 @@ pub struct FinetuneArgs {
     /// Print one JSON line per evaluation instead of a progress bar.
     #[arg(long)]
     json: bool,
+    /// Learn from the --project's accept/reject choices (DPO) instead of its pages:
+    /// accepted suggestions over those shown beside them, your edits over the model's words.
+    #[arg(long, requires = "project", conflicts_with = "corpus")]
+    from_feedback: bool,
 }
 
 pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
     use_threads(model);
     if model.adapter.is_some() {
         bail!("--adapter is for using an adapter; fine-tuning starts from the base model");
+    }
+    if a.from_feedback {
+        return finetune_from_feedback(model, &a);
     }
     let (corpus, default_out) = match (&a.corpus, &a.project) {
         (Some(path), _) => {
@@ -375,6 +382,58 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
             out.display()
         );
     }
+    Ok(())
+}
+
+/// `finetune --from-feedback --project P`: DPO on the project's preference pairs, measured on
+/// the fifth held out before and after.
+fn finetune_from_feedback(model: &ModelArgs, a: &FinetuneArgs) -> Result<()> {
+    let Some(name) = a.project.as_deref() else { bail!("--from-feedback learns from a project's choices; pass --project NAME") };
+    let store = inkling_store::Store::open(&crate::project::db_or_default(a.db.as_deref()))?;
+    let project = store.project(name)?;
+    let found = store.feedback_pairs(&project)?;
+    let edits = found.iter().filter(|p| p.kind == inkling_store::preferences::PairKind::EditedAfterAccept).count();
+    eprintln!("learning from your choices in `{name}`: {} pairs ({} accepted over a candidate shown beside it, {edits} of your edits over the model's words)", found.len(), found.len() - edits);
+    let pairs: Vec<inkling_train::PreferencePair> = found.into_iter().map(|p| inkling_train::PreferencePair { prompt: p.prompt, chosen: p.chosen, rejected: p.rejected }).collect();
+    let base = models::resolve(model)?;
+    let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let out = a.out.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}.feedback.gguf")));
+    let config = inkling_train::PreferenceConfig {
+        lora: inkling_train::LoraConfig { rank: a.rank, alpha: a.alpha, targets: a.targets.clone() },
+        iters: a.iters,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let mut run = inkling_train::PreferenceTuning::start(&base, &pairs, config)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let (train, held) = run.pairs();
+    let before = run.accuracy(true)?;
+    eprintln!("{train} pairs to train on, {held} held out; the base prefers your choice in {} of {held}", before.preferred);
+    let t0 = std::time::Instant::now();
+    let first = run.step()?;
+    let per_step = t0.elapsed().as_secs_f64();
+    eprintln!("first step: loss {first:.3} in {per_step:.1} s; the whole run takes about {:.0} min (Ctrl-C stops and keeps the adapter so far)", per_step * run.iters as f64 * 1.1 / 60.0);
+    let bar = progress_bar(run.iters, run.iter, "{msg}", a.json)?;
+    let stop = stop_on_ctrl_c();
+    run.run(&out, &mut |inkling_train::preference::PreferenceEvent::Step { iter, loss, .. }| {
+        bar.set_position(iter as u64);
+        bar.set_message(format!("loss {loss:.4}"));
+        !stop.load(std::sync::atomic::Ordering::SeqCst)
+    })?;
+    bar.finish_and_clear();
+    let after = run.accuracy(true)?;
+    if a.json {
+        println!("{}", serde_json::json!({"pairs": train + held, "held_out": held, "preferred_before": before.preferred, "preferred_after": after.preferred, "adapter": out}));
+    }
+    eprintln!(
+        "held-out pairs where the model prefers your choice: {} -> {} of {held}; adapter saved to {}\nuse it: inkling --adapter {} continue ...",
+        before.preferred,
+        after.preferred,
+        out.display(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -174,3 +174,51 @@ fn finetuning_a_real_model_learns_a_writers_pages() {
     let text = ok(&inkling(dir.path(), &["--model", m, "--adapter", a, "generate", "Ysolde Marrow climbed the", "--max-tokens", "16", "--temperature", "0"]));
     assert!(text.split_whitespace().count() >= 3, "{text}");
 }
+
+#[test]
+fn finetuning_from_feedback_learns_from_the_writers_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    inkling_engine::testing::TinyModel::default().write(&model).unwrap();
+    let m = model.to_str().unwrap();
+    ok(&inkling(dir.path(), &["project", "new", "Choices"]));
+    ok(&inkling(dir.path(), &["project", "new", "Few"]));
+    {
+        let mut store = inkling_store::Store::open(&dir.path().join("inkling.db")).unwrap();
+        for (name, runs) in [("Choices", 12), ("Few", 3)] {
+            let project = store.project(name).unwrap();
+            let doc = store.add_document(&project, "One", "chapter", "The harbour at dusk.", inkling_store::Origin::Typed).unwrap();
+            for i in 0..runs {
+                let candidate = |text: String| inkling_store::generations::NewGeneration {
+                    document_id: Some(doc.id),
+                    parent_id: None,
+                    recipe: "continue".into(),
+                    model: "tiny".into(),
+                    request: serde_json::json!({"text": format!("The harbour at dusk, day {i}.")}),
+                    sampling: serde_json::json!({}),
+                    seed: i,
+                    text,
+                    timings: serde_json::json!({}),
+                    tokens: None,
+                };
+                let kept = store.record_generation(&project, &candidate(format!(" She waited {i} minutes."))).unwrap();
+                store.record_generation(&project, &candidate(format!(" SUDDENLY, {i} DRAGONS!!!"))).unwrap();
+                let head = store.head(&doc).unwrap().text;
+                store.accept(&doc, kept.id, &format!("{head} She waited {i} minutes.")).unwrap();
+            }
+        }
+    }
+    let out = inkling(dir.path(), &["--model", m, "finetune", "--from-feedback", "--project", "Choices", "--iters", "6", "--json"]);
+    ok(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("learning from your choices in `Choices`: 12 pairs (12 accepted over a candidate shown beside it, 0 of your edits"), "{said}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["pairs"].as_u64(), v["held_out"].as_u64()), (Some(12), Some(2)), "{v}");
+    assert!(Path::new(v["adapter"].as_str().unwrap()).is_file());
+    assert!(v["adapter"].as_str().unwrap().ends_with("adapters/Choices.feedback.gguf"));
+
+    let e = inkling(dir.path(), &["--model", m, "finetune", "--from-feedback", "--project", "Few"]);
+    assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("3 usable feedback pairs, and learning from your choices needs at least 8"), "{}", String::from_utf8_lossy(&e.stderr));
+    let e = inkling(dir.path(), &["--model", m, "finetune", "--from-feedback", "--corpus", "x"]);
+    assert!(!e.status.success());
+}
