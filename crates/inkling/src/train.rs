@@ -340,16 +340,8 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
         a.rank,
         a.targets.join(",")
     );
-    // The first step is timed before committing the writer to the whole run.
-    let t0 = std::time::Instant::now();
-    let first = run.step()?;
-    let per_step = t0.elapsed().as_secs_f64();
-    eprintln!(
-        "first step: loss {:.3} in {:.1} s; the whole run takes about {:.0} min (Ctrl-C stops and keeps the adapter so far)",
-        first.loss,
-        per_step,
-        per_step * run.iters as f64 * 1.1 / 60.0
-    );
+    let iters = run.iters;
+    first_step(iters, || Ok(run.step()?.loss))?;
     let bar = progress_bar(run.iters, run.iter, "{msg}", a.json)?;
     let stop = stop_on_ctrl_c();
     let json = a.json;
@@ -396,8 +388,7 @@ fn finetune_from_feedback(model: &ModelArgs, a: &FinetuneArgs) -> Result<()> {
     eprintln!("learning from your choices in `{name}`: {} pairs ({} accepted over a candidate shown beside it, {edits} of your edits over the model's words)", found.len(), found.len() - edits);
     let pairs: Vec<inkling_train::PreferencePair> = found.into_iter().map(|p| inkling_train::PreferencePair { prompt: p.prompt, chosen: p.chosen, rejected: p.rejected }).collect();
     let base = models::resolve(model)?;
-    let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let out = a.out.clone().unwrap_or_else(|| inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}.feedback.gguf")));
+    let out = a.out.clone().unwrap_or_else(|| project_adapter(name, ".feedback"));
     let config = inkling_train::PreferenceConfig {
         lora: inkling_train::LoraConfig { rank: a.rank, alpha: a.alpha, targets: a.targets.clone() },
         iters: a.iters,
@@ -411,10 +402,8 @@ fn finetune_from_feedback(model: &ModelArgs, a: &FinetuneArgs) -> Result<()> {
     let (train, held) = run.pairs();
     let before = run.accuracy(true)?;
     eprintln!("{train} pairs to train on, {held} held out; the base prefers your choice in {} of {held}", before.preferred);
-    let t0 = std::time::Instant::now();
-    let first = run.step()?;
-    let per_step = t0.elapsed().as_secs_f64();
-    eprintln!("first step: loss {first:.3} in {per_step:.1} s; the whole run takes about {:.0} min (Ctrl-C stops and keeps the adapter so far)", per_step * run.iters as f64 * 1.1 / 60.0);
+    let iters = run.iters;
+    first_step(iters, || Ok(run.step()?))?;
     let bar = progress_bar(run.iters, run.iter, "{msg}", a.json)?;
     let stop = stop_on_ctrl_c();
     run.run(&out, &mut |inkling_train::preference::PreferenceEvent::Step { iter, loss, .. }| {
@@ -455,8 +444,22 @@ fn project_corpus(db: Option<&std::path::Path>, name: &str) -> Result<(Corpus, P
         "learning from project `{name}`: {with_text} document(s), {own} characters of your own ({} characters the model wrote left out)",
         share.total().saturating_sub(share.writer),
     );
-    // A file name from any project name: letters and digits of any script are kept.
+    Ok((Corpus::from_text(text), project_adapter(name, "")))
+}
+
+/// A project's adapter: `$INKLING_HOME/adapters/<project><kind>.gguf`, the file name made from
+/// any project name (letters and digits of any script are kept).
+fn project_adapter(name: &str, kind: &str) -> PathBuf {
     let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let out = inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}.gguf"));
-    Ok((Corpus::from_text(text), out))
+    inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}{kind}.gguf"))
+}
+
+/// Times the first step before committing the writer to the whole run, and says how long
+/// the run will take.
+fn first_step(iters: usize, step: impl FnOnce() -> Result<f32>) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let loss = step()?;
+    let per_step = t0.elapsed().as_secs_f64();
+    eprintln!("first step: loss {loss:.3} in {per_step:.1} s; the whole run takes about {:.0} min (Ctrl-C stops and keeps the adapter so far)", per_step * iters as f64 * 1.1 / 60.0);
+    Ok(())
 }
