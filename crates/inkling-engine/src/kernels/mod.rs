@@ -40,7 +40,9 @@ pub fn quantize_block_i8(x: &[f32], qs: &mut [i8]) -> (f32, i32) {
     let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
     let mut sum = 0i32;
     for (q, v) in qs.iter_mut().zip(x) {
-        let r = (v * id).round_ties_even() as i32;
+        // Codes stay within ±127 even when `127 / amax` overflows (a subnormal block: only a
+        // damaged model makes one), where the product would otherwise saturate to i32::MAX.
+        let r = ((v * id).round_ties_even() as i32).clamp(-127, 127);
         *q = r as i8;
         sum += r;
     }
