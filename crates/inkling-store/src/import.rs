@@ -47,20 +47,24 @@ fn heading(line: &str, markdown: bool) -> Option<String> {
 pub fn split(text: &str, markdown: bool, untitled: &str) -> Vec<Section> {
     let mut out: Vec<Section> = Vec::new();
     let mut title = untitled.to_string();
+    // A heading is the writer's text too: one with nothing under it still becomes a
+    // document (found by tests/fuzz.rs, where a last "CHAPTER IV" vanished).
+    let mut titled = false;
     let mut body = String::new();
     for line in text.split_inclusive('\n') {
         match heading(line, markdown) {
             Some(h) => {
-                if !body.trim().is_empty() {
+                if titled || !body.trim().is_empty() {
                     out.push(Section { title: title.clone(), text: body.trim_matches('\n').to_string() });
                 }
                 title = h;
+                titled = true;
                 body.clear();
             }
             None => body.push_str(line),
         }
     }
-    if !body.trim().is_empty() || out.is_empty() {
+    if titled || !body.trim().is_empty() || out.is_empty() {
         out.push(Section { title, text: body.trim_matches('\n').to_string() });
     }
     out
