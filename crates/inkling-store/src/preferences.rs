@@ -36,6 +36,14 @@ pub struct FeedbackPair {
     pub generation: i64,
 }
 
+/// What makes candidates one run: the same parent, document, tool, seed and request.
+type RunKey<'a> = (Option<i64>, Option<i64>, &'a str, u64, String);
+
+fn run_key(n: &GenerationNode) -> RunKey<'_> {
+    let g = &n.generation;
+    (g.parent_id, g.document_id, g.recipe.as_str(), g.seed, g.request.to_string())
+}
+
 fn prompt_of(g: &GenerationNode) -> String {
     let field = |k: &str| g.generation.request.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let (before, text) = (field("before"), field("text"));
@@ -46,15 +54,14 @@ impl Store {
     /// Every preference the project's history holds, oldest first.
     pub fn feedback_pairs(&self, project: &Project) -> Result<Vec<FeedbackPair>> {
         let nodes = self.generation_tree(project, None)?;
-        let mut runs: HashMap<(Option<i64>, Option<i64>, &str, u64, String), Vec<&GenerationNode>> = HashMap::new();
+        let mut runs: HashMap<RunKey<'_>, Vec<&GenerationNode>> = HashMap::new();
         for n in &nodes {
-            let g = &n.generation;
-            runs.entry((g.parent_id, g.document_id, g.recipe.as_str(), g.seed, g.request.to_string())).or_default().push(n);
+            runs.entry(run_key(n)).or_default().push(n);
         }
         let mut pairs = Vec::new();
         for n in nodes.iter().filter(|n| matches!(n.status, Status::Accepted | Status::Edited)) {
             let g = &n.generation;
-            let run = &runs[&(g.parent_id, g.document_id, g.recipe.as_str(), g.seed, g.request.to_string())];
+            let run = &runs[&run_key(n)];
             for other in run.iter().filter(|o| o.id != n.id && !matches!(o.status, Status::Accepted | Status::Edited)) {
                 pairs.push(FeedbackPair { prompt: prompt_of(n), chosen: g.text.clone(), rejected: other.generation.text.clone(), kind: PairKind::AcceptedOverSibling, generation: n.id });
             }
