@@ -14,7 +14,9 @@
 //!   answers (talk about the edit cut, flags for what cannot be cut); [`carry_on`] asks again
 //!   for the items a short list lacks; [`language`] keeps answers in the writer's language;
 //!   [`diff`] shows what a rewrite changed; [`tokens`] shows an answer token by token with
-//!   its alternatives; [`proofread`] lints with harper-core.
+//!   its alternatives; [`proofread`] lints with harper-core. Prose recipes (`output.voice`)
+//!   rank their candidates by the writer's voice profile in `context.voice`
+//!   ([`inkling_voice`]).
 //! - [`pipeline`]: the story pipeline's stages (braindump → synopsis → outline → beats →
 //!   chapter → summary), their lockable parts, and drafting a chapter beat by beat.
 //!

@@ -9,7 +9,8 @@
 //! The distance that ranks is the surprise (over the writer's own level on unseen pages of
 //! theirs) plus a tenth of the function words' mean squared z-score. On 120-word passages of
 //! two authors the function words alone rank right 80% of the time and the surprise 91%,
-//! together 94% (tests/two_authors.rs); sentence length, punctuation and the rest are at
+//! together 94%, and 92% with the model pruned as here (tests/two_authors.rs, BENCHMARKS.md);
+//! sentence length, punctuation and the rest are at
 //! chance on passages that short, so they explain a ranking ([`Fit::groups`]) but do not
 //! make it.
 
