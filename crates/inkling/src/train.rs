@@ -297,6 +297,20 @@ pub struct FinetuneArgs {
     from_feedback: bool,
 }
 
+impl FinetuneArgs {
+    fn lora(&self) -> inkling_train::LoraConfig {
+        inkling_train::LoraConfig { rank: self.rank, alpha: self.alpha, targets: self.targets.clone() }
+    }
+}
+
+/// The folder an adapter is written into, made if it is missing.
+fn create_parent(out: &std::path::Path) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
     use_threads(model);
     if model.adapter.is_some() {
@@ -317,7 +331,7 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
     let base = models::resolve(model)?;
     let out = a.out.clone().unwrap_or(default_out);
     let config = inkling_train::FinetuneConfig {
-        lora: inkling_train::LoraConfig { rank: a.rank, alpha: a.alpha, targets: a.targets.clone() },
+        lora: a.lora(),
         block_size: a.block,
         batch_size: a.batch,
         iters: a.iters,
@@ -326,9 +340,7 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
         ..Default::default()
     };
     let mut run = inkling_train::Finetuning::start(&base, &corpus, config)?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    create_parent(&out)?;
     eprintln!(
         "fine-tuning {} on {} training tokens: {} iterations of {}x{} tokens, {} trainable values (rank {}, {})",
         base.display(),
@@ -390,15 +402,13 @@ fn finetune_from_feedback(model: &ModelArgs, a: &FinetuneArgs) -> Result<()> {
     let base = models::resolve(model)?;
     let out = a.out.clone().unwrap_or_else(|| project_adapter(name, ".feedback"));
     let config = inkling_train::PreferenceConfig {
-        lora: inkling_train::LoraConfig { rank: a.rank, alpha: a.alpha, targets: a.targets.clone() },
+        lora: a.lora(),
         iters: a.iters,
         seed: a.seed,
         ..Default::default()
     };
     let mut run = inkling_train::PreferenceTuning::start(&base, &pairs, config)?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    create_parent(&out)?;
     let (train, held) = run.pairs();
     let before = run.accuracy(true)?;
     eprintln!("{train} pairs to train on, {held} held out; the base prefers your choice in {} of {held}", before.preferred);
