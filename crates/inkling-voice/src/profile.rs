@@ -130,8 +130,8 @@ impl Profile {
         let texts = chunks(&whole, script, chunk);
         let chunks: Vec<Measure> = texts.iter().map(|c| features::measure(c, script, &pairs)).collect();
         let catalog = features::catalog(script, &pairs);
+        let habits = habits(&features::measure(&whole, script, &pairs), script, &catalog);
         let features = catalog.into_iter().enumerate().map(|(i, feature)| stat(feature, &chunks.iter().map(|m| m.values[i]).collect::<Vec<_>>())).collect();
-        let habits = habits(&features::measure(&whole, script, &pairs), script, &features::catalog(script, &pairs));
         let own_surprise = own_surprise(&texts);
         Ok(Profile { script, units, chunk, chunks: chunks.len(), pairs, features, habits, model: CharModel::build(&whole), own_surprise })
     }
@@ -140,8 +140,9 @@ impl Profile {
     pub fn fit(&self, text: &str) -> Fit {
         let m = features::measure(text, self.script, &self.pairs);
         // (group, weighted sum of |z|, sum of weights)
+        let deviations = self.deviations(&m);
         let mut sums: Vec<(Group, f64, f64)> = Vec::new();
-        for d in self.deviations(&m) {
+        for d in &deviations {
             match sums.iter_mut().find(|(g, ..)| *g == d.group) {
                 Some((_, s, n)) => {
                     *s += d.weight * d.z;
@@ -152,7 +153,7 @@ impl Profile {
         }
         let groups: Vec<GroupFit> = sums.into_iter().map(|(group, s, n)| GroupFit { group, distance: s / n }).collect();
         let surprise = self.model.cross_entropy(text) - self.own_surprise;
-        let distance = surprise + FUNCTION_WORD_WEIGHT * function_word_share(&self.deviations(&m));
+        let distance = surprise + FUNCTION_WORD_WEIGHT * function_word_share(&deviations);
         let quoted = m.values.last().map_or(0.0, |v| v.value);
         Fit { distance, surprise, groups, sentence_mean: m.sentence_mean(), quoted, units: m.units }
     }
