@@ -108,12 +108,7 @@ impl BanList {
             }
             out
         };
-        BanList {
-            defaults: self.defaults.or(below.defaults),
-            phrases: join(&self.phrases, &below.phrases),
-            regex: join(&self.regex, &below.regex),
-            allow: join(&self.allow, &below.allow),
-        }
+        BanList { defaults: self.defaults.or(below.defaults), phrases: join(&self.phrases, &below.phrases), regex: join(&self.regex, &below.regex), allow: join(&self.allow, &below.allow) }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -310,7 +305,8 @@ mod tests {
 
     #[test]
     fn chunks_from_both_endpoints_read_back() {
-        let chat: CompletionResponse = serde_json::from_str(r#"{"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":1,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap();
+        let chat: CompletionResponse =
+            serde_json::from_str(r#"{"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":1,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap();
         assert_eq!(chat.choices[0].content(), "Hi");
         assert_eq!(chat.choices[0].index, 1);
         let text: CompletionResponse = serde_json::from_str(r#"{"choices":[{"index":0,"text":" there","finish_reason":"stop"}]}"#).unwrap();

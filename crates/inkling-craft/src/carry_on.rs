@@ -116,12 +116,7 @@ pub type GenerateFn<'a> = dyn FnMut(&GenerateRequest, &mut dyn FnMut(Event<'_>) 
 
 /// Carries on every short list in `generation` through `generate`, streaming the added text
 /// to `on_event` under the candidate's own index (its `Finished` was sent already).
-pub fn complete_lists(
-    prepared: &Prepared,
-    generation: &mut Generation,
-    generate: &mut GenerateFn<'_>,
-    on_event: &mut dyn FnMut(Event<'_>) -> bool,
-) -> crate::Result<()> {
+pub fn complete_lists(prepared: &Prepared, generation: &mut Generation, generate: &mut GenerateFn<'_>, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> crate::Result<()> {
     let Some(mut carry) = CarryOn::new(prepared, generation) else { return Ok(()) };
     loop {
         let steps = carry.requests(prepared, generation);

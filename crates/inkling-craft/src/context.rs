@@ -280,7 +280,15 @@ struct Placed {
 /// Keeps what fits of the fired entries and says what became of every entry the scan
 /// considered. Kept first: always-on entries, then higher `order`, then fewer recursion
 /// steps, then bible order. Placed by `order` (higher nearer the story's end), then bible order.
-fn place_lore(entries: &[LoreEntry], act: &lore::Activation, ctx: &StoryContext, has_story: bool, left: &mut usize, parts: &mut Vec<Part>, count: &dyn Fn(&str) -> inkling_engine::Result<usize>) -> Result<Placed> {
+fn place_lore(
+    entries: &[LoreEntry],
+    act: &lore::Activation,
+    ctx: &StoryContext,
+    has_story: bool,
+    left: &mut usize,
+    parts: &mut Vec<Part>,
+    count: &dyn Fn(&str) -> inkling_engine::Result<usize>,
+) -> Result<Placed> {
     let part = |i: usize, tokens, fate: String| Part { name: format!("bible: {}", entries[i].name), tokens, fate };
     let mut fired: Vec<(usize, &lore::Fired, String, usize)> = Vec::new();
     for (i, why) in &act.fired {

@@ -44,8 +44,8 @@ pub mod toolbox;
 
 pub use context::{Assembled, ChapterSummary, Frame, Part, StoryContext};
 pub use error::{CraftError, Result};
+pub use language::Language;
 pub use lore::{LoreEntry, LoreSettings, LoreState};
 pub use recipe::Recipe;
-pub use language::Language;
 pub use run::{Flag, ToolCandidate, ToolOutput, ToolRequest, run};
 pub use toolbox::Toolbox;

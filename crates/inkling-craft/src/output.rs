@@ -3,7 +3,8 @@
 //! candidates removed.
 
 /// Chat-template control text that must never reach the writer.
-const CONTROL_MARKERS: &[&str] = &["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<start_of_turn>", "<end_of_turn>", "</s>", "<s>", "[INST]", "[/INST]"];
+const CONTROL_MARKERS: &[&str] =
+    &["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<start_of_turn>", "<end_of_turn>", "</s>", "<s>", "[INST]", "[/INST]"];
 
 /// Removes control text; anything after an end-of-turn marker is a new turn and is dropped.
 pub fn strip_control(text: &str) -> String {
@@ -26,7 +27,33 @@ pub fn strip_preamble(text: &str) -> &str {
     let t = text.trim_start();
     if let Some((first, rest)) = t.split_once('\n') {
         let f = first.trim().trim_matches('*').trim().to_lowercase();
-        let chatty = ["sure", "here is", "here's", "certainly", "of course", "okay", "rewritten", "revised", "tightened", "expanded", "you can", "the rewritten", "the revised", "the tightened", "the expanded", "the edited", "this is", "以下是", "下面是", "好的", "当然", "修改后", "改写后"].iter().any(|p| f.starts_with(p));
+        let chatty = [
+            "sure",
+            "here is",
+            "here's",
+            "certainly",
+            "of course",
+            "okay",
+            "rewritten",
+            "revised",
+            "tightened",
+            "expanded",
+            "you can",
+            "the rewritten",
+            "the revised",
+            "the tightened",
+            "the expanded",
+            "the edited",
+            "this is",
+            "以下是",
+            "下面是",
+            "好的",
+            "当然",
+            "修改后",
+            "改写后",
+        ]
+        .iter()
+        .any(|p| f.starts_with(p));
         if chatty && (f.ends_with(':') || f.ends_with('：')) && f.chars().count() < 100 && !rest.trim().is_empty() {
             return rest.trim_start();
         }
@@ -69,7 +96,12 @@ pub fn strip_commentary(answer: &str, source: &str) -> String {
     }
     let source_quoted = source.trim_start().starts_with(['"', '“', '「']);
     for (open, close) in [("\"", "\""), ("“", "”"), ("「", "」")] {
-        if !source_quoted && kept.len() > open.len() + close.len() && kept.starts_with(open) && kept.ends_with(close) && !kept[open.len()..kept.len() - close.len()].contains([open.chars().next().unwrap_or('"'), close.chars().next().unwrap_or('"')]) {
+        if !source_quoted
+            && kept.len() > open.len() + close.len()
+            && kept.starts_with(open)
+            && kept.ends_with(close)
+            && !kept[open.len()..kept.len() - close.len()].contains([open.chars().next().unwrap_or('"'), close.chars().next().unwrap_or('"')])
+        {
             kept = kept[open.len()..kept.len() - close.len()].trim().to_string();
         }
     }
@@ -78,8 +110,42 @@ pub fn strip_commentary(answer: &str, source: &str) -> String {
 
 /// Verbs an editor uses of their own edit ("I removed", "I've simplified").
 const EDIT_VERBS: &[&str] = &[
-    "removed", "cut", "simplified", "changed", "made", "kept", "rewrote", "rewritten", "revised", "replaced", "added", "condensed", "tightened", "expanded", "used", "eliminated", "combined", "streamlined", "maintained",
-    "preserved", "tried", "focused", "adjusted", "retained", "shortened", "reworded", "rephrased", "corrected", "fixed", "omitted", "deleted", "aimed", "ensured", "incorporated", "converted", "transformed",
+    "removed",
+    "cut",
+    "simplified",
+    "changed",
+    "made",
+    "kept",
+    "rewrote",
+    "rewritten",
+    "revised",
+    "replaced",
+    "added",
+    "condensed",
+    "tightened",
+    "expanded",
+    "used",
+    "eliminated",
+    "combined",
+    "streamlined",
+    "maintained",
+    "preserved",
+    "tried",
+    "focused",
+    "adjusted",
+    "retained",
+    "shortened",
+    "reworded",
+    "rephrased",
+    "corrected",
+    "fixed",
+    "omitted",
+    "deleted",
+    "aimed",
+    "ensured",
+    "incorporated",
+    "converted",
+    "transformed",
 ];
 
 /// A sentence or paragraph about the edit rather than part of the text.
@@ -87,9 +153,63 @@ fn is_commentary(s: &str) -> bool {
     let t = s.trim_start_matches(|c: char| c == '(' || c == '*' || c == '#' || c == '>' || c == '[' || c.is_whitespace()).to_lowercase();
     let t = t.as_str();
     let notes = [
-        "note:", "note that", "notes:", "explanation:", "changes:", "changes made", "key changes", "the changes", "these changes", "in this version", "in this rewrite", "in this rewritten", "in this revised", "in this tightened", "in this expanded", "in the revised", "in the rewritten", "in the original", "the original text", "by removing", "by cutting", "by simplifying", "let me know",
-        "feel free", "i hope", "hope this", "this version", "this rewrite", "this revision", "this revised", "this reworked", "this rewritten", "this tightened", "this expanded", "this edit", "this maintains the", "this keeps the original",
-        "this keeps the meaning", "this retains the", "this conveys the same", "this captures the essence", "this captures the original", "this synopsis", "this outline", "this summary", "注：", "注:", "注意：", "说明：", "修改说明", "修改后的", "改写后的", "这个版本", "这一版本", "以上", "希望这", "通过删除",
+        "note:",
+        "note that",
+        "notes:",
+        "explanation:",
+        "changes:",
+        "changes made",
+        "key changes",
+        "the changes",
+        "these changes",
+        "in this version",
+        "in this rewrite",
+        "in this rewritten",
+        "in this revised",
+        "in this tightened",
+        "in this expanded",
+        "in the revised",
+        "in the rewritten",
+        "in the original",
+        "the original text",
+        "by removing",
+        "by cutting",
+        "by simplifying",
+        "let me know",
+        "feel free",
+        "i hope",
+        "hope this",
+        "this version",
+        "this rewrite",
+        "this revision",
+        "this revised",
+        "this reworked",
+        "this rewritten",
+        "this tightened",
+        "this expanded",
+        "this edit",
+        "this maintains the",
+        "this keeps the original",
+        "this keeps the meaning",
+        "this retains the",
+        "this conveys the same",
+        "this captures the essence",
+        "this captures the original",
+        "this synopsis",
+        "this outline",
+        "this summary",
+        "注：",
+        "注:",
+        "注意：",
+        "说明：",
+        "修改说明",
+        "修改后的",
+        "改写后的",
+        "这个版本",
+        "这一版本",
+        "以上",
+        "希望这",
+        "通过删除",
         "通过简化",
     ];
     if notes.iter().any(|n| t.starts_with(n)) {
@@ -121,7 +241,8 @@ pub fn is_unusable_value(v: &str) -> bool {
         return true;
     }
     let code = t.contains(['{', '}', '[', ']', '<', '>', '=', '|', '\\']) || t.starts_with([':', ',']) || t.contains("()");
-    let identifier = !t.contains(' ') && (t.contains('_') || t.chars().skip(1).any(char::is_uppercase) && t.chars().any(char::is_lowercase) && t.chars().all(char::is_alphanumeric) && !t.chars().any(crate::text::is_cjk));
+    let identifier = !t.contains(' ')
+        && (t.contains('_') || t.chars().skip(1).any(char::is_uppercase) && t.chars().any(char::is_lowercase) && t.chars().all(char::is_alphanumeric) && !t.chars().any(crate::text::is_cjk));
     let placeholder = ["todo", "tbd", "n/a", "none", "null", "unknown", "lorem ipsum", "string", "example"].contains(&t.to_lowercase().as_str());
     code || identifier || placeholder
 }
@@ -130,7 +251,27 @@ pub fn is_unusable_value(v: &str) -> bool {
 /// redundant words..."): small chat models do this. Such answers rank last.
 pub fn is_chatter(text: &str) -> bool {
     let t = text.trim_start().to_lowercase();
-    ["sure", "certainly", "of course", "here is", "here's", "i have ", "i've ", "i did ", "i can ", "you are right", "as an ai", "i'm sorry", "i am sorry", "the rewritten", "the revised", "this passage", "the passage"].iter().any(|p| t.starts_with(p))
+    [
+        "sure",
+        "certainly",
+        "of course",
+        "here is",
+        "here's",
+        "i have ",
+        "i've ",
+        "i did ",
+        "i can ",
+        "you are right",
+        "as an ai",
+        "i'm sorry",
+        "i am sorry",
+        "the rewritten",
+        "the revised",
+        "this passage",
+        "the passage",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
 }
 
 /// Drops text the model repeated from the end of the prompt (a continuation that starts by
@@ -323,7 +464,10 @@ fn clean_item(item: &str) -> String {
 /// "retired" finds "retirement"), or one pair of its adjacent CJK characters. A description
 /// with no such word passes.
 pub fn keeps_the_input(source: &str, answer: &str) -> bool {
-    const COMMON: &[&str] = &["that", "this", "with", "from", "into", "than", "then", "them", "they", "their", "there", "were", "what", "when", "where", "which", "while", "would", "about", "after", "before", "who", "whose", "some", "very", "also", "been", "have", "just", "only", "over", "such", "your"];
+    const COMMON: &[&str] = &[
+        "that", "this", "with", "from", "into", "than", "then", "them", "they", "their", "there", "were", "what", "when", "where", "which", "while", "would", "about", "after", "before", "who",
+        "whose", "some", "very", "also", "been", "have", "just", "only", "over", "such", "your",
+    ];
     let answer_lower = answer.to_lowercase();
     let mut any = false;
     for word in source.split(|c: char| !c.is_alphanumeric() || crate::text::is_cjk(c)).map(str::to_lowercase) {
@@ -457,10 +601,7 @@ mod tests {
         assert_eq!(parse_list("1. \"Quoted title\""), ["Quoted title"]);
         assert_eq!(parse_list("1. **The Lost City** (Fantasy)"), ["The Lost City (Fantasy)"]);
         assert!(parse_list("\n\n").is_empty());
-        assert_eq!(
-            parse_list("The Keeper; by L. M.; 2. The Bottle; 3. A Sailor's Love, 4. Tides"),
-            ["The Keeper; by L. M.", "The Bottle", "A Sailor's Love", "Tides"]
-        );
+        assert_eq!(parse_list("The Keeper; by L. M.; 2. The Bottle; 3. A Sailor's Love, 4. Tides"), ["The Keeper; by L. M.", "The Bottle", "A Sailor's Love", "Tides"]);
         assert_eq!(parse_list("Chapter 2. The storm breaks"), ["Chapter 2. The storm breaks"]);
     }
 

@@ -43,10 +43,7 @@ impl Stage {
 
     pub fn parse(name: &str) -> Result<Stage> {
         let name = name.trim().to_ascii_lowercase();
-        Stage::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| CraftError::UnknownStage {
-            name,
-            known: Stage::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
-        })
+        Stage::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| CraftError::UnknownStage { name, known: Stage::ALL.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ") })
     }
 
     /// The stage this one is generated from.
@@ -93,9 +90,7 @@ pub fn outline_entry(outline: &str, chapter: u32) -> Option<String> {
 pub fn keep_locked(old: &[String], new: Vec<String>, locked: &BTreeSet<usize>) -> Vec<String> {
     let last_locked = locked.iter().copied().filter(|&i| i < old.len()).max();
     let len = new.len().max(last_locked.map_or(0, |i| i + 1));
-    (0..len)
-        .map(|i| if locked.contains(&i) || i >= new.len() { old[i].clone() } else { new[i].clone() })
-        .collect()
+    (0..len).map(|i| if locked.contains(&i) || i >= new.len() { old[i].clone() } else { new[i].clone() }).collect()
 }
 
 /// The tool run that generates `stage` from its source's text: a synopsis from the
@@ -210,15 +205,7 @@ fn beat_text(brief: &ChapterBrief, k: usize, cjk: bool) -> String {
     if cjk {
         format!("第{}章《{}》：{}\n本章的情节节拍：\n{list}\n现在写第{}个节拍：{}\n（约{}字）", brief.chapter, brief.title, brief.entry, k + 1, brief.beats[k], brief.words_per_beat)
     } else {
-        format!(
-            "Chapter {} ({}): {}\nThe chapter's beats:\n{list}\n\nWrite beat {} now: {}\n(about {} words)",
-            brief.chapter,
-            brief.title,
-            brief.entry,
-            k + 1,
-            brief.beats[k],
-            brief.words_per_beat
-        )
+        format!("Chapter {} ({}): {}\nThe chapter's beats:\n{list}\n\nWrite beat {} now: {}\n(about {} words)", brief.chapter, brief.title, brief.entry, k + 1, brief.beats[k], brief.words_per_beat)
     }
 }
 

@@ -6,28 +6,24 @@
 //! CJK text are not linted.
 
 use crate::text::is_cjk;
+pub use harper_core::Dialect;
+use harper_core::Document;
 use harper_core::linting::{LintGroup, Linter, Suggestion};
 use harper_core::spell::FstDictionary;
-use harper_core::Document;
-pub use harper_core::Dialect;
 
 /// The spellings a writer can ask for, with the short names they also go by: the CLI and
 /// the server read dialect names here and nowhere else.
-pub const DIALECTS: &[(&str, &str, Dialect)] = &[
-    ("american", "us", Dialect::American),
-    ("british", "uk", Dialect::British),
-    ("canadian", "ca", Dialect::Canadian),
-    ("australian", "au", Dialect::Australian),
-    ("indian", "in", Dialect::Indian),
-];
+pub const DIALECTS: &[(&str, &str, Dialect)] =
+    &[("american", "us", Dialect::American), ("british", "uk", Dialect::British), ("canadian", "ca", Dialect::Canadian), ("australian", "au", Dialect::Australian), ("indian", "in", Dialect::Indian)];
 
 /// The dialect a writer named ("british", "UK"), or an error listing the names.
 pub fn dialect_named(name: &str) -> crate::Result<Dialect> {
     let wanted = name.trim().to_lowercase();
-    DIALECTS.iter().find(|(long, short, _)| *long == wanted || *short == wanted).map(|d| d.2).ok_or_else(|| crate::CraftError::UnknownDialect {
-        name: name.to_string(),
-        known: DIALECTS.iter().map(|(long, short, _)| format!("{long} ({short})")).collect::<Vec<_>>().join(", "),
-    })
+    DIALECTS
+        .iter()
+        .find(|(long, short, _)| *long == wanted || *short == wanted)
+        .map(|d| d.2)
+        .ok_or_else(|| crate::CraftError::UnknownDialect { name: name.to_string(), known: DIALECTS.iter().map(|(long, short, _)| format!("{long} ({short})")).collect::<Vec<_>>().join(", ") })
 }
 use serde::{Deserialize, Serialize};
 

@@ -279,7 +279,12 @@ impl Recipe {
             None => return Ok(asked),
             Some(Items::Fixed(n)) => *n,
             Some(Items::Template(t)) => {
-                let rendered = minijinja::Environment::new().render_str(t, vars).map_err(|e| CraftError::Recipe { file: self.source.clone().into(), line: 0, column: 0, message: format!("template `output.items`: {e}") })?;
+                let rendered = minijinja::Environment::new().render_str(t, vars).map_err(|e| CraftError::Recipe {
+                    file: self.source.clone().into(),
+                    line: 0,
+                    column: 0,
+                    message: format!("template `output.items`: {e}"),
+                })?;
                 match rendered.trim() {
                     "" => return Ok(None),
                     n => n.parse().map_err(|_| CraftError::Recipe { file: self.source.clone().into(), line: 0, column: 0, message: format!("`output.items` gave {n:?}, not a number") })?,
@@ -315,12 +320,7 @@ impl Recipe {
                     Some(phrase) => phrase.clone(),
                     None if spec.free && !v.trim().is_empty() => v.trim().to_string(),
                     None => {
-                        return Err(CraftError::UnknownValue {
-                            tool: self.name.clone(),
-                            option: key.clone(),
-                            value: v.clone(),
-                            allowed: spec.values.keys().cloned().collect::<Vec<_>>().join(", "),
-                        });
+                        return Err(CraftError::UnknownValue { tool: self.name.clone(), option: key.clone(), value: v.clone(), allowed: spec.values.keys().cloned().collect::<Vec<_>>().join(", ") });
                     }
                 },
             };

@@ -2,9 +2,9 @@
 //! clean, parsed candidates (items for lists, a value for JSON, a diff for rewrites).
 
 use crate::context::{Ask, Assembled, Frame, StoryContext, assemble};
-use crate::language::Language;
 use crate::diff::{Span, word_diff};
 use crate::error::{CraftError, Result};
+use crate::language::Language;
 use crate::output::{dedupe_key, is_chatter, is_unusable_value, join_to_story, keeps_the_input, parse_list, strip_commentary, strip_control, strip_echo, strip_preamble, strip_restatement};
 use crate::recipe::{LengthGoal, OutputKind, Recipe, Trim};
 use crate::text::trim_to_sentence;
@@ -351,7 +351,8 @@ pub fn finish(recipe: &Recipe, backend: &dyn Backend, request: &ToolRequest, pre
             }
         });
         let diff = recipe.output.diff.then(|| word_diff(source.trim(), &text));
-        let mut candidate = ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens, tokens, voice: None };
+        let mut candidate =
+            ToolCandidate { index: 0, text, items, json, diff, meets_length, flags: Vec::new(), finish_reason: c.finish_reason, completion_tokens: c.completion_tokens, tokens, voice: None };
         candidate.flags = flags(recipe, &prepared, source, &candidate);
         candidates.push((candidate, mean_logprob));
     }

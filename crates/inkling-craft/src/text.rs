@@ -76,12 +76,8 @@ pub fn longest_fitting_tail(text: &str, fits: &mut dyn FnMut(&str) -> bool) -> O
         return Some(0);
     }
     let sentence_starts: Vec<usize> = sentence_ends(text).into_iter().map(|e| e + text[e..].len() - text[e..].trim_start().len()).filter(|&s| s < text.len()).collect();
-    let word_starts: Vec<usize> = text
-        .char_indices()
-        .zip(text.chars().skip(1))
-        .filter(|((_, a), b)| (a.is_whitespace() && !b.is_whitespace()) || is_cjk(*b))
-        .map(|((i, a), _)| i + a.len_utf8())
-        .collect();
+    let word_starts: Vec<usize> =
+        text.char_indices().zip(text.chars().skip(1)).filter(|((_, a), b)| (a.is_whitespace() && !b.is_whitespace()) || is_cjk(*b)).map(|((i, a), _)| i + a.len_utf8()).collect();
     for starts in [paragraph_starts(text), sentence_starts, word_starts] {
         // Binary search for the earliest start whose suffix fits.
         let (mut lo, mut hi) = (0, starts.len());

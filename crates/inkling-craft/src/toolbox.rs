@@ -90,7 +90,8 @@ mod tests {
     #[test]
     fn every_builtin_recipe_parses() {
         let tb = Toolbox::builtin().unwrap();
-        for tool in ["continue", "brainstorm", "outline", "character", "place", "draft", "describe", "expand", "tighten", "rewrite", "poem", "summarize", "business", "first-lines", "titles", "check"] {
+        for tool in ["continue", "brainstorm", "outline", "character", "place", "draft", "describe", "expand", "tighten", "rewrite", "poem", "summarize", "business", "first-lines", "titles", "check"]
+        {
             assert!(tb.get(tool).is_ok(), "{tool}");
         }
         let e = tb.get("summarise").unwrap_err().to_string();

@@ -53,7 +53,8 @@ fn continue_in(e: &Engine, chapters: &[String], n: usize, ctx: StoryContext) -> 
     let tb = Toolbox::builtin().unwrap();
     // The story so far: the chapter before and this one (the tail the tool continues).
     let story = format!("{}\n\n{}", chapters[n - 2], chapters[n - 1]);
-    let req = ToolRequest { tool: "continue".into(), text: story, context: StoryContext { chapter: Some(n as u32), lore: lorebook(), ..ctx }, max_tokens: Some(32), seed: Some(1), ..ToolRequest::default() };
+    let req =
+        ToolRequest { tool: "continue".into(), text: story, context: StoryContext { chapter: Some(n as u32), lore: lorebook(), ..ctx }, max_tokens: Some(32), seed: Some(1), ..ToolRequest::default() };
     prepare(tb.get("continue").unwrap(), e, &req).unwrap().assembled
 }
 
@@ -87,7 +88,8 @@ fn an_early_chapter_never_sees_a_late_reveal() {
     }
     let unknown = continue_in(&e, &chapters, 16, StoryContext::default());
     let tb = Toolbox::builtin().unwrap();
-    let req = ToolRequest { tool: "continue".into(), text: chapters[15].clone(), context: StoryContext { lore: lorebook(), ..StoryContext::default() }, max_tokens: Some(32), ..ToolRequest::default() };
+    let req =
+        ToolRequest { tool: "continue".into(), text: chapters[15].clone(), context: StoryContext { lore: lorebook(), ..StoryContext::default() }, max_tokens: Some(32), ..ToolRequest::default() };
     let no_chapter = prepare(tb.get("continue").unwrap(), &e, &req).unwrap().assembled;
     assert!(chapters[15].contains("Oren") && unknown.rendered.contains(REVEAL));
     assert!(!no_chapter.rendered.contains(REVEAL), "a prompt whose chapter is not known gets no progression");
@@ -99,7 +101,14 @@ fn entries_at_a_depth_sit_inside_the_story() {
     let tb = Toolbox::builtin().unwrap();
     let lore = vec![LoreEntry { name: "Mara".into(), body: "Keeper of the light.".into(), position: Position::AtDepth(1), ..LoreEntry::default() }];
     let story = "Mara climbed.\n\nThe lamp was cold.\n\nShe struck a match.";
-    let req = ToolRequest { tool: "continue".into(), text: story.into(), context: StoryContext { lore, ..StoryContext::default() }, max_tokens: Some(16), frame: Some(inkling_craft::Frame::Text), ..ToolRequest::default() };
+    let req = ToolRequest {
+        tool: "continue".into(),
+        text: story.into(),
+        context: StoryContext { lore, ..StoryContext::default() },
+        max_tokens: Some(16),
+        frame: Some(inkling_craft::Frame::Text),
+        ..ToolRequest::default()
+    };
     let a = prepare(tb.get("continue").unwrap(), &e, &req).unwrap().assembled;
     assert!(a.rendered.contains("The lamp was cold.\n\n[Mara: Keeper of the light.]\nShe struck a match."), "{}", a.rendered);
 }
@@ -111,11 +120,23 @@ fn the_lore_budget_drops_the_lowest_order_first_and_says_so() {
     let entry = |name: &str, order| LoreEntry { name: name.into(), body: "A long description of this person that takes up a good many tokens in the prompt.".into(), order, ..LoreEntry::default() };
     let lore = vec![entry("Ann", 10), entry("Bo", 300), entry("Cy", 100)];
     let per_entry = {
-        let req = ToolRequest { tool: "continue".into(), text: "Ann met Bo.".into(), context: StoryContext { lore: vec![entry("Bo", 300)], ..StoryContext::default() }, max_tokens: Some(16), ..ToolRequest::default() };
+        let req = ToolRequest {
+            tool: "continue".into(),
+            text: "Ann met Bo.".into(),
+            context: StoryContext { lore: vec![entry("Bo", 300)], ..StoryContext::default() },
+            max_tokens: Some(16),
+            ..ToolRequest::default()
+        };
         prepare(tb.get("continue").unwrap(), &e, &req).unwrap().assembled.parts.iter().find(|p| p.name == "bible: Bo").unwrap().tokens
     };
     let settings = LoreSettings { budget: Some(per_entry * 2 + 1), ..LoreSettings::default() };
-    let req = ToolRequest { tool: "continue".into(), text: "Ann met Bo and Cy.".into(), context: StoryContext { lore, lore_settings: settings, ..StoryContext::default() }, max_tokens: Some(16), ..ToolRequest::default() };
+    let req = ToolRequest {
+        tool: "continue".into(),
+        text: "Ann met Bo and Cy.".into(),
+        context: StoryContext { lore, lore_settings: settings, ..StoryContext::default() },
+        max_tokens: Some(16),
+        ..ToolRequest::default()
+    };
     let a = prepare(tb.get("continue").unwrap(), &e, &req).unwrap().assembled;
     let fate = |n: &str| a.parts.iter().find(|p| p.name == format!("bible: {n}")).unwrap().fate.clone();
     assert!(fate("Bo").starts_with("triggered") && fate("Cy").starts_with("triggered"), "{:?}", a.parts);

@@ -91,7 +91,13 @@ fn each_stage_prompt_is_as_the_snapshots_show() {
     insta::assert_snapshot!("beats_from_outline_entry", stage_prompt(&e, Stage::Beats, "The Wreck: Oren washes ashore.", Some(4)));
     insta::assert_snapshot!("summary_of_chapter", stage_prompt(&e, Stage::Summary, "Mara found the man on the rocks at dawn.\n\nShe carried him up.", None));
 
-    let brief = ChapterBrief { chapter: 2, title: "The Wreck".into(), entry: "Oren washes ashore.".into(), beats: vec!["Mara sees the wreck.".into(), "She drags Oren up the stair.".into()], words_per_beat: 120 };
+    let brief = ChapterBrief {
+        chapter: 2,
+        title: "The Wreck".into(),
+        entry: "Oren washes ashore.".into(),
+        beats: vec!["Mara sees the wreck.".into(), "She drags Oren up the stair.".into()],
+        words_per_beat: 120,
+    };
     let base = ToolRequest {
         context: StoryContext { memory: "Synopsis: Mara keeps the light.".into(), chapter: Some(2), before: "Chapter one ended in fog.".into(), summaries: summaries(), ..StoryContext::default() },
         ..ToolRequest::default()
@@ -129,4 +135,3 @@ fn a_chapter_is_drafted_beat_by_beat() {
     let long = ChapterBrief { words_per_beat: 300, ..brief };
     assert!(pipeline::beat_request(&long, &base, 0, "").max_tokens.unwrap() > 400);
 }
-

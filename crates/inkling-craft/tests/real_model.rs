@@ -126,7 +126,14 @@ fn chinese_text_gets_chinese_answers() {
 fn edits_are_the_text_not_talk_about_it() {
     let Some(e) = engine() else { return };
     let tb = Toolbox::builtin().unwrap();
-    let request = ToolRequest { tool: "rewrite".into(), text: "yo the report's gonna be late, printer died lol".into(), options: [("style".into(), "formal".into())].into(), n: 3, seed: Some(5), ..ToolRequest::default() };
+    let request = ToolRequest {
+        tool: "rewrite".into(),
+        text: "yo the report's gonna be late, printer died lol".into(),
+        options: [("style".into(), "formal".into())].into(),
+        n: 3,
+        seed: Some(5),
+        ..ToolRequest::default()
+    };
     let out = run(&tb, e, &request, &mut |_| true).unwrap();
     let best = &out.candidates[0];
     assert!(best.flags.is_empty(), "{best:?}");

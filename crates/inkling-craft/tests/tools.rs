@@ -59,7 +59,11 @@ fn json_tools_always_parse_on_a_random_model() {
         for c in &out.candidates {
             let v = c.json.as_ref().expect("parsed");
             let fields: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-            let want: Vec<&str> = if tool == "character" { vec!["name", "role", "wants", "fears", "voice", "appearance", "backstory"] } else { vec!["name", "summary", "sight", "sound", "smell", "touch", "taste", "history"] };
+            let want: Vec<&str> = if tool == "character" {
+                vec!["name", "role", "wants", "fears", "voice", "appearance", "backstory"]
+            } else {
+                vec!["name", "summary", "sight", "sound", "smell", "touch", "taste", "history"]
+            };
             assert_eq!(fields, want);
         }
     }
@@ -75,9 +79,19 @@ fn prompts_are_assembled_as_the_snapshots_show() {
     insta::assert_snapshot!("continue_text_frame", cont.assembled.rendered);
     let cont = inkling_craft::run::prepare(tb.get("continue").unwrap(), &e, &ToolRequest { context: ctx.clone(), ..req("continue", story) }).unwrap();
     insta::assert_snapshot!("continue_chat_frame", cont.assembled.rendered);
-    let rewrite = inkling_craft::run::prepare(tb.get("rewrite").unwrap(), &e, &ToolRequest { options: [("style".into(), "hardboiled".into())].into(), context: ctx, ..req("rewrite", "Mara opened the door slowly.") }).unwrap();
+    let rewrite = inkling_craft::run::prepare(
+        tb.get("rewrite").unwrap(),
+        &e,
+        &ToolRequest { options: [("style".into(), "hardboiled".into())].into(), context: ctx, ..req("rewrite", "Mara opened the door slowly.") },
+    )
+    .unwrap();
     insta::assert_snapshot!("rewrite_chat_frame", rewrite.assembled.rendered);
-    let brainstorm = inkling_craft::run::prepare(tb.get("brainstorm").unwrap(), &e, &ToolRequest { frame: Some(Frame::Text), options: [("kind".into(), "titles".into())].into(), ..req("brainstorm", "lighthouse, grief") }).unwrap();
+    let brainstorm = inkling_craft::run::prepare(
+        tb.get("brainstorm").unwrap(),
+        &e,
+        &ToolRequest { frame: Some(Frame::Text), options: [("kind".into(), "titles".into())].into(), ..req("brainstorm", "lighthouse, grief") },
+    )
+    .unwrap();
     insta::assert_snapshot!("brainstorm_text_frame", brainstorm.assembled.rendered);
 }
 
@@ -205,7 +219,14 @@ fn prose_candidates_rank_by_the_writers_voice_when_the_project_has_one() {
         candidates: answers
             .iter()
             .enumerate()
-            .map(|(index, text)| Candidate { index, text: text.to_string(), finish_reason: FinishReason::Stop, completion_tokens: 12, tokens: Vec::new(), logprobs: vec![TokenLogprob { token: 1, logprob: if index == 0 { -0.5 } else { -2.0 }, top: Vec::new(), sampled_logprob: 0.0, sampled_top: Vec::new() }; 12] })
+            .map(|(index, text)| Candidate {
+                index,
+                text: text.to_string(),
+                finish_reason: FinishReason::Stop,
+                completion_tokens: 12,
+                tokens: Vec::new(),
+                logprobs: vec![TokenLogprob { token: 1, logprob: if index == 0 { -0.5 } else { -2.0 }, top: Vec::new(), sampled_logprob: 0.0, sampled_top: Vec::new() }; 12],
+            })
             .collect(),
         prompt_tokens: 10,
         seed: 3,

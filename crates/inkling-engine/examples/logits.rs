@@ -31,10 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let vocab = logits.len() / tokens.len().max(1);
     if argmax {
-        let best: Vec<usize> = logits
-            .chunks(vocab)
-            .map(|row| row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0)
-            .collect();
+        let best: Vec<usize> = logits.chunks(vocab).map(|row| row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0).collect();
         println!("{}", serde_json::to_string(&best)?);
         return Ok(());
     }

@@ -90,7 +90,12 @@ mod tests {
         assert_eq!(backend.context_length(), 256);
         let req = GenerateRequest { max_tokens: 3, ignore_eos: true, ..GenerateRequest::new(Prompt::Text("the".into())) };
         let mut seen = 0;
-        let g = backend.generate(&req, &mut |_| { seen += 1; true }).unwrap();
+        let g = backend
+            .generate(&req, &mut |_| {
+                seen += 1;
+                true
+            })
+            .unwrap();
         assert_eq!(g.candidates[0].completion_tokens, 3);
         assert!(seen >= 1);
     }

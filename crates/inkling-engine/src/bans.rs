@@ -19,10 +19,10 @@
 //!   can run on (`a.*b`) holds text back for as long as it might still match.
 
 use crate::error::{EngineError, Result};
+use regex_automata::Anchored;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 use regex_automata::util::start;
-use regex_automata::Anchored;
 use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
 
 /// The most phrases and patterns one request may carry (each is a few DFA states; the bound
@@ -56,10 +56,7 @@ impl Bans {
             return Ok(None);
         }
         if phrases.len() + patterns.len() > MAX_BANS {
-            return Err(EngineError::InvalidRequest(format!(
-                "{} banned phrases and patterns were given; at most {MAX_BANS} are allowed",
-                phrases.len() + patterns.len()
-            )));
+            return Err(EngineError::InvalidRequest(format!("{} banned phrases and patterns were given; at most {MAX_BANS} are allowed", phrases.len() + patterns.len())));
         }
         let mut hirs = Vec::with_capacity(phrases.len() + patterns.len());
         let mut names = Vec::with_capacity(hirs.capacity());
@@ -70,16 +67,12 @@ impl Bans {
         for p in patterns {
             let hir = parse(p).map_err(|e| EngineError::InvalidRequest(format!("banned_regex {p:?} is not a valid regular expression: {e}")))?;
             if hir.properties().minimum_len() == Some(0) {
-                return Err(EngineError::InvalidRequest(format!(
-                    "banned_regex {p:?} matches empty text, so it would ban everything; make it match at least one character"
-                )));
+                return Err(EngineError::InvalidRequest(format!("banned_regex {p:?} matches empty text, so it would ban everything; make it match at least one character")));
             }
             hirs.push(hir);
             names.push(format!("/{p}/"));
         }
-        let nfa = thompson::Compiler::new()
-            .build_many_from_hir(&hirs)
-            .map_err(|e| EngineError::InvalidRequest(format!("the banned phrases and patterns are too large to compile together: {e}")))?;
+        let nfa = thompson::Compiler::new().build_many_from_hir(&hirs).map_err(|e| EngineError::InvalidRequest(format!("the banned phrases and patterns are too large to compile together: {e}")))?;
         let dfa = DFA::builder()
             // Room for the states a long list visits; the cache is cleared and rebuilt when
             // full, never given up on.

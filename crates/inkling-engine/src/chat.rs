@@ -38,9 +38,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, Error> { Err(Error::new(ErrorKind::InvalidOperation, msg)) });
         env.add_function("strftime_now", |fmt: String| -> String { strftime_today(&fmt) });
         let (src, source) = match template {
             Some(t) if !t.trim().is_empty() => (t.to_string(), TemplateSource::Model),
@@ -65,10 +63,7 @@ impl ChatTemplate {
 /// Today's date in the few `strftime` fields chat templates use (Llama 3 puts the date in the
 /// system prompt). Unknown fields are kept as written.
 fn strftime_today(fmt: &str) -> String {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0) as i64;
+    let days = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -81,11 +76,7 @@ fn strftime_today(fmt: &str) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     const MONTHS: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
     let name = MONTHS[(month - 1) as usize];
-    fmt.replace("%Y", &year.to_string())
-        .replace("%m", &format!("{month:02}"))
-        .replace("%d", &format!("{day:02}"))
-        .replace("%B", name)
-        .replace("%b", &name[..3])
+    fmt.replace("%Y", &year.to_string()).replace("%m", &format!("{month:02}")).replace("%d", &format!("{day:02}")).replace("%B", name).replace("%b", &name[..3])
 }
 
 #[cfg(test)]
@@ -102,7 +93,8 @@ mod tests {
 
     #[test]
     fn hf_style_template_with_pycompat_and_raise() {
-        let src = "{{ bos_token }}{% for m in messages %}{% if m.role not in ['user','assistant'] %}{{ raise_exception('bad role') }}{% endif %}[{{ m.role.upper() }}] {{ m.content | trim }}\n{% endfor %}";
+        let src =
+            "{{ bos_token }}{% for m in messages %}{% if m.role not in ['user','assistant'] %}{{ raise_exception('bad role') }}{% endif %}[{{ m.role.upper() }}] {{ m.content | trim }}\n{% endfor %}";
         let t = ChatTemplate::new(Some(src), "<s>", "</s>").unwrap();
         assert_eq!(t.render(&[ChatMessage::new("user", " hi ")], false).unwrap(), "<s>[USER] hi\n");
         let err = t.render(&[ChatMessage::new("tool", "x")], false).unwrap_err();

@@ -17,11 +17,24 @@ type NodeId = u32;
 #[derive(Clone, Debug)]
 enum Node {
     /// Literal pieces: `{"k1":` v1 `,"k2":` v2 ... `}`; `keys[i]` is the literal before value i.
-    Object { keys: Vec<u32>, values: Vec<NodeId>, close: u32 },
-    Array { item: NodeId, min: u32, max: u32 },
-    String { min: u32, max: u32 },
+    Object {
+        keys: Vec<u32>,
+        values: Vec<NodeId>,
+        close: u32,
+    },
+    Array {
+        item: NodeId,
+        min: u32,
+        max: u32,
+    },
+    String {
+        min: u32,
+        max: u32,
+    },
     /// One of these literal JSON texts (strings from `enum`, `true`/`false`).
-    Enum { options: Vec<u32> },
+    Enum {
+        options: Vec<u32>,
+    },
     Integer,
 }
 
@@ -158,13 +171,30 @@ enum Frame {
     /// A value of this node starts with the next byte.
     Value(NodeId),
     /// Inside a literal (object keys and braces).
-    Literal { id: u32, pos: u32 },
+    Literal {
+        id: u32,
+        pos: u32,
+    },
     /// Inside an array after `count` items: `,` or `]` next (or the first item / `]`).
-    Array { node: NodeId, count: u32 },
-    String { node: NodeId, chars: u32, cont: u8 },
+    Array {
+        node: NodeId,
+        count: u32,
+    },
+    String {
+        node: NodeId,
+        chars: u32,
+        cont: u8,
+    },
     /// Inside an enum literal: `alive` marks the options still matching `pos` bytes in.
-    Enum { node: NodeId, pos: u32, alive: u64 },
-    Integer { digits: u32, zero: bool },
+    Enum {
+        node: NodeId,
+        pos: u32,
+        alive: u64,
+    },
+    Integer {
+        digits: u32,
+        zero: bool,
+    },
 }
 
 /// The state of one stream under a [`JsonGrammar`].
@@ -428,16 +458,16 @@ mod tests {
         let cjk = r#"{"name":"林黛玉","role":"hero","age":17,"alive":false,"fears":["离别"]}"#;
         assert_eq!(accepts_all(&g, cjk), (true, true));
         for bad in [
-            r#"{"role":"hero"}"#,                                           // wrong order / missing
-            r#"{"name":"","role":"hero""#,                                  // empty string (minLength 1)
-            r#"{"name":"A","role":"king""#,                                 // not in enum
-            r#"{"name":"A","role":"hero","age":1x"#,                        // not an integer
-            r#"{"name":"A","role":"hero","age":07"#,                        // leading zero
-            r#"{"name":"A","role":"hero","age":1,"alive":true,"fears":[]"#, // minItems
+            r#"{"role":"hero"}"#,                                                      // wrong order / missing
+            r#"{"name":"","role":"hero""#,                                             // empty string (minLength 1)
+            r#"{"name":"A","role":"king""#,                                            // not in enum
+            r#"{"name":"A","role":"hero","age":1x"#,                                   // not an integer
+            r#"{"name":"A","role":"hero","age":07"#,                                   // leading zero
+            r#"{"name":"A","role":"hero","age":1,"alive":true,"fears":[]"#,            // minItems
             r#"{"name":"A","role":"hero","age":1,"alive":true,"fears":["a","b","c"]"#, // maxItems
-            r#"{"name":"a\"b""#,                                            // escapes
-            r#"{ "name""#,                                                  // whitespace
-            r#"{"name":"abcdefghijklmnopqrstu""#,                           // maxLength 20
+            r#"{"name":"a\"b""#,                                                       // escapes
+            r#"{ "name""#,                                                             // whitespace
+            r#"{"name":"abcdefghijklmnopqrstu""#,                                      // maxLength 20
         ] {
             assert!(!accepts_all(&g, bad).0, "accepted {bad}");
         }

@@ -2,6 +2,7 @@
 //! one prefill shared by n candidates, batched decoding, stop strings, streaming events,
 //! cancellation, and reuse of the KV cache for a prompt that starts like the last one.
 
+use crate::bans::Bans;
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::constraint::{JsonGrammar, JsonMatcher, allowed_tokens};
 use crate::error::{EngineError, Result};
@@ -10,7 +11,6 @@ use crate::kv_cache::KvCache;
 use crate::model::{Model, ModelConfig, SeqBatch};
 use crate::sampling::{Sampler, SamplingConfig};
 use crate::speculative::{DraftLength, Speculation, lookup};
-use crate::bans::Bans;
 use crate::stream::{BanHit, Step, TextStream};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -153,7 +153,22 @@ impl GenerateRequest {
     }
 
     pub fn new(prompt: Prompt) -> Self {
-        Self { prompt, n: 1, max_tokens: 256, sampling: SamplingConfig::default(), stop: Vec::new(), seed: None, ignore_eos: false, min_tokens: 0, prefill: String::new(), json_schema: None, logprobs: None, speculative: Speculation::Off, banned_strings: Vec::new(), banned_regex: Vec::new() }
+        Self {
+            prompt,
+            n: 1,
+            max_tokens: 256,
+            sampling: SamplingConfig::default(),
+            stop: Vec::new(),
+            seed: None,
+            ignore_eos: false,
+            min_tokens: 0,
+            prefill: String::new(),
+            json_schema: None,
+            logprobs: None,
+            speculative: Speculation::Off,
+            banned_strings: Vec::new(),
+            banned_regex: Vec::new(),
+        }
     }
 }
 
@@ -179,12 +194,23 @@ pub enum Event<'a> {
     /// Sent after each prefill chunk, so a writer waiting on a long chapter sees it move;
     /// returning `false` stops the prefill there, and what was computed stays in the prefix
     /// cache for the next request.
-    Prefill { cached: usize, processed: usize, total: usize },
+    Prefill {
+        cached: usize,
+        processed: usize,
+        total: usize,
+    },
     /// Text released for a candidate, with the reports of the tokens whose text it completes
     /// (empty unless the request asked for `logprobs`). A token split across two events is
     /// reported with the second; every token is reported once, in order.
-    Text { candidate: usize, text: &'a str, logprobs: &'a [TokenLogprob] },
-    Finished { candidate: usize, reason: FinishReason },
+    Text {
+        candidate: usize,
+        text: &'a str,
+        logprobs: &'a [TokenLogprob],
+    },
+    Finished {
+        candidate: usize,
+        reason: FinishReason,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -418,19 +444,12 @@ impl Engine {
         };
         let tokenizer = crate::Tokenizer::from_gguf(&file)?;
         if tokenizer.vocab_size() < model.config.vocab_size {
-            return Err(EngineError::Tokenizer(format!(
-                "the vocabulary has {} tokens but the model has {} embedding rows",
-                tokenizer.vocab_size(),
-                model.config.vocab_size
-            )));
+            return Err(EngineError::Tokenizer(format!("the vocabulary has {} tokens but the model has {} embedding rows", tokenizer.vocab_size(), model.config.vocab_size)));
         }
         let text = |id: Option<u32>| id.and_then(|t| tokenizer.token_text(t)).unwrap_or("").to_string();
         let chat = ChatTemplate::new(file.get_str("tokenizer.chat_template"), &text(tokenizer.bos), &text(tokenizer.eos))?;
         let threads = config.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| EngineError::InvalidRequest(format!("cannot start {threads} worker threads: {e}")))?;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| EngineError::InvalidRequest(format!("cannot start {threads} worker threads: {e}")))?;
         let context = config.context.unwrap_or(8192).min(model.config.context_length).max(16);
         let mut info = ModelInfo::from_gguf(&file)?;
         if let Some(a) = adapter {
@@ -545,11 +564,9 @@ impl Engine {
     /// dropped), and if nothing else would be left the logits are not touched.
     fn mask_broken_utf8(&self, pending: &[u8], logits: &mut [f32], scratch: &mut Vec<bool>) {
         if pending.is_empty() {
-            let forbidden = self.breaks_text.get_or_init(|| {
-                (0..self.tokenizer.vocab_size() as u32)
-                    .filter(|&t| !self.tokenizer.is_end_of_generation(t) && breaks_utf8(&[], &self.tokenizer.token_bytes(t)))
-                    .collect()
-            });
+            let forbidden = self
+                .breaks_text
+                .get_or_init(|| (0..self.tokenizer.vocab_size() as u32).filter(|&t| !self.tokenizer.is_end_of_generation(t) && breaks_utf8(&[], &self.tokenizer.token_bytes(t))).collect());
             for &t in forbidden {
                 if let Some(l) = logits.get_mut(t as usize) {
                     *l = f32::NEG_INFINITY;
@@ -588,7 +605,8 @@ impl Engine {
             let request = &requests[ri];
             let mut cache = Some(std::mem::replace(&mut su.cache, self.model.new_cache(0)));
             for i in 0..request.n {
-                let cache = if i + 1 == request.n { cache.take().unwrap_or_else(|| self.model.new_cache(0)) } else { cache.as_mut().map_or_else(|| self.model.new_cache(0), |c| c.fork(su.max_tokens)) };
+                let cache =
+                    if i + 1 == request.n { cache.take().unwrap_or_else(|| self.model.new_cache(0)) } else { cache.as_mut().map_or_else(|| self.model.new_cache(0), |c| c.fork(su.max_tokens)) };
                 streams.push(Stream {
                     req: ri,
                     candidate: i,
@@ -928,11 +946,7 @@ impl Engine {
                 std::iter::once(*s.generated.last().unwrap_or(&0)).chain(s.drafted.iter().copied()).collect()
             })
             .collect();
-        let mut batch: Vec<SeqBatch<'_>> = refs
-            .iter_mut()
-            .zip(&feeds)
-            .map(|(s, tokens)| SeqBatch { cache: &mut s.cache, tokens, all_logits: tokens.len() > 1, decoding: true })
-            .collect();
+        let mut batch: Vec<SeqBatch<'_>> = refs.iter_mut().zip(&feeds).map(|(s, tokens)| SeqBatch { cache: &mut s.cache, tokens, all_logits: tokens.len() > 1, decoding: true }).collect();
         let out = self.pool.install(|| self.model.forward(&mut batch));
         drop(batch);
         for (s, l) in refs.into_iter().zip(out) {

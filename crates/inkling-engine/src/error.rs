@@ -35,11 +35,7 @@ pub enum EngineError {
     Tokenizer(String),
 
     #[error("the prompt is {prompt_tokens} tokens but the context window is {context} tokens; shorten the text or use a longer context window (the model was trained on {trained})")]
-    PromptTooLong {
-        prompt_tokens: usize,
-        context: usize,
-        trained: usize,
-    },
+    PromptTooLong { prompt_tokens: usize, context: usize, trained: usize },
 
     #[error("the prompt is empty: give the model some text to continue")]
     EmptyPrompt,

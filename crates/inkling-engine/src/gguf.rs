@@ -161,10 +161,7 @@ impl GgufFile {
             let len = elems / block * info.ggml_dtype.type_size();
             let start = content.tensor_data_offset as usize + info.offset as usize;
             if start.checked_add(len).is_none_or(|end| end as u64 > file_size) {
-                return Err(bad(format!(
-                    "tensor `{name}` needs bytes {start}..{} but the file has {file_size}: the file is truncated",
-                    start + len
-                )));
+                return Err(bad(format!("tensor `{name}` needs bytes {start}..{} but the file has {file_size}: the file is truncated", start + len)));
             }
             tensors.insert(name.clone(), TensorEntry { dtype: info.ggml_dtype, dims, start, len });
         }
@@ -207,7 +204,6 @@ impl GgufFile {
     }
 
     pub fn architecture(&self) -> Result<&str> {
-        self.get_str("general.architecture")
-            .ok_or(EngineError::MissingMetadata { key: "general.architecture".into(), why: "it names the model family" })
+        self.get_str("general.architecture").ok_or(EngineError::MissingMetadata { key: "general.architecture".into(), why: "it names the model family" })
     }
 }

@@ -14,8 +14,8 @@
 //! appears in output; n candidates share one prefill.
 
 pub mod adapter;
-pub mod bans;
 pub mod backend;
+pub mod bans;
 pub mod catalog;
 pub mod chat;
 pub mod constraint;
@@ -36,10 +36,10 @@ pub mod testing;
 pub mod tokenizer;
 
 pub use backend::Backend;
-pub use remote::{RemoteBackend, RemoteConfig};
 pub use chat::{ChatMessage, ChatTemplate};
 pub use engine::{Candidate, Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings, TokenLogprob};
 pub use error::{EngineError, Remedy, Result};
+pub use remote::{RemoteBackend, RemoteConfig};
 pub use sampling::{DryConfig, SamplingConfig, Stage};
 pub use speculative::Speculation;
 pub use tokenizer::Tokenizer;

@@ -74,17 +74,11 @@ impl ModelConfig {
         let n_head = file.require_usize(&key("attention.head_count"), "the number of attention heads")?;
         let n_head_kv = file.get_usize(&key("attention.head_count_kv")).unwrap_or(n_head);
         if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
-            return Err(EngineError::BadGguf {
-                path: file.path.clone(),
-                reason: format!("{n_head} attention heads cannot share {n_head_kv} key/value heads"),
-            });
+            return Err(EngineError::BadGguf { path: file.path.clone(), reason: format!("{n_head} attention heads cannot share {n_head_kv} key/value heads") });
         }
         let head_dim = file.get_usize(&key("attention.key_length")).unwrap_or(n_embd / n_head);
-        let vocab_size = file
-            .tensors
-            .get("token_embd.weight")
-            .map(|t| t.dims[0])
-            .ok_or_else(|| EngineError::BadTensor { name: "token_embd.weight".into(), problem: "is missing from the file".into() })?;
+        let vocab_size =
+            file.tensors.get("token_embd.weight").map(|t| t.dims[0]).ok_or_else(|| EngineError::BadTensor { name: "token_embd.weight".into(), problem: "is missing from the file".into() })?;
         let rope_base = file.get_f32(&key("rope.freq_base")).unwrap_or(10_000.0);
         let rope_scale = match file.get_str(&key("rope.scaling.type")) {
             Some("linear") => 1.0 / file.get_f32(&key("rope.scaling.factor")).unwrap_or(1.0),
@@ -297,24 +291,13 @@ impl Model {
             token_embd.clone().into_packed() // tied embeddings: lookups still read the file
         };
         let position_embd = if gpt2 { Some(QMatrix::load(file, "position_embd.weight", Some((c.context_length, d)))?) } else { None };
-        Ok(Self {
-            output_norm: vector(file, "output_norm.weight", d)?,
-            output_norm_b: optional_vector(file, "output_norm.bias", d)?,
-            token_embd,
-            position_embd,
-            output,
-            layers,
-            config: c,
-        })
+        Ok(Self { output_norm: vector(file, "output_norm.weight", d)?, output_norm_b: optional_vector(file, "output_norm.bias", d)?, token_embd, position_embd, output, layers, config: c })
     }
 
     /// Merges a LoRA adapter into the weights it targets; returns how many it changed.
     pub fn merge_adapter(&mut self, adapter: &crate::adapter::LoraAdapter) -> Result<usize> {
         if adapter.arch != self.config.arch_name {
-            return Err(EngineError::AdapterMismatch {
-                path: adapter.path.clone(),
-                reason: format!("it was trained on a {} model, this is {}", adapter.arch, self.config.arch_name),
-            });
+            return Err(EngineError::AdapterMismatch { path: adapter.path.clone(), reason: format!("it was trained on a {} model, this is {}", adapter.arch, self.config.arch_name) });
         }
         for pair in &adapter.pairs {
             let unknown = || EngineError::AdapterMismatch { path: adapter.path.clone(), reason: format!("the model has no weight {}", pair.target) };
@@ -338,14 +321,8 @@ impl Model {
 
     /// Bytes of weights the forward pass reads.
     pub fn weight_bytes(&self) -> usize {
-        let l: usize = self
-            .layers
-            .iter()
-            .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_up, &l.w_down].iter().map(|m| m.size_in_bytes()).sum::<usize>()
-                    + l.w_gate.as_ref().map_or(0, QMatrix::size_in_bytes)
-            })
-            .sum();
+        let l: usize =
+            self.layers.iter().map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_up, &l.w_down].iter().map(|m| m.size_in_bytes()).sum::<usize>() + l.w_gate.as_ref().map_or(0, QMatrix::size_in_bytes)).sum();
         l + self.token_embd.size_in_bytes()
     }
 
@@ -645,15 +622,9 @@ impl Model {
                 let view = batch[rows[run.start].0].cache.head(li, *kh);
                 // Each query's span of cached positions, [first, pos], repeated for each head
                 // of the group: query vector j is (row run.start + j / group, head kh * group + j % group).
-                let spans: Vec<(usize, usize)> = run
-                    .clone()
-                    .flat_map(|i| std::iter::repeat_n((layer.window.map_or(0, |w| (rows[i].1 + 1).saturating_sub(w)), rows[i].1), group))
-                    .collect();
+                let spans: Vec<(usize, usize)> = run.clone().flat_map(|i| std::iter::repeat_n((layer.window.map_or(0, |w| (rows[i].1 + 1).saturating_sub(w)), rows[i].1), group)).collect();
                 // Query and attention weights are rounded to f16 as ggml's f16 products do.
-                let qs: Vec<f32> = run
-                    .clone()
-                    .flat_map(|i| q[i * c.n_head * hd + kh * group * hd..][..group * hd].iter().map(|x| round_f16(*x)))
-                    .collect();
+                let qs: Vec<f32> = run.clone().flat_map(|i| q[i * c.n_head * hd + kh * group * hd..][..group * hd].iter().map(|x| round_f16(*x))).collect();
                 let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
                 let hi = spans.iter().map(|s| s.1).max().unwrap_or(0);
                 let len = hi + 1 - lo;

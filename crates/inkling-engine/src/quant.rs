@@ -13,10 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::gguf::{GgufFile, TensorBytes};
 use crate::kernels::{self, RowKernel};
 use candle_core::quantized::GgmlDType;
-use candle_core::quantized::k_quants::{
-    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
-    BlockQ8_0, GgmlType,
-};
+use candle_core::quantized::k_quants::{BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, GgmlType};
 use half::{bf16, f16};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -47,19 +44,58 @@ enum Packed {
 macro_rules! with_block_type {
     ($dtype:expr, $t:ident => $body:expr) => {
         match $dtype {
-            GgmlDType::F32 => { type $t = f32; $body }
-            GgmlDType::F16 => { type $t = f16; $body }
-            GgmlDType::BF16 => { type $t = bf16; $body }
-            GgmlDType::Q4_0 => { type $t = BlockQ4_0; $body }
-            GgmlDType::Q4_1 => { type $t = BlockQ4_1; $body }
-            GgmlDType::Q5_0 => { type $t = BlockQ5_0; $body }
-            GgmlDType::Q5_1 => { type $t = BlockQ5_1; $body }
-            GgmlDType::Q8_0 => { type $t = BlockQ8_0; $body }
-            GgmlDType::Q2K => { type $t = BlockQ2K; $body }
-            GgmlDType::Q3K => { type $t = BlockQ3K; $body }
-            GgmlDType::Q4K => { type $t = BlockQ4K; $body }
-            GgmlDType::Q5K => { type $t = BlockQ5K; $body }
-            GgmlDType::Q6K => { type $t = BlockQ6K; $body }
+            GgmlDType::F32 => {
+                type $t = f32;
+                $body
+            }
+            GgmlDType::F16 => {
+                type $t = f16;
+                $body
+            }
+            GgmlDType::BF16 => {
+                type $t = bf16;
+                $body
+            }
+            GgmlDType::Q4_0 => {
+                type $t = BlockQ4_0;
+                $body
+            }
+            GgmlDType::Q4_1 => {
+                type $t = BlockQ4_1;
+                $body
+            }
+            GgmlDType::Q5_0 => {
+                type $t = BlockQ5_0;
+                $body
+            }
+            GgmlDType::Q5_1 => {
+                type $t = BlockQ5_1;
+                $body
+            }
+            GgmlDType::Q8_0 => {
+                type $t = BlockQ8_0;
+                $body
+            }
+            GgmlDType::Q2K => {
+                type $t = BlockQ2K;
+                $body
+            }
+            GgmlDType::Q3K => {
+                type $t = BlockQ3K;
+                $body
+            }
+            GgmlDType::Q4K => {
+                type $t = BlockQ4K;
+                $body
+            }
+            GgmlDType::Q5K => {
+                type $t = BlockQ5K;
+                $body
+            }
+            GgmlDType::Q6K => {
+                type $t = BlockQ6K;
+                $body
+            }
             GgmlDType::Q8_1 | GgmlDType::Q8K => unreachable!("rejected by QMatrix::new"),
         }
     };
@@ -94,28 +130,19 @@ impl QMatrix {
             _ => return Err(EngineError::BadTensor { name: name.into(), problem: format!("has shape {dims:?}, expected a matrix") }),
         };
         if cols % dtype.block_size() != 0 {
-            return Err(EngineError::BadTensor {
-                name: name.into(),
-                problem: format!("has rows of {cols} values, not a multiple of its block size {}", dtype.block_size()),
-            });
+            return Err(EngineError::BadTensor { name: name.into(), problem: format!("has rows of {cols} values, not a multiple of its block size {}", dtype.block_size()) });
         }
         Ok(Self { dtype, rows, cols, bytes, packed: None })
     }
 
     /// Loads tensor `name` from `file`, checking its shape against `expect` (rows, cols).
     pub fn load(file: &GgufFile, name: &str, expect: Option<(usize, usize)>) -> Result<Self> {
-        let entry = file
-            .tensors
-            .get(name)
-            .ok_or_else(|| EngineError::BadTensor { name: name.into(), problem: "is missing from the file".into() })?;
+        let entry = file.tensors.get(name).ok_or_else(|| EngineError::BadTensor { name: name.into(), problem: "is missing from the file".into() })?;
         let m = Self::new(name, entry.dtype, &entry.dims, file.tensor_bytes(entry))?;
         if let Some((r, c)) = expect
             && (m.rows, m.cols) != (r, c)
         {
-            return Err(EngineError::BadTensor {
-                name: name.into(),
-                problem: format!("has shape {}x{}, the model config says {r}x{c}", m.rows, m.cols),
-            });
+            return Err(EngineError::BadTensor { name: name.into(), problem: format!("has shape {}x{}, the model config says {r}x{c}", m.rows, m.cols) });
         }
         Ok(m)
     }
@@ -257,10 +284,7 @@ pub(crate) fn huge_pages_available() -> bool {
     #[cfg(target_os = "linux")]
     {
         static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        return *AVAILABLE.get_or_init(|| {
-            std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-                .is_ok_and(|s| s.contains("[always]") || s.contains("[madvise]"))
-        });
+        return *AVAILABLE.get_or_init(|| std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").is_ok_and(|s| s.contains("[always]") || s.contains("[madvise]")));
     }
     #[allow(unreachable_code)]
     false
@@ -272,7 +296,14 @@ pub(crate) fn huge_pages_available() -> bool {
 /// much as a small product: one trip for three products instead of three.
 pub fn matmul_many(x: &[f32], products: &mut [(&QMatrix, &mut [f32])]) {
     let prepared: Vec<Prepared<'_>> = products.iter_mut().map(|(w, y)| w.prepare(x, y)).collect();
-    let starts: Vec<usize> = prepared.iter().scan(0, |acc, p| { let s = *acc; *acc += p.tasks; Some(s) }).collect();
+    let starts: Vec<usize> = prepared
+        .iter()
+        .scan(0, |acc, p| {
+            let s = *acc;
+            *acc += p.tasks;
+            Some(s)
+        })
+        .collect();
     let total: usize = prepared.iter().map(|p| p.tasks).sum();
     let run = |t: usize| {
         let m = starts.partition_point(|&s| s <= t) - 1;
@@ -317,9 +348,7 @@ fn prepare_kernel<'a, K: RowKernel + 'a>(w: &'a QMatrix, x: &[f32], n: usize, y:
     let blocks = as_blocks::<K::Weight>(w.bytes.bytes());
     let isa = crate::kernels::best_isa();
     let row_bytes = nb * std::mem::size_of::<K::Act>();
-    by_weight_rows(n, w.rows, row_bytes, y, move |r, acts, out| {
-        K::dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq[acts.start * nb..acts.end * nb], out)
-    })
+    by_weight_rows(n, w.rows, row_bytes, y, move |r, acts, out| K::dot_many(isa, &blocks[r * nb..(r + 1) * nb], &xq[acts.start * nb..acts.end * nb], out))
 }
 
 /// A product through a kernel over groups of eight weight rows (see `kernels::GroupKernel`):
@@ -372,13 +401,7 @@ fn activation_tiles(n: usize, row_bytes: usize) -> impl Iterator<Item = std::ops
 /// values. Each weight is read once per tile, and each tile once per weight row of the
 /// task from the cache. A row's products do not depend on the tiling: the kernels compute
 /// each activation row with the same operations whatever rows share the call.
-fn by_weight_rows<'a>(
-    n: usize,
-    rows: usize,
-    row_bytes: usize,
-    y: &'a mut [f32],
-    row: impl Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync + 'a,
-) -> Prepared<'a> {
+fn by_weight_rows<'a>(n: usize, rows: usize, row_bytes: usize, y: &'a mut [f32], row: impl Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync + 'a) -> Prepared<'a> {
     let out = DisjointSlice::new(y);
     let tiles = activation_tiles(n, row_bytes);
     Prepared {

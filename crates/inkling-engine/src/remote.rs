@@ -110,11 +110,20 @@ impl RemoteBackend {
             .timeout(config.read_timeout)
             .build()
             .map_err(|e| EngineError::Remote(format!("cannot set up the HTTP client: {e}")))?;
-        let mut backend = Self { info: ModelInfo::remote(&config.base_url, ""), context: config.context.unwrap_or(4096), config, client, tokenize: Mutex::new(Tokenize::Unknown), schema_as_json_object: std::sync::atomic::AtomicBool::new(false) };
+        let mut backend = Self {
+            info: ModelInfo::remote(&config.base_url, ""),
+            context: config.context.unwrap_or(4096),
+            config,
+            client,
+            tokenize: Mutex::new(Tokenize::Unknown),
+            schema_as_json_object: std::sync::atomic::AtomicBool::new(false),
+        };
         let models = backend.models()?;
         let card = match &backend.config.model {
             Some(m) => models.iter().find(|c| &c.id == m).cloned().unwrap_or(api::ModelCard { id: m.clone(), ..api::ModelCard::default() }),
-            None => models.first().cloned().ok_or_else(|| EngineError::RemoteSetting { message: format!("{} serves no models", backend.config.base_url), remedy: crate::error::Remedy::RemoteModel })?,
+            None => {
+                models.first().cloned().ok_or_else(|| EngineError::RemoteSetting { message: format!("{} serves no models", backend.config.base_url), remedy: crate::error::Remedy::RemoteModel })?
+            }
         };
         if backend.config.context.is_none()
             && let Some(n) = card.max_model_len
@@ -467,7 +476,9 @@ impl RemoteBackend {
     /// `Banned`). So nothing banned is shown, its text is held back until it is checked.
     fn generate_checked(&self, request: &GenerateRequest, bans: &crate::bans::Bans, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
         static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| tracing::warn!("a remote server cannot take tokens back: banned phrases are checked after each answer, which is asked for again when it holds one, and text is shown once checked"));
+        SAID.call_once(|| {
+            tracing::warn!("a remote server cannot take tokens back: banned phrases are checked after each answer, which is asked for again when it holds one, and text is shown once checked")
+        });
         let mut g = self.generate_unchecked(request, &mut |_| true)?;
         let mut cache = bans.cache();
         let mut hit = |text: &str| match bans.scan(&mut cache, text, 0, true) {

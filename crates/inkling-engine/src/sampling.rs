@@ -41,13 +41,7 @@ pub struct DryConfig {
 
 impl Default for DryConfig {
     fn default() -> Self {
-        Self {
-            multiplier: 0.8,
-            base: 1.75,
-            allowed_length: 2,
-            last_n: 0,
-            sequence_breakers: ["\n", ":", "\"", "*"].map(String::from).to_vec(),
-        }
+        Self { multiplier: 0.8, base: 1.75, allowed_length: 2, last_n: 0, sequence_breakers: ["\n", ":", "\"", "*"].map(String::from).to_vec() }
     }
 }
 
@@ -244,7 +238,11 @@ impl Sampler {
                 _ => cands.iter_mut().find(|x| x.id == t),
             };
             if let Some(x) = cand {
-                if x.logit > 0.0 { x.logit /= c.repeat_penalty } else { x.logit *= c.repeat_penalty }
+                if x.logit > 0.0 {
+                    x.logit /= c.repeat_penalty
+                } else {
+                    x.logit *= c.repeat_penalty
+                }
                 x.logit -= n as f32 * c.frequency_penalty + c.presence_penalty;
             }
         }
@@ -308,11 +306,13 @@ impl Sampler {
 }
 
 fn argmax(cands: &[Cand]) -> u32 {
-    cands.iter().fold(None::<Cand>, |best, c| match best {
-        Some(b) if b.logit >= c.logit => Some(b),
-        _ => Some(*c),
-    })
-    .map_or(0, |c| c.id)
+    cands
+        .iter()
+        .fold(None::<Cand>, |best, c| match best {
+            Some(b) if b.logit >= c.logit => Some(b),
+            _ => Some(*c),
+        })
+        .map_or(0, |c| c.id)
 }
 
 fn sort_desc(cands: &mut [Cand]) {

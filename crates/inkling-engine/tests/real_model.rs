@@ -21,9 +21,7 @@ fn model_path(name: &str) -> Option<PathBuf> {
 
 fn default_engine() -> Option<&'static Engine> {
     static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| model_path(catalog::DEFAULT_MODEL).map(|p| Engine::load(&p, &EngineConfig::default()).expect("default model loads")))
-        .as_ref()
+    ENGINE.get_or_init(|| model_path(catalog::DEFAULT_MODEL).map(|p| Engine::load(&p, &EngineConfig::default()).expect("default model loads"))).as_ref()
 }
 
 fn request(prompt: &str, n: usize, max: usize, seed: u64) -> GenerateRequest {
@@ -66,12 +64,7 @@ fn chat_template_is_applied_and_the_answer_ends() {
     let Some(e) = default_engine() else { return };
     // Three sampled answers: a 135M model sometimes rambles past 120 tokens on one seed (any
     // change in rounding picks another path), but with the template it ends its turn.
-    let req = GenerateRequest {
-        n: 3,
-        max_tokens: 120,
-        seed: Some(1),
-        ..GenerateRequest::new(Prompt::Chat(vec![ChatMessage::new("user", "Give me one word that means happy.")]))
-    };
+    let req = GenerateRequest { n: 3, max_tokens: 120, seed: Some(1), ..GenerateRequest::new(Prompt::Chat(vec![ChatMessage::new("user", "Give me one word that means happy.")])) };
     let rendered = e.chat_template().render(&[ChatMessage::new("user", "hi")], true).unwrap();
     assert!(rendered.contains("<|im_start|>assistant"), "{rendered}");
     let g = e.generate(&req, |_| true).unwrap();
@@ -85,12 +78,7 @@ fn chat_template_is_applied_and_the_answer_ends() {
 
 #[test]
 fn chinese_and_mixed_text_round_trips_through_every_real_tokenizer() {
-    let samples = [
-        "今天天气很好，我想去公园散步。",
-        "她推开窗，看见远处的山在雾里若隐若现。",
-        "Mixed 中文 and English, with emoji 🌧️ and   spaces\n\n",
-        "《红楼梦》第一回：甄士隐梦幻识通灵",
-    ];
+    let samples = ["今天天气很好，我想去公园散步。", "她推开窗，看见远处的山在雾里若隐若现。", "Mixed 中文 and English, with emoji 🌧️ and   spaces\n\n", "《红楼梦》第一回：甄士隐梦幻识通灵"];
     for name in catalog::CATALOG.iter().map(|m| m.name) {
         let Some(p) = model_path(name) else { continue };
         let file = inkling_engine::gguf::GgufFile::open(&p).unwrap();

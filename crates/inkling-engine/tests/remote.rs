@@ -117,7 +117,10 @@ fn collect(b: &RemoteBackend, r: &GenerateRequest) -> (Result<inkling_engine::Ge
 fn streams_n_candidates_and_sends_the_fields_servers_read() {
     let s = serve(Arc::new(|path, _, _| match path {
         "/v1/models" => models(),
-        _ => Reply::Sse(vec![chunk(0, " upon", None), chunk(1, " there", None), chunk(2, " in", None), chunk(0, " a time", Some("stop")), chunk(1, " was", Some("length")), chunk(2, " May", Some("stop"))], false),
+        _ => Reply::Sse(
+            vec![chunk(0, " upon", None), chunk(1, " there", None), chunk(2, " in", None), chunk(0, " a time", Some("stop")), chunk(1, " was", Some("length")), chunk(2, " May", Some("stop"))],
+            false,
+        ),
     }));
     let b = RemoteBackend::connect(config(&s.url)).unwrap();
     assert_eq!(b.info().name, "served-model");

@@ -91,11 +91,7 @@ fn candidates_over_a_shared_prompt_match_a_lone_decode_bit_for_bit() {
         }
         // Sampled candidates differ from each other, so each reads the shared prompt with its
         // own queries: candidate i is what a lone request with seed + i gives.
-        let sampled = |n, seed| GenerateRequest {
-            seed: Some(seed),
-            sampling: SamplingConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::default() },
-            ..req(n)
-        };
+        let sampled = |n, seed| GenerateRequest { seed: Some(seed), sampling: SamplingConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::default() }, ..req(n) };
         e.clear_prefix_cache();
         let together = e.generate(&sampled(3, 40), |_| true).unwrap();
         assert!(together.candidates[0].tokens != together.candidates[1].tokens || together.candidates[1].tokens != together.candidates[2].tokens);
@@ -429,13 +425,7 @@ fn a_json_schema_constrains_every_candidate_to_parse() {
         let arch = if vocab == TinyVocab::Spm { "gemma3" } else { "llama" };
         let (_d, e) = engine(&TinyModel { arch, vocab, ..TinyModel::default() });
         for seed in 0..4 {
-            let req = GenerateRequest {
-                n: 3,
-                max_tokens: 400,
-                seed: Some(seed),
-                json_schema: Some(schema.clone()),
-                ..GenerateRequest::new(Prompt::Text("the".into()))
-            };
+            let req = GenerateRequest { n: 3, max_tokens: 400, seed: Some(seed), json_schema: Some(schema.clone()), ..GenerateRequest::new(Prompt::Text("the".into())) };
             let g = e.generate(&req, |_| true).unwrap();
             for c in &g.candidates {
                 let v: serde_json::Value = serde_json::from_str(&c.text).unwrap_or_else(|err| panic!("{arch} seed {seed}: {err}: {:?}", c.text));
@@ -485,10 +475,13 @@ fn requests_decoded_together_give_what_each_gives_alone() {
         GenerateRequest { n: 0, ..greedy("bad", 1, 3) },
         greedy("a longer prompt of the and", 1, 11),
     ];
-    let alone: Vec<_> = requests.iter().map(|r| {
-        e.clear_prefix_cache();
-        e.generate(r, |_| true)
-    }).collect();
+    let alone: Vec<_> = requests
+        .iter()
+        .map(|r| {
+            e.clear_prefix_cache();
+            e.generate(r, |_| true)
+        })
+        .collect();
     e.clear_prefix_cache();
     let mut seen = vec![String::new(); requests.len()];
     let together = e.generate_batch(&requests, &mut |ri, ev| {
@@ -639,7 +632,17 @@ fn banned_text_never_appears_and_the_text_before_it_is_kept() {
         // Up to the token the first match began in, the answer is the plain one.
         let first = plain.text.to_lowercase().find(&phrase).unwrap();
         let mut at = 0;
-        let token_start = plain.tokens.iter().map(|&t| { let s = at; at += e.tokenizer().token_bytes(t).len(); s }).take_while(|&s| s <= first).last().unwrap();
+        let token_start = plain
+            .tokens
+            .iter()
+            .map(|&t| {
+                let s = at;
+                at += e.tokenizer().token_bytes(t).len();
+                s
+            })
+            .take_while(|&s| s <= first)
+            .last()
+            .unwrap();
         assert_eq!(c.text.as_bytes()[..token_start], plain.text.as_bytes()[..token_start], "{}", m.arch);
         assert_ne!(c.tokens, plain.tokens);
     }

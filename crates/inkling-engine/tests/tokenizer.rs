@@ -1,8 +1,8 @@
 //! Tokenizer round trips and splitting on the tiny vocabularies.
 
+use inkling_engine::Tokenizer;
 use inkling_engine::gguf::GgufFile;
 use inkling_engine::testing::{TinyModel, TinyVocab};
-use inkling_engine::Tokenizer;
 use proptest::prelude::*;
 
 fn tokenizer(vocab: TinyVocab) -> Tokenizer {

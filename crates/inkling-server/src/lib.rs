@@ -49,12 +49,8 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let origins: Vec<HeaderValue> = state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     if !origins.is_empty() {
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(origins)
-                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
-        );
+        router =
+            router.layer(CorsLayer::new().allow_origin(origins).allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE]).allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]));
     }
     router.with_state(state)
 }

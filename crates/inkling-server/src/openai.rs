@@ -98,11 +98,7 @@ async fn chat(State(s): State<AppState>, Body(req): Body<ChatRequest>) -> ApiRes
 }
 
 fn check_model(s: &AppState, name: &str) -> ApiResult<()> {
-    if s.serves(name) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!("model `{name}` is not served here; this server serves `{}` (GET /v1/models)", s.config.model_id)))
-    }
+    if s.serves(name) { Ok(()) } else { Err(ApiError::NotFound(format!("model `{name}` is not served here; this server serves `{}` (GET /v1/models)", s.config.model_id))) }
 }
 
 /// OpenAI's sampling semantics: temperature 1 and nothing else unless asked.
@@ -167,13 +163,7 @@ fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Opti
     if request.max_tokens == 0 {
         return Err(ApiError::BadRequest("max_tokens must be at least 1".into()));
     }
-    Ok(Plan {
-        endpoint,
-        request,
-        stream: p.stream,
-        include_usage: p.stream_options.as_ref().is_some_and(|o| o.include_usage),
-        return_progress: p.return_progress,
-    })
+    Ok(Plan { endpoint, request, stream: p.stream, include_usage: p.stream_options.as_ref().is_some_and(|o| o.include_usage), return_progress: p.return_progress })
 }
 
 fn finish_reason(r: FinishReason) -> String {
@@ -211,16 +201,8 @@ async fn whole(s: AppState, plan: Plan) -> ApiResult<Response> {
         Endpoint::Completions => ("text_completion", "cmpl"),
         Endpoint::Chat => ("chat.completion", "chatcmpl"),
     };
-    Ok(Json(CompletionResponse {
-        id: response_id(prefix),
-        object: object.into(),
-        created: unix_now(),
-        model: s.config.model_id.clone(),
-        choices,
-        usage: Some(usage(&g)),
-        prompt_progress: None,
-    })
-    .into_response())
+    Ok(Json(CompletionResponse { id: response_id(prefix), object: object.into(), created: unix_now(), model: s.config.model_id.clone(), choices, usage: Some(usage(&g)), prompt_progress: None })
+        .into_response())
 }
 
 fn usage(g: &Generation) -> Usage {
@@ -301,9 +283,7 @@ fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
     let started = std::time::Instant::now();
     let done = s.queue.generate(request, move |e| {
         let piece = match e {
-            Event::Prefill { cached, processed, total } if return_progress => {
-                Piece::Progress(PromptProgress { total, cache: cached, processed, time_ms: started.elapsed().as_secs_f64() * 1e3 })
-            }
+            Event::Prefill { cached, processed, total } if return_progress => Piece::Progress(PromptProgress { total, cache: cached, processed, time_ms: started.elapsed().as_secs_f64() * 1e3 }),
             Event::Prefill { .. } => return !tx.is_closed(),
             Event::Text { candidate, text, logprobs } => Piece::Text(candidate, text.to_string(), logprobs.to_vec()),
             Event::Finished { candidate, reason } => Piece::Finished(candidate, reason),

@@ -77,7 +77,8 @@ async fn show_project(State(s): State<AppState>, Path(project): Path<String>) ->
         let p = st.project(&project)?;
         let report = st.report(&p)?;
         let docs = st.documents(&p)?;
-        let documents: Vec<Value> = docs.iter().zip(&report.documents).map(|(d, r)| json!({"id": d.id, "title": d.title, "kind": d.kind, "head_revision": d.head_revision, "share": r.share})).collect();
+        let documents: Vec<Value> =
+            docs.iter().zip(&report.documents).map(|(d, r)| json!({"id": d.id, "title": d.title, "kind": d.kind, "head_revision": d.head_revision, "share": r.share})).collect();
         Ok(Json(json!({"project": p, "documents": documents, "total": report.total})))
     })
     .await
@@ -308,7 +309,8 @@ struct TreeQuery {
 async fn generations(State(s): State<AppState>, Path(project): Path<String>, Query(q): Query<TreeQuery>) -> ApiResult<Json<Value>> {
     s.store(move |st| {
         let p = st.project(&project)?;
-        let nodes = if q.tree { st.generation_tree(&p, q.document)? } else { st.children(&p, q.parent)?.into_iter().filter(|n| q.document.is_none() || n.generation.document_id == q.document).collect() };
+        let nodes =
+            if q.tree { st.generation_tree(&p, q.document)? } else { st.children(&p, q.parent)?.into_iter().filter(|n| q.document.is_none() || n.generation.document_id == q.document).collect() };
         let nodes: Vec<Value> = nodes
             .into_iter()
             .map(|mut n| {
@@ -390,7 +392,8 @@ async fn put_bible(State(s): State<AppState>, Path(project): Path<String>, Body(
         }
         let saved = match &b.rules {
             Some(rules) => {
-                let entry = inkling_craft::LoreEntry::from_parts(b.kind.trim(), b.name.trim(), &keys, &b.body, rules).map_err(|e| ApiError::BadRequest(format!("the entry's rules cannot be read: {e}")))?;
+                let entry =
+                    inkling_craft::LoreEntry::from_parts(b.kind.trim(), b.name.trim(), &keys, &b.body, rules).map_err(|e| ApiError::BadRequest(format!("the entry's rules cannot be read: {e}")))?;
                 entry.check().map_err(ApiError::BadRequest)?;
                 st.put_lore_entry(&p, b.kind.trim(), b.name.trim(), &keys, &b.body, &entry.rules())?
             }

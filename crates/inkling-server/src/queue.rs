@@ -86,15 +86,8 @@ impl Queue {
     /// Starts `workers` threads serving `backend`; at most `max_waiting` requests wait; at most
     /// `max_batch` generations decode together (0: the backend's limit).
     pub fn start(backend: Arc<dyn Backend>, workers: usize, max_waiting: usize, max_batch: usize) -> Self {
-        let inner = Arc::new(Inner {
-            jobs: Mutex::new(VecDeque::new()),
-            ready: Condvar::new(),
-            max_waiting,
-            workers: workers.max(1),
-            max_batch,
-            closed: AtomicBool::new(false),
-            metrics: Metrics::default(),
-        });
+        let inner =
+            Arc::new(Inner { jobs: Mutex::new(VecDeque::new()), ready: Condvar::new(), max_waiting, workers: workers.max(1), max_batch, closed: AtomicBool::new(false), metrics: Metrics::default() });
         for i in 0..inner.workers {
             let inner = inner.clone();
             let backend = backend.clone();

@@ -37,7 +37,18 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { api_key: None, max_body_bytes: 16 << 20, max_queue: 64, workers: 1, max_batch: 0, cors_origins: Vec::new(), db: PathBuf::from("inkling.db"), model_id: "default".into(), bans: inkling_api::BanList::default(), web_dir: None }
+        Self {
+            api_key: None,
+            max_body_bytes: 16 << 20,
+            max_queue: 64,
+            workers: 1,
+            max_batch: 0,
+            cors_origins: Vec::new(),
+            db: PathBuf::from("inkling.db"),
+            model_id: "default".into(),
+            bans: inkling_api::BanList::default(),
+            web_dir: None,
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use inkling_craft::proofread::{Finding, proofread};
 use inkling_craft::carry_on::CarryOn;
+use inkling_craft::proofread::{Finding, proofread};
 use inkling_craft::run::{finish, prepare};
 use inkling_craft::{LoreEntry, StoryContext, ToolOutput, ToolRequest};
 use inkling_engine::Event;
@@ -57,8 +57,7 @@ pub fn project_context(store: &Store, project: &Project, document: Option<&inkli
 /// A stored entry as the toolbox reads it. Rules that no longer parse (a newer inkling
 /// wrote them) are dropped rather than the entry: its keys and body still work.
 pub fn lore_entry(e: &inkling_store::BibleEntry) -> LoreEntry {
-    LoreEntry::from_parts(&e.kind, &e.name, &e.keys, &e.body, &e.rules)
-        .unwrap_or_else(|_| LoreEntry::from_parts(&e.kind, &e.name, &e.keys, &e.body, &Default::default()).unwrap_or_default())
+    LoreEntry::from_parts(&e.kind, &e.name, &e.keys, &e.body, &e.rules).unwrap_or_else(|_| LoreEntry::from_parts(&e.kind, &e.name, &e.keys, &e.body, &Default::default()).unwrap_or_default())
 }
 
 /// What `projects.lorebook` holds: the lorebook's settings and its timers.
@@ -142,7 +141,11 @@ async fn list(State(s): State<AppState>) -> Json<Vec<ToolInfo>> {
                     OutputKind::Json => "json",
                 },
                 diff: r.output.diff,
-                options: r.options.iter().map(|(k, o)| (k.clone(), OptionInfo { help: o.help.clone(), default: o.default.clone(), values: o.values.keys().cloned().collect(), free: o.free })).collect(),
+                options: r
+                    .options
+                    .iter()
+                    .map(|(k, o)| (k.clone(), OptionInfo { help: o.help.clone(), default: o.default.clone(), values: o.values.keys().cloned().collect(), free: o.free }))
+                    .collect(),
             })
             .collect(),
     )
@@ -254,11 +257,9 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     // in line with every other generation, and the answer is cleaned up here.
     let backend = s.backend.clone();
     let for_prompt = recipe.clone();
-    let (prepared, request) = tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> {
-        Ok((prepare(&for_prompt, &*backend, &request)?, request))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??;
+    let (prepared, request) = tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> { Ok((prepare(&for_prompt, &*backend, &request)?, request)) })
+        .await
+        .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??;
     let generation = s.queue.generate(prepared.request.clone(), move |e| {
         let v = match e {
             Event::Prefill { cached, processed, total } => json!({"type": "progress", "cached": cached, "processed": processed, "total": total}),

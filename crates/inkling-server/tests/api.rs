@@ -102,7 +102,9 @@ async fn openai_completions_whole_streamed_with_candidates_stop_seed_and_logprob
     assert_eq!(stop["choices"][0]["finish_reason"], "stop");
 
     // Streamed: chunks that add up to the same text, usage on request, then [DONE].
-    let s = call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "the cat", "max_tokens": 12, "n": 3, "seed": 7, "temperature": 3.0, "stream": true, "stream_options": {"include_usage": true}}))).await;
+    let s =
+        call(&d.app, "POST", "/v1/completions", Some(json!({"prompt": "the cat", "max_tokens": 12, "n": 3, "seed": 7, "temperature": 3.0, "stream": true, "stream_options": {"include_usage": true}})))
+            .await;
     assert_eq!(s.status, StatusCode::OK);
     assert!(s.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/event-stream"));
     let events = s.events();
@@ -295,7 +297,8 @@ async fn a_writers_session_save_undo_run_accept_report() {
 
     // A tool run inside the project files its candidates in the generation tree.
     // The page itself, not a chat turn: the random model answers a chat turn with line breaks.
-    let run = call(app, "POST", "/api/tools/continue", Some(json!({"text": "The lamp went out. 她笑了。", "n": 2, "seed": 1, "max_tokens": 12, "frame": "text", "project": "灯塔", "document": id}))).await;
+    let run =
+        call(app, "POST", "/api/tools/continue", Some(json!({"text": "The lamp went out. 她笑了。", "n": 2, "seed": 1, "max_tokens": 12, "frame": "text", "project": "灯塔", "document": id}))).await;
     assert_eq!(run.status, StatusCode::OK, "{}", String::from_utf8_lossy(&run.body));
     let run = run.json();
     let gens = run["generations"].as_array().unwrap();
@@ -509,10 +512,8 @@ async fn a_full_queue_answers_429_with_retry_after() {
 #[tokio::test]
 async fn a_client_that_leaves_cancels_its_generation() {
     let d = desk(ServerConfig::default());
-    let req = Request::post("/v1/completions")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(json!({"prompt": "the", "max_tokens": 900, "stream": true, "seed": 1}).to_string()))
-        .unwrap();
+    let req =
+        Request::post("/v1/completions").header(header::CONTENT_TYPE, "application/json").body(Body::from(json!({"prompt": "the", "max_tokens": 900, "stream": true, "seed": 1}).to_string())).unwrap();
     let res = d.app.clone().oneshot(req).await.unwrap();
     let mut body = res.into_body();
     // Read one chunk, then hang up.
@@ -540,7 +541,8 @@ async fn every_documented_endpoint_is_routed() {
     let mut n = 0;
     for (path, ops) in spec["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
-            let concrete = path.replace("{project}", "none").replace("{doc}", "1").replace("{rev}", "1").replace("{id}", "1").replace("{name}", "continue").replace("{stage}", "synopsis").replace("{n}", "1");
+            let concrete =
+                path.replace("{project}", "none").replace("{doc}", "1").replace("{rev}", "1").replace("{id}", "1").replace("{name}", "continue").replace("{stage}", "synopsis").replace("{n}", "1");
             let body = (method != "get" && method != "delete").then(|| json!({}));
             let r = call(&d.app, &method.to_uppercase(), &concrete, body).await;
             assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
@@ -551,7 +553,6 @@ async fn every_documented_endpoint_is_routed() {
     assert_eq!(n, inkling_server::openapi::ENDPOINTS.len());
     assert!(String::from_utf8(call(&d.app, "GET", "/docs", None).await.body).unwrap().contains("openapi.json"));
 }
-
 
 #[tokio::test]
 async fn requests_waiting_together_decode_as_one_batch_with_the_same_text() {

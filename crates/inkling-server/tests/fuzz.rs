@@ -86,7 +86,15 @@ fn value() -> impl Strategy<Value = Value> {
 
 /// A path segment: one that exists, a number, or anything.
 fn segment() -> impl Strategy<Value = String> {
-    prop_oneof![Just("fz".to_string()), Just("1".to_string()), Just("continue".to_string()), Just("synopsis".to_string()), Just("beats".to_string()), (0i64..5).prop_map(|n| n.to_string()), "[a-zA-Z0-9%._-]{1,10}"]
+    prop_oneof![
+        Just("fz".to_string()),
+        Just("1".to_string()),
+        Just("continue".to_string()),
+        Just("synopsis".to_string()),
+        Just("beats".to_string()),
+        (0i64..5).prop_map(|n| n.to_string()),
+        "[a-zA-Z0-9%._-]{1,10}"
+    ]
 }
 
 #[derive(Debug, Clone)]
@@ -107,7 +115,11 @@ fn payload() -> impl Strategy<Value = Payload> {
 fn seeds() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("POST", "/v1/completions", json!({"model": "tiny", "prompt": "The tide", "max_tokens": 4, "n": 2, "seed": 1, "logprobs": 2, "stop": ["."], "temperature": 0.7})),
-        ("POST", "/v1/chat/completions", json!({"model": "tiny", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}})),
+        (
+            "POST",
+            "/v1/chat/completions",
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}}),
+        ),
         ("POST", "/api/tools/continue", json!({"text": "The tide came in.", "n": 2, "max_tokens": 4, "project": "fz", "document": 1, "alternatives": 2, "answer_start": "She"})),
         ("POST", "/api/tools/character", json!({"text": "a smuggler", "max_tokens": 4, "count": 2, "language": "zh"})),
         ("POST", "/api/tools/brainstorm", json!({"text": "a lighthouse", "max_tokens": 4, "count": 3, "bans": {"phrases": ["the"], "regex": ["a+"]}})),

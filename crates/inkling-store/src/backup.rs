@@ -14,7 +14,10 @@ impl Store {
     /// out, so `to` is either absent or whole. Returns the rows copied.
     pub fn backup(&self, to: &Path) -> Result<u64> {
         if to.exists() {
-            return Err(StoreError::Io { path: to.to_path_buf(), error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists; a backup never overwrites a file, choose another name") });
+            return Err(StoreError::Io {
+                path: to.to_path_buf(),
+                error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists; a backup never overwrites a file, choose another name"),
+            });
         }
         let partial = sibling(to, ".partial");
         // Other connections may write while it runs: the copy is a snapshot, so its rows are

@@ -38,9 +38,8 @@ impl Store {
         let keys_json = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
         let rules_json = rules.map(|r| if r.is_empty() { String::new() } else { Value::Object(r.clone()).to_string() });
         let (id, rules_json) = self.write(|tx| {
-            let existing: Option<(i64, String)> = tx
-                .query_row("SELECT id, rules FROM bible_entries WHERE project_id = ?1 AND kind = ?2 AND name = ?3", params![project.id, kind, name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .ok();
+            let existing: Option<(i64, String)> =
+                tx.query_row("SELECT id, rules FROM bible_entries WHERE project_id = ?1 AND kind = ?2 AND name = ?3", params![project.id, kind, name], |r| Ok((r.get(0)?, r.get(1)?))).ok();
             match existing {
                 Some((id, old_rules)) => {
                     let rules_json = rules_json.clone().unwrap_or(old_rules);

@@ -123,10 +123,7 @@ impl Store {
     }
 
     pub fn generation(&self, id: i64) -> Result<GenerationNode> {
-        self.conn
-            .query_row(&format!("SELECT {COLS} FROM generations WHERE id = ?1"), [id], node)
-            .optional()?
-            .ok_or(StoreError::NoGeneration(id))
+        self.conn.query_row(&format!("SELECT {COLS} FROM generations WHERE id = ?1"), [id], node).optional()?.ok_or(StoreError::NoGeneration(id))
     }
 
     /// The alternatives under `parent` (None: the roots of the project's tree).
@@ -173,9 +170,7 @@ impl Store {
 
     /// Feedback rows: (generation, kind, detail), oldest first.
     pub fn feedback(&self, project: &Project) -> Result<Vec<(i64, String, String)>> {
-        let mut st = self.conn.prepare(
-            "SELECT f.generation_id, f.kind, f.detail FROM feedback f JOIN generations g ON g.id = f.generation_id WHERE g.project_id = ?1 ORDER BY f.id",
-        )?;
+        let mut st = self.conn.prepare("SELECT f.generation_id, f.kind, f.detail FROM feedback f JOIN generations g ON g.id = f.generation_id WHERE g.project_id = ?1 ORDER BY f.id")?;
         let rows = st.query_map([project.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }

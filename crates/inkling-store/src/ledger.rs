@@ -16,9 +16,13 @@ use std::collections::HashSet;
 pub enum Author {
     Writer,
     /// Model text as accepted; `generation` is the generation-tree node it came from.
-    Model { generation: Option<i64> },
+    Model {
+        generation: Option<i64>,
+    },
     /// Model text the writer has since changed.
-    ModelEdited { generation: Option<i64> },
+    ModelEdited {
+        generation: Option<i64>,
+    },
 }
 
 impl Author {
@@ -138,9 +142,7 @@ impl Ledger {
         let diff = TextDiff::configure().timeout(std::time::Duration::from_millis(500)).diff_chars(old, new);
         let ops = diff.ops();
         let mut edited: HashSet<usize> = HashSet::new();
-        let inside_run = |p: usize| -> Option<usize> {
-            (p > 0 && p < old_len && run_of[p - 1] != usize::MAX && run_of[p - 1] == run_of[p]).then(|| run_of[p])
-        };
+        let inside_run = |p: usize| -> Option<usize> { (p > 0 && p < old_len && run_of[p - 1] != usize::MAX && run_of[p - 1] == run_of[p]).then(|| run_of[p]) };
         for op in ops {
             match *op {
                 DiffOp::Equal { .. } => {}
@@ -165,9 +167,7 @@ impl Ledger {
                     for i in old_index..old_index + len {
                         let a = old_authors[i];
                         out.push(match a {
-                            Author::Model { generation } if edited.contains(&run_of[i]) && author == Author::Writer => {
-                                Author::ModelEdited { generation }
-                            }
+                            Author::Model { generation } if edited.contains(&run_of[i]) && author == Author::Writer => Author::ModelEdited { generation },
                             other => other,
                         });
                     }

@@ -105,10 +105,7 @@ impl Store {
         let of = chapter.map(|c| c.id);
         let id = self.write(|tx| {
             // Stages sort before the manuscript in a listing of every document.
-            tx.execute(
-                "INSERT INTO documents (project_id, title, kind, position, created_at, of_document) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
-                params![project.id, title, kind, now_ms(), of],
-            )?;
+            tx.execute("INSERT INTO documents (project_id, title, kind, position, created_at, of_document) VALUES (?1, ?2, ?3, 0, ?4, ?5)", params![project.id, title, kind, now_ms(), of])?;
             let doc = tx.last_insert_rowid();
             insert_revision(tx, doc, None, &origin, text, &Ledger::uniform(text, origin.author()))?;
             Ok(doc)

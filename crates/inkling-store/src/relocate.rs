@@ -61,7 +61,15 @@ pub fn relocate(from: &Path, to: &Path) -> Result<Relocation> {
     }
     let rows = copied.iter().map(|(_, n)| n).sum::<u64>();
     drop(source);
-    std::fs::write(&note, format!("Your inkling projects moved to {}.\nThis file is the copy they were made from ({} rows, checked); inkling no longer reads it.\nDelete it once you have checked your projects there.\n", to.display(), rows)).map_err(io(&note))?;
+    std::fs::write(
+        &note,
+        format!(
+            "Your inkling projects moved to {}.\nThis file is the copy they were made from ({} rows, checked); inkling no longer reads it.\nDelete it once you have checked your projects there.\n",
+            to.display(),
+            rows
+        ),
+    )
+    .map_err(io(&note))?;
     std::fs::rename(&moving, to).map_err(io(to))?;
     if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The rename is durable once the folder is.

@@ -21,11 +21,20 @@ pub(crate) fn now_ms() -> i64 {
 pub enum Origin {
     Typed,
     Pasted,
-    Imported { file: String },
+    Imported {
+        file: String,
+    },
     /// A suggestion the writer accepted.
-    Accepted { tool: String, model: String, seed: u64, generation: Option<i64> },
+    Accepted {
+        tool: String,
+        model: String,
+        seed: u64,
+        generation: Option<i64>,
+    },
     /// The text of an earlier revision, brought back.
-    Restored { from: i64 },
+    Restored {
+        from: i64,
+    },
 }
 
 impl Origin {
@@ -255,18 +264,14 @@ impl Store {
 
     pub fn project(&self, name: &str) -> Result<Project> {
         self.conn
-            .query_row(
-                "SELECT id, name, created_at, memory, authors_note, authors_note_depth, bans, lorebook FROM projects WHERE name = ?1",
-                [name],
-                |r| {
-                    let bans: String = r.get(6)?;
-                    // Written by `set_bans` only; a list that no longer parses reads as none
-                    // rather than locking the writer out of the project.
-                    let bans = if bans.is_empty() { Default::default() } else { serde_json::from_str(&bans).unwrap_or_default() };
-                    let lorebook = json_object(&r.get::<_, String>(7)?);
-                    Ok(Project { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, memory: r.get(3)?, authors_note: r.get(4)?, authors_note_depth: r.get(5)?, bans, lorebook })
-                },
-            )
+            .query_row("SELECT id, name, created_at, memory, authors_note, authors_note_depth, bans, lorebook FROM projects WHERE name = ?1", [name], |r| {
+                let bans: String = r.get(6)?;
+                // Written by `set_bans` only; a list that no longer parses reads as none
+                // rather than locking the writer out of the project.
+                let bans = if bans.is_empty() { Default::default() } else { serde_json::from_str(&bans).unwrap_or_default() };
+                let lorebook = json_object(&r.get::<_, String>(7)?);
+                Ok(Project { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)?, memory: r.get(3)?, authors_note: r.get(4)?, authors_note_depth: r.get(5)?, bans, lorebook })
+            })
             .optional()?
             .ok_or_else(|| StoreError::NoProject(name.into()))
     }
@@ -319,10 +324,7 @@ impl Store {
         let title = unique_title(&self.documents_where("project_id = ?1", [project.id])?, title);
         let id = self.write(|tx| {
             let pos: f64 = tx.query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM documents WHERE project_id = ?1", [project.id], |r| r.get(0))?;
-            tx.execute(
-                "INSERT INTO documents (project_id, title, kind, position, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![project.id, title, kind, pos, now_ms()],
-            )?;
+            tx.execute("INSERT INTO documents (project_id, title, kind, position, created_at) VALUES (?1, ?2, ?3, ?4, ?5)", params![project.id, title, kind, pos, now_ms()])?;
             let doc = tx.last_insert_rowid();
             let ledger = Ledger::uniform(text, origin.author());
             insert_revision(tx, doc, None, &origin, text, &ledger)?;
@@ -386,10 +388,7 @@ impl Store {
     // ---- revisions ----
 
     pub fn revision(&self, id: i64) -> Result<Revision> {
-        self.conn
-            .query_row(&format!("SELECT {REVISION_COLS} FROM revisions WHERE id = ?1"), [id], revision_from_row)
-            .optional()?
-            .ok_or(StoreError::NoRevision(id))
+        self.conn.query_row(&format!("SELECT {REVISION_COLS} FROM revisions WHERE id = ?1"), [id], revision_from_row).optional()?.ok_or(StoreError::NoRevision(id))
     }
 
     /// The current text of a document.
@@ -414,9 +413,7 @@ impl Store {
                 return Ok(p.id);
             }
             let ledger = match (&origin, &prev) {
-                (Origin::Restored { from }, _) => {
-                    tx.query_row("SELECT ledger FROM revisions WHERE id = ?1", [from], |r| from_json::<Ledger>(&r.get::<_, String>(0)?, 0))?
-                }
+                (Origin::Restored { from }, _) => tx.query_row("SELECT ledger FROM revisions WHERE id = ?1", [from], |r| from_json::<Ledger>(&r.get::<_, String>(0)?, 0))?,
                 (_, Some(p)) => p.ledger.apply_edit(&p.text, text, origin.author()),
                 (_, None) => Ledger::uniform(text, origin.author()),
             };
@@ -432,14 +429,7 @@ impl Store {
         let rows = st
             .query_map([doc.id], |r| {
                 let id: i64 = r.get(0)?;
-                Ok(RevisionInfo {
-                    id,
-                    parent_id: r.get(1)?,
-                    created_at: r.get(2)?,
-                    origin: from_json(&r.get::<_, String>(3)?, 3)?,
-                    chars: r.get::<_, i64>(4)? as usize,
-                    is_head: Some(id) == head,
-                })
+                Ok(RevisionInfo { id, parent_id: r.get(1)?, created_at: r.get(2)?, origin: from_json(&r.get::<_, String>(3)?, 3)?, chars: r.get::<_, i64>(4)? as usize, is_head: Some(id) == head })
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
@@ -466,8 +456,7 @@ impl Store {
     pub fn redo(&mut self, doc: &Document) -> Result<Revision> {
         let doc_id = doc.id;
         let id = self.write(|tx| {
-            let (head, tip): (Option<i64>, Option<i64>) =
-                tx.query_row("SELECT head_revision, tip_revision FROM documents WHERE id = ?1", [doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (head, tip): (Option<i64>, Option<i64>) = tx.query_row("SELECT head_revision, tip_revision FROM documents WHERE id = ?1", [doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let (Some(head), Some(tip)) = (head, tip) else { return Err(StoreError::NothingTo("redo")) };
             // Walk up from the tip to the child of the head on that path.
             let mut cur = tip;
@@ -523,10 +512,7 @@ pub(crate) fn unique_title(docs: &[Document], title: &str) -> String {
 }
 
 pub(crate) fn insert_revision(tx: &rusqlite::Transaction<'_>, doc: i64, parent: Option<i64>, origin: &Origin, text: &str, ledger: &Ledger) -> Result<i64> {
-    tx.execute(
-        "INSERT INTO revisions (document_id, parent_id, created_at, origin, text, ledger) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![doc, parent, now_ms(), json(origin), text, json(ledger)],
-    )?;
+    tx.execute("INSERT INTO revisions (document_id, parent_id, created_at, origin, text, ledger) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![doc, parent, now_ms(), json(origin), text, json(ledger)])?;
     let id = tx.last_insert_rowid();
     tx.execute("UPDATE documents SET head_revision = ?1, tip_revision = ?1 WHERE id = ?2", params![id, doc])?;
     Ok(id)

@@ -43,7 +43,10 @@ impl Store {
         let json = serde_json::to_string(&profile).unwrap_or_default();
         let built_at = now_ms();
         self.write(|tx| {
-            tx.execute("INSERT INTO voice_profiles (project_id, built_at, profile) VALUES (?1, ?2, ?3) ON CONFLICT(project_id) DO UPDATE SET built_at = ?2, profile = ?3", params![project.id, built_at, json])?;
+            tx.execute(
+                "INSERT INTO voice_profiles (project_id, built_at, profile) VALUES (?1, ?2, ?3) ON CONFLICT(project_id) DO UPDATE SET built_at = ?2, profile = ?3",
+                params![project.id, built_at, json],
+            )?;
             Ok(())
         })?;
         Ok(VoiceRecord { built_at, profile })

@@ -54,18 +54,21 @@ fn the_ledger_and_report_show_who_wrote_what() {
     let p = s.create_project("Story").unwrap();
     let doc = s.add_document(&p, "One", "chapter", "She opened the door.", Origin::Typed).unwrap();
     let g = s
-        .record_generation(&p, &NewGeneration {
-            document_id: Some(doc.id),
-            parent_id: None,
-            recipe: "continue".into(),
-            model: "smollm2".into(),
-            request: serde_json::json!({"prompt": "She opened the door."}),
-            sampling: serde_json::json!({"temperature": 0.8}),
-            seed: 7,
-            text: " The room was dark.".into(),
-            timings: serde_json::json!({}),
-            tokens: None,
-        })
+        .record_generation(
+            &p,
+            &NewGeneration {
+                document_id: Some(doc.id),
+                parent_id: None,
+                recipe: "continue".into(),
+                model: "smollm2".into(),
+                request: serde_json::json!({"prompt": "She opened the door."}),
+                sampling: serde_json::json!({"temperature": 0.8}),
+                seed: 7,
+                text: " The room was dark.".into(),
+                timings: serde_json::json!({}),
+                tokens: None,
+            },
+        )
         .unwrap();
     let rev = s.accept(&doc, g.id, "She opened the door. The room was dark.").unwrap();
     assert_eq!(rev.ledger.share().model, 19);

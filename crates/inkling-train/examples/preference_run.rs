@@ -61,9 +61,7 @@ fn main() {
         std::process::exit(1);
     }
     let per_step = t0.elapsed().as_secs_f64() / run.iters.max(1) as f64;
-    let peak_kib: u64 = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()))
-        .unwrap_or(0);
+    let peak_kib: u64 =
+        std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok())).unwrap_or(0);
     println!("after {} steps ({per_step:.2} s a step of {} pairs, last loss {last:.3}, peak RSS {} MiB): {}", run.iters, run.config.pairs_per_step, peak_kib / 1024, report(&run));
 }

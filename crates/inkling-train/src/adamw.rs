@@ -12,8 +12,8 @@
 //! θ = θ - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
 //! ```
 
-use crate::error::Result;
 use crate::cpu::ParamSlot;
+use crate::error::Result;
 use crate::gpt::Param;
 use candle_core::Tensor;
 use candle_core::backprop::GradStore;

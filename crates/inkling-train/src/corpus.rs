@@ -70,10 +70,7 @@ fn read_text(path: &Path) -> Result<String> {
     if bytes.contains(&0) {
         return Err(TrainError::NotText { path: path.to_path_buf(), reason: "it contains NUL bytes, so it is binary".into() });
     }
-    let text = String::from_utf8(bytes).map_err(|e| TrainError::NotText {
-        path: path.to_path_buf(),
-        reason: format!("byte {} is not valid UTF-8", e.utf8_error().valid_up_to()),
-    })?;
+    let text = String::from_utf8(bytes).map_err(|e| TrainError::NotText { path: path.to_path_buf(), reason: format!("byte {} is not valid UTF-8", e.utf8_error().valid_up_to()) })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(text.replace("\r\n", "\n"))
 }

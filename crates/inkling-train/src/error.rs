@@ -18,7 +18,9 @@ pub enum TrainError {
     EmptyCorpus { path: PathBuf },
     #[error("the corpus is too small: {have} tokens, but {need} are needed ({why}); add more text or lower --block")]
     CorpusTooSmall { have: usize, need: usize, why: String },
-    #[error("{have} usable feedback pairs, and learning from your choices needs at least {need} (an accepted suggestion beside one you rejected or passed over, or one you accepted and then edited); keep choosing between candidates and try again")]
+    #[error(
+        "{have} usable feedback pairs, and learning from your choices needs at least {need} (an accepted suggestion beside one you rejected or passed over, or one you accepted and then edited); keep choosing between candidates and try again"
+    )]
     TooFewPairs { have: usize, need: usize },
     #[error("{0}")]
     InvalidSetting(String),

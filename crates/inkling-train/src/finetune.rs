@@ -33,18 +33,7 @@ pub struct FinetuneConfig {
 
 impl Default for FinetuneConfig {
     fn default() -> Self {
-        Self {
-            lora: LoraConfig::default(),
-            block_size: 128,
-            batch_size: 4,
-            iters: None,
-            learning_rate: 2e-3,
-            warmup_iters: 10,
-            eval_iters: 4,
-            eval_interval: 100,
-            val_fraction: 0.1,
-            seed: 1,
-        }
+        Self { lora: LoraConfig::default(), block_size: 128, batch_size: 4, iters: None, learning_rate: 2e-3, warmup_iters: 10, eval_iters: 4, eval_interval: 100, val_fraction: 0.1, seed: 1 }
     }
 }
 
@@ -89,11 +78,7 @@ impl Finetuning {
         let tokenizer = inkling_engine::Tokenizer::from_gguf(&file)?;
         let ids = tokenizer.encode(&corpus.text, false);
         if ids.len() < MIN_CORPUS_TOKENS {
-            return Err(TrainError::CorpusTooSmall {
-                have: ids.len(),
-                need: MIN_CORPUS_TOKENS,
-                why: "fine-tuning on less than a few pages teaches the model nothing it can use".into(),
-            });
+            return Err(TrainError::CorpusTooSmall { have: ids.len(), need: MIN_CORPUS_TOKENS, why: "fine-tuning on less than a few pages teaches the model nothing it can use".into() });
         }
         let context = model_config.context_length;
         if config.block_size > context {

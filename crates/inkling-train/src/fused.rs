@@ -68,12 +68,8 @@ impl CustomOp2 for GeluBackward {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(
-                contiguous(x, l1)?.iter().zip(contiguous(g, l2)?).map(|(&x, &g)| gelu_grad32(x) * g).collect(),
-            ),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => {
-                CpuStorage::F64(contiguous(x, l1)?.iter().zip(contiguous(g, l2)?).map(|(&x, &g)| gelu_grad(x) * g).collect())
-            }
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(contiguous(x, l1)?.iter().zip(contiguous(g, l2)?).map(|(&x, &g)| gelu_grad32(x) * g).collect()),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(contiguous(x, l1)?.iter().zip(contiguous(g, l2)?).map(|(&x, &g)| gelu_grad(x) * g).collect()),
             _ => candle_core::bail!("gelu backward: matching f32 or f64 tensors only"),
         };
         Ok((out, l1.shape().clone()))

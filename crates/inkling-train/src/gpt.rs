@@ -165,9 +165,7 @@ impl Gpt {
     /// A model over given parameters (a checkpoint), checking every expected one is there.
     pub fn from_params(config: GptConfig, params: Vec<Param>) -> Result<Self> {
         let sinusoidal = match config.positions {
-            Positions::Sinusoidal => {
-                Some(Tensor::from_vec(sinusoidal_table(config.block_size, config.n_embd), (config.block_size, config.n_embd), &Device::Cpu)?)
-            }
+            Positions::Sinusoidal => Some(Tensor::from_vec(sinusoidal_table(config.block_size, config.n_embd), (config.block_size, config.n_embd), &Device::Cpu)?),
             Positions::Learned => None,
         };
         let gpt = Self { config, params, sinusoidal };
@@ -192,11 +190,7 @@ impl Gpt {
     }
 
     pub fn param(&self, name: &str) -> Result<&Tensor> {
-        self.params
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.var.as_tensor())
-            .ok_or_else(|| TrainError::InvalidSetting(format!("the model has no parameter `{name}`")))
+        self.params.iter().find(|p| p.name == name).map(|p| p.var.as_tensor()).ok_or_else(|| TrainError::InvalidSetting(format!("the model has no parameter `{name}`")))
     }
 
     fn opt_param(&self, name: &str) -> Option<&Tensor> {
@@ -264,9 +258,7 @@ pub fn causal_self_attention(x: &Tensor, w_qkv: &Tensor, b_qkv: Option<&Tensor>,
     let (b, t, d) = x.dims3()?;
     let hd = d / n_head;
     let qkv = linear(x, w_qkv, b_qkv)?;
-    let heads = |i: usize| -> Result<Tensor> {
-        Ok(qkv.narrow(D::Minus1, i * d, d)?.reshape((b, t, n_head, hd))?.transpose(1, 2)?.contiguous()?)
-    };
+    let heads = |i: usize| -> Result<Tensor> { Ok(qkv.narrow(D::Minus1, i * d, d)?.reshape((b, t, n_head, hd))?.transpose(1, 2)?.contiguous()?) };
     let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
     let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(mask)?;
     let y = softmax_last_dim(&scores)?.matmul(&v)?; // (B, h, T, hd)

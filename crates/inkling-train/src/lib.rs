@@ -36,8 +36,8 @@ pub mod tokenize;
 
 pub use corpus::Corpus;
 pub use error::{Result, TrainError};
-pub use gpt::{Gpt, GptConfig, Positions};
 pub use finetune::{FinetuneConfig, Finetuning};
+pub use gpt::{Gpt, GptConfig, Positions};
 pub use lora::LoraConfig;
 pub use perplexity::{Perplexity, perplexity};
 pub use preference::{PreferenceConfig, PreferencePair, PreferenceTuning};

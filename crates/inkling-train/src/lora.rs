@@ -26,15 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Weights LoRA can adapt, by their GGUF names.
-pub const TARGETS: &[(&str, &str)] = &[
-    ("q", "attn_q"),
-    ("k", "attn_k"),
-    ("v", "attn_v"),
-    ("o", "attn_output"),
-    ("gate", "ffn_gate"),
-    ("up", "ffn_up"),
-    ("down", "ffn_down"),
-];
+pub const TARGETS: &[(&str, &str)] = &[("q", "attn_q"), ("k", "attn_k"), ("v", "attn_v"), ("o", "attn_output"), ("gate", "ffn_gate"), ("up", "ffn_up"), ("down", "ffn_down")];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {
@@ -117,10 +109,7 @@ impl FrozenBase {
     pub fn load(file: &GgufFile) -> Result<Self> {
         let c = ModelConfig::from_gguf(file)?;
         if !matches!(c.arch, Arch::Llama | Arch::Qwen2) {
-            return Err(TrainError::InvalidSetting(format!(
-                "fine-tuning supports llama/mistral and qwen2 models; this one is {}",
-                c.arch_name
-            )));
+            return Err(TrainError::InvalidSetting(format!("fine-tuning supports llama/mistral and qwen2 models; this one is {}", c.arch_name)));
         }
         let rot = file.get_usize(&format!("{}.rope.dimension_count", c.arch_name)).unwrap_or(c.head_dim);
         if rot != c.head_dim || c.rope_scale != 1.0 {

@@ -9,9 +9,9 @@
 
 use crate::adamw::{AdamW, AdamWConfig, learning_rate};
 use crate::corpus::Corpus;
+use crate::cpu::CpuGpt;
 use crate::error::{Result, TrainError};
 use crate::export::write_gguf;
-use crate::cpu::CpuGpt;
 use crate::gpt::{GptConfig, Param, Positions};
 use crate::plot::{Curve, loss_curve};
 use crate::tokenize::{TextTokenizer, TokenizerKind};
@@ -238,11 +238,7 @@ pub fn memory_estimate(gpt: &GptConfig, batch: usize, threads: usize) -> u64 {
 /// Threads for a step unless told otherwise: `CANDLE_NUM_THREADS` (which `--threads` sets,
 /// and which candle's own operations follow) or else the cores available.
 fn default_threads() -> usize {
-    std::env::var("CANDLE_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    std::env::var("CANDLE_NUM_THREADS").ok().and_then(|s| s.parse::<usize>().ok()).filter(|&n| n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Memory the system can still give, from /proc/meminfo (None where unknown).
@@ -321,8 +317,7 @@ impl Pretraining {
             return Err(bad("the corpus is not the one this run was trained on; resume with the same files, or start a new run".into()));
         }
         let tokenizer = TextTokenizer::load(dir)?;
-        let tensors = candle_core::safetensors::load(dir.join(TENSORS_FILE), &Device::Cpu)
-            .map_err(|e| bad(format!("{TENSORS_FILE}: {e}")))?;
+        let tensors = candle_core::safetensors::load(dir.join(TENSORS_FILE), &Device::Cpu).map_err(|e| bad(format!("{TENSORS_FILE}: {e}")))?;
         let mut model = CpuGpt::new(state.gpt.clone(), state.config.seed)?;
         let mut optimizer = AdamW::with_sizes(state.config.optimizer.clone(), model.slots.iter().map(|s| s.range.len()));
         let names: Vec<String> = model.slots.iter().map(|s| s.name.clone()).collect();
@@ -446,14 +441,7 @@ impl Pretraining {
             let p = self.step()?;
             let dt = t0.elapsed().as_secs_f64();
             self.train_seconds += dt;
-            let go_on = on_event(TrainEvent::Step {
-                iter: self.iter,
-                iters: self.config.iters,
-                loss: p.loss,
-                lr: p.lr,
-                tokens_per_s: tokens_per_step / dt.max(1e-9),
-                elapsed_s: self.train_seconds,
-            });
+            let go_on = on_event(TrainEvent::Step { iter: self.iter, iters: self.config.iters, loss: p.loss, lr: p.lr, tokens_per_s: tokens_per_step / dt.max(1e-9), elapsed_s: self.train_seconds });
             let at_end = self.iter == self.config.iters;
             if !go_on || at_end || self.iter.is_multiple_of(self.config.eval_interval.max(1)) {
                 let e = self.evaluate()?;

@@ -39,7 +39,11 @@ impl std::str::FromStr for TokenizerKind {
 /// A trained tokenizer.
 pub enum TextTokenizer {
     /// Token `i` is `chars[i]`; ids past `chars.len()` are merge helpers (see the module doc).
-    Char { chars: Vec<char>, ids: HashMap<char, u32>, helpers: Vec<String> },
+    Char {
+        chars: Vec<char>,
+        ids: HashMap<char, u32>,
+        helpers: Vec<String>,
+    },
     Bpe(Box<tokenizers::Tokenizer>),
 }
 
@@ -96,16 +100,9 @@ impl TextTokenizer {
     /// Byte-level BPE with at most `vocab_size` tokens (256 byte tokens included).
     pub fn train_bpe(text: &str, vocab_size: usize) -> Result<Self> {
         if vocab_size < 257 {
-            return Err(TrainError::InvalidSetting(format!(
-                "a BPE vocabulary needs more than its 256 byte tokens; --vocab {vocab_size} is too small"
-            )));
+            return Err(TrainError::InvalidSetting(format!("a BPE vocabulary needs more than its 256 byte tokens; --vocab {vocab_size} is too small")));
         }
-        let trainer = BpeTrainerBuilder::new()
-            .vocab_size(vocab_size)
-            .min_frequency(2)
-            .show_progress(false)
-            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-            .build();
+        let trainer = BpeTrainerBuilder::new().vocab_size(vocab_size).min_frequency(2).show_progress(false).initial_alphabet(ByteLevel::alphabet().into_iter().collect()).build();
         let mut trainer: TrainerWrapper = trainer.into();
         let mut tok = tokenizers::Tokenizer::new(BPE::default());
         // GPT-2's split regex, no prefix space: what the engine does for a "gpt2" vocabulary.
@@ -133,14 +130,7 @@ impl TextTokenizer {
     /// Token ids of `text`. Characters a character vocabulary lacks are an error that names them.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         match self {
-            Self::Char { ids, .. } => text
-                .chars()
-                .map(|c| {
-                    ids.get(&c).copied().ok_or_else(|| {
-                        TrainError::Tokenizer(format!("the character {c:?} is not in this model's vocabulary"))
-                    })
-                })
-                .collect(),
+            Self::Char { ids, .. } => text.chars().map(|c| ids.get(&c).copied().ok_or_else(|| TrainError::Tokenizer(format!("the character {c:?} is not in this model's vocabulary")))).collect(),
             Self::Bpe(t) => Ok(t.encode(text, false).map_err(|e| TrainError::Tokenizer(e.to_string()))?.get_ids().to_vec()),
         }
     }
@@ -156,10 +146,7 @@ impl TextTokenizer {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join("tokenizer.json");
         let json = match self {
-            Self::Char { chars, .. } => {
-                serde_json::to_string_pretty(&CharFile { kind: TokenizerKind::Char, chars: chars.iter().collect() })
-                    .map_err(|e| TrainError::Tokenizer(e.to_string()))?
-            }
+            Self::Char { chars, .. } => serde_json::to_string_pretty(&CharFile { kind: TokenizerKind::Char, chars: chars.iter().collect() }).map_err(|e| TrainError::Tokenizer(e.to_string()))?,
             Self::Bpe(t) => t.to_string(true).map_err(|e| TrainError::Tokenizer(e.to_string()))?,
         };
         std::fs::write(&path, json).map_err(TrainError::write(path))
@@ -203,9 +190,7 @@ impl TextTokenizer {
                     }
                 }
                 // The serialised model lists merges in rank order, each as a pair of tokens.
-                let json: serde_json::Value =
-                    serde_json::from_str(&t.to_string(false).map_err(|e| TrainError::Tokenizer(e.to_string()))?)
-                        .map_err(|e| TrainError::Tokenizer(e.to_string()))?;
+                let json: serde_json::Value = serde_json::from_str(&t.to_string(false).map_err(|e| TrainError::Tokenizer(e.to_string()))?).map_err(|e| TrainError::Tokenizer(e.to_string()))?;
                 let merges = json["model"]["merges"]
                     .as_array()
                     .map(|list| {

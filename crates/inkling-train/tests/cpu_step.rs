@@ -68,11 +68,7 @@ fn shorter_sequences_and_one_thread_per_row_work() {
     let reference = m.to_gpt().unwrap();
     for (b, t) in [(1, 1), (2, 4), (3, 9)] {
         let (x, y) = batch(&c, b, t, b as u64);
-        let want = reference
-            .loss(&Tensor::from_vec(x.clone(), (b, t), &Device::Cpu).unwrap(), &Tensor::from_vec(y.clone(), (b, t), &Device::Cpu).unwrap())
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let want = reference.loss(&Tensor::from_vec(x.clone(), (b, t), &Device::Cpu).unwrap(), &Tensor::from_vec(y.clone(), (b, t), &Device::Cpu).unwrap()).unwrap().to_scalar::<f32>().unwrap();
         let got = m.loss(&x, &y, b, t, 8, true).unwrap();
         assert!((got - want).abs() < 1e-5 * want, "{b}x{t}: {got} vs {want}");
     }

@@ -59,9 +59,7 @@ fn attention_gradient_matches_finite_differences() {
     let b = Var::from_tensor(&(random(&[3 * d], 7) * 0.1).unwrap()).unwrap();
     let r = random(&[batch, t, d], 8);
     let mask = causal_mask(t, DType::F64, &Device::Cpu).unwrap();
-    check(&[&x, &w, &b], &|| {
-        causal_self_attention(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), heads, &mask).unwrap().mul(&r).unwrap().sum_all().unwrap()
-    });
+    check(&[&x, &w, &b], &|| causal_self_attention(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), heads, &mask).unwrap().mul(&r).unwrap().sum_all().unwrap());
 }
 
 #[test]
@@ -102,9 +100,7 @@ fn lora_layer_gradient_matches_finite_differences() {
     let a = Var::from_tensor(&random(&[2, 6], 15)).unwrap();
     let b = Var::from_tensor(&random(&[5, 2], 16)).unwrap();
     let r = random(&[2, 3, 5], 17);
-    check(&[&x, &a, &b], &|| {
-        lora_linear(x.as_tensor(), &w, Some(&bias), Some((a.as_tensor(), b.as_tensor())), 2.0).unwrap().mul(&r).unwrap().sum_all().unwrap()
-    });
+    check(&[&x, &a, &b], &|| lora_linear(x.as_tensor(), &w, Some(&bias), Some((a.as_tensor(), b.as_tensor())), 2.0).unwrap().mul(&r).unwrap().sum_all().unwrap());
     // With B = 0 the layer is exactly the frozen base.
     let zero = Tensor::zeros((5, 2), DType::F64, &Device::Cpu).unwrap();
     let with = lora_linear(x.as_tensor(), &w, Some(&bias), Some((a.as_tensor(), &zero)), 2.0).unwrap();

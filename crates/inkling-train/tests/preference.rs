@@ -6,7 +6,23 @@ use inkling_engine::testing::TinyModel;
 use inkling_train::preference::{MIN_PAIRS, PreferenceConfig, PreferencePair, PreferenceTuning};
 use inkling_train::{LoraConfig, TrainError};
 
-const PROMPTS: &[&str] = &["The harbour at dusk", "Her brother at the nets", "The bell in the fog", "A letter from the city", "The ledger on the desk", "Rain over the salt road", "The lamp at midnight", "Gulls on the wall", "A ship without a name", "The keeper's stair", "Smoke from the village", "The tide at the rocks", "A song from the boats", "The well behind the inn", "Snow on the quay"];
+const PROMPTS: &[&str] = &[
+    "The harbour at dusk",
+    "Her brother at the nets",
+    "The bell in the fog",
+    "A letter from the city",
+    "The ledger on the desk",
+    "Rain over the salt road",
+    "The lamp at midnight",
+    "Gulls on the wall",
+    "A ship without a name",
+    "The keeper's stair",
+    "Smoke from the village",
+    "The tide at the rocks",
+    "A song from the boats",
+    "The well behind the inn",
+    "Snow on the quay",
+];
 
 /// Every pair: the same prompt answered in two registers, `plain` chosen or not.
 fn pairs(plain_chosen: bool) -> Vec<PreferencePair> {
@@ -23,7 +39,13 @@ fn pairs(plain_chosen: bool) -> Vec<PreferencePair> {
 }
 
 fn config() -> PreferenceConfig {
-    PreferenceConfig { lora: LoraConfig { rank: 4, alpha: 8.0, targets: ["q", "v", "o", "up", "down"].iter().map(|s| s.to_string()).collect() }, learning_rate: 1e-2, iters: Some(40), beta: 0.5, ..Default::default() }
+    PreferenceConfig {
+        lora: LoraConfig { rank: 4, alpha: 8.0, targets: ["q", "v", "o", "up", "down"].iter().map(|s| s.to_string()).collect() },
+        learning_rate: 1e-2,
+        iters: Some(40),
+        beta: 0.5,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -48,7 +70,16 @@ fn held_out_choices_come_to_be_preferred() {
     })
     .unwrap();
     let after = run.accuracy(true).unwrap();
-    eprintln!("held-out preference accuracy {} of {} -> {} of {}; training pairs {:?}; DPO loss {:.3} -> {:.3}", before.preferred, before.pairs, after.preferred, after.pairs, run.accuracy(false).unwrap(), losses[0], losses[losses.len() - 1]);
+    eprintln!(
+        "held-out preference accuracy {} of {} -> {} of {}; training pairs {:?}; DPO loss {:.3} -> {:.3}",
+        before.preferred,
+        before.pairs,
+        after.preferred,
+        after.pairs,
+        run.accuracy(false).unwrap(),
+        losses[0],
+        losses[losses.len() - 1]
+    );
     assert!(after.rate() >= 0.7 && after.rate() > before.rate(), "held-out preference accuracy {:?} -> {:?}", before, after);
     assert!(losses.last().unwrap() < &(std::f32::consts::LN_2 - 0.2), "DPO loss {:?}", losses);
     assert!(adapter.is_file());

@@ -50,11 +50,7 @@ fn a_tiny_model_overfits_a_tiny_corpus() {
     // The engine loads the folder and continues the verse as memorised (greedy).
     let engine = Engine::load(dir.path(), &EngineConfig::default()).unwrap();
     assert_eq!(engine.info().architecture, "gpt2");
-    let req = GenerateRequest {
-        max_tokens: 8,
-        sampling: SamplingConfig::greedy(),
-        ..GenerateRequest::new(Prompt::Text("winds do ".into()))
-    };
+    let req = GenerateRequest { max_tokens: 8, sampling: SamplingConfig::greedy(), ..GenerateRequest::new(Prompt::Text("winds do ".into())) };
     let g = engine.generate(&req, |_| true).unwrap();
     assert_eq!(g.candidates[0].text, "shake th");
     // Past the 16-token window it re-reads the latest half and goes on, still in the verse.

@@ -27,16 +27,16 @@ pub enum Group {
 /// English function words: frequent, topic-free, and used at rates each writer keeps
 /// without noticing (the basis of Mosteller and Wallace's and Burrows's authorship tests).
 pub const FUNCTION_WORDS: &[&str] = &[
-    "a", "about", "after", "all", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "for", "from", "had", "has", "have", "he", "her", "him", "his",
-    "i", "if", "in", "into", "is", "it", "its", "just", "may", "me", "more", "must", "my", "no", "not", "now", "of", "on", "one", "only", "or", "our", "out", "shall", "she", "should", "so",
-    "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "up", "upon", "very", "was", "we", "were", "what", "when", "which", "who",
-    "will", "with", "would", "you", "your",
+    "a", "about", "after", "all", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "for", "from", "had", "has", "have", "he", "her", "him", "his", "i",
+    "if", "in", "into", "is", "it", "its", "just", "may", "me", "more", "must", "my", "no", "not", "now", "of", "on", "one", "only", "or", "our", "out", "shall", "she", "should", "so", "some",
+    "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "up", "upon", "very", "was", "we", "were", "what", "when", "which", "who", "will", "with",
+    "would", "you", "your",
 ];
 
 /// Chinese function characters: particles, pronouns, prepositions and adverbs.
 pub const FUNCTION_CHARACTERS: &[&str] = &[
-    "的", "了", "是", "在", "着", "过", "也", "就", "都", "而", "和", "与", "之", "其", "把", "被", "让", "给", "这", "那", "他", "她", "我", "你", "们", "不", "没", "很", "又", "还", "却", "但", "因", "所",
-    "以", "地", "得", "向", "从", "对", "于", "便", "才", "只", "已",
+    "的", "了", "是", "在", "着", "过", "也", "就", "都", "而", "和", "与", "之", "其", "把", "被", "让", "给", "这", "那", "他", "她", "我", "你", "们", "不", "没", "很", "又", "还", "却", "但",
+    "因", "所", "以", "地", "得", "向", "从", "对", "于", "便", "才", "只", "已",
 ];
 
 /// Particles that end a Chinese sentence.
@@ -55,17 +55,8 @@ pub const LATIN_PUNCTUATION: &[(&str, &[&str])] = &[
 ];
 
 /// Punctuation counted in Chinese.
-pub const CJK_PUNCTUATION: &[(&str, &[&str])] = &[
-    ("，", &["，"]),
-    ("、", &["、"]),
-    ("；", &["；"]),
-    ("：", &["："]),
-    ("！", &["！"]),
-    ("？", &["？"]),
-    ("……", &["……", "…"]),
-    ("——", &["——", "—"]),
-    ("（", &["（", "("]),
-];
+pub const CJK_PUNCTUATION: &[(&str, &[&str])] =
+    &[("，", &["，"]), ("、", &["、"]), ("；", &["；"]), ("：", &["："]), ("！", &["！"]), ("？", &["？"]), ("……", &["……", "…"]), ("——", &["——", "—"]), ("（", &["（", "("])];
 
 /// How many of the writer's most frequent words (English, beyond the function words) or
 /// character pairs (Chinese) a profile follows.

@@ -45,11 +45,7 @@ pub fn is_cjk(c: char) -> bool {
 /// The paragraphs of `text`: blocks between blank lines, or its lines when it has no blank
 /// line (many editors end a paragraph with one newline).
 pub fn paragraphs(text: &str) -> Vec<&str> {
-    let blocks: Vec<&str> = if text.contains("\n\n") || text.contains("\r\n\r\n") {
-        text.split("\n\n").flat_map(|b| b.split("\r\n\r\n")).collect()
-    } else {
-        text.lines().collect()
-    };
+    let blocks: Vec<&str> = if text.contains("\n\n") || text.contains("\r\n\r\n") { text.split("\n\n").flat_map(|b| b.split("\r\n\r\n")).collect() } else { text.lines().collect() };
     blocks.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 

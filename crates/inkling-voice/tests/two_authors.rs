@@ -83,5 +83,3 @@ fn a_profile_ranks_its_own_author_first_on_held_out_passages() {
     eprintln!("two-author held-out ranking: {right} of {} right ({:.1}%)", 2 * pairs, accuracy * 100.0);
     assert!(accuracy >= 0.9, "accuracy {accuracy:.3} on {pairs} pairs");
 }
-
-

@@ -35,10 +35,7 @@ pub struct BenchArgs {
 
 /// Peak resident memory of this process in bytes (Linux; 0 elsewhere).
 pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map_or(0, |kb| kb * 1024)
+    std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())).map_or(0, |kb| kb * 1024)
 }
 
 pub fn bench(model: &ModelArgs, args: BenchArgs) -> Result<()> {

@@ -265,7 +265,13 @@ fn set_locks(store: &mut Store, a: &LockArgs, lock: bool) -> Result<()> {
         }),
     }
     store.set_locks(&doc, &locks)?;
-    let what = if locks.whole { "all of it".to_string() } else if locks.parts.is_empty() { "nothing".into() } else { format!("parts {}", locks.parts.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", ")) };
+    let what = if locks.whole {
+        "all of it".to_string()
+    } else if locks.parts.is_empty() {
+        "nothing".into()
+    } else {
+        format!("parts {}", locks.parts.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", "))
+    };
     println!("`{}`: locked {what}", doc.title);
     Ok(())
 }
@@ -332,7 +338,9 @@ fn done(store: &mut Store, top_model: &ModelArgs, name: &str, which: &str, undo:
         // Done stands; the summary can be made later.
         Err(e) => {
             println!("`{}` is done", chapter.title);
-            eprintln!("warning: its summary could not be made ({e:#}); `inkling project summarize {name} {n}` tries again, or write one with `inkling project stage {name} summary --chapter {n} -f FILE`");
+            eprintln!(
+                "warning: its summary could not be made ({e:#}); `inkling project summarize {name} {n}` tries again, or write one with `inkling project stage {name} summary --chapter {n} -f FILE`"
+            );
             Ok(())
         }
     }
@@ -361,17 +369,10 @@ fn draft_chapter(store: &mut Store, top_model: &ModelArgs, name: &str, n: u32, w
     }
     eprintln!("drafting `{}`: {} beats of about {words_per_beat} words", chapter.title, brief.beats.len());
     let mut bar = crate::progress::PrefillBar::default();
-    let draft = pipeline::draft_chapter(
-        &tb,
-        engine.as_ref(),
-        &brief,
-        &base,
-        &mut |k: usize, b: &BeatDraft| eprintln!("  beat {}: {} words", k + 1, b.words),
-        &mut |e: Event<'_>| {
-            bar.event(&e);
-            true
-        },
-    )?;
+    let draft = pipeline::draft_chapter(&tb, engine.as_ref(), &brief, &base, &mut |k: usize, b: &BeatDraft| eprintln!("  beat {}: {} words", k + 1, b.words), &mut |e: Event<'_>| {
+        bar.event(&e);
+        true
+    })?;
     if draft.text.trim().is_empty() {
         bail!("the model wrote nothing for `{}`; nothing was changed (try another --seed)", chapter.title);
     }

@@ -269,10 +269,7 @@ fn footer(g: &Generation) {
     if g.timings.ban_rewinds > 0 {
         eprintln!("(banned phrases were written over {} time(s), {} token(s) taken back)", g.timings.ban_rewinds, g.timings.ban_rewound_tokens);
     }
-    eprintln!(
-        "[seed {} · prompt {} tok · {:.0} ms to first token · {:.1} tok/s]",
-        g.seed, g.prompt_tokens, g.timings.time_to_first_token_ms, g.timings.decode_tokens_per_s
-    );
+    eprintln!("[seed {} · prompt {} tok · {:.0} ms to first token · {:.1} tok/s]", g.seed, g.prompt_tokens, g.timings.time_to_first_token_ms, g.timings.decode_tokens_per_s);
 }
 
 pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {

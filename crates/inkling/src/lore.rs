@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use inkling_craft::lore::{LoreEntry, Logic, Position, Progression, world_info};
+use inkling_craft::lore::{Logic, LoreEntry, Position, Progression, world_info};
 use inkling_server::{LoreBook, lore_entry};
 use inkling_store::{BibleEntry, Project, Store};
 use std::path::PathBuf;

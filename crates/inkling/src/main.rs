@@ -19,7 +19,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// inkling: a local-first writing partner. Your words stay on your machine.
 #[derive(Parser, Debug)]
-#[command(name = "inkling", version, about, after_help = "Writing tools: inkling <tool> [TEXT] (continue, brainstorm, outline, character, place, draft, describe,\nexpand, tighten, rewrite, poem, summarize, business, first-lines, titles, check, and your own);\n`inkling tools` lists them with their options, `inkling <tool> --help` shows one.")]
+#[command(
+    name = "inkling",
+    version,
+    about,
+    after_help = "Writing tools: inkling <tool> [TEXT] (continue, brainstorm, outline, character, place, draft, describe,\nexpand, tighten, rewrite, poem, summarize, business, first-lines, titles, check, and your own);\n`inkling tools` lists them with their options, `inkling <tool> --help` shows one."
+)]
 struct Cli {
     #[command(flatten)]
     model: ModelArgs,
@@ -137,10 +142,7 @@ fn kernel_settings() -> anyhow::Result<()> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INKLING_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INKLING_LOG").unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     // Read here, not in the engine: libraries take their settings from their callers.
     if let Err(e) = kernel_settings().and_then(|()| run(cli)) {

@@ -74,9 +74,7 @@ fn pull(m: &CatalogModel) -> Result<PathBuf> {
         return Ok(m.path());
     }
     eprintln!("fetching {} ({:.0} MB) into {}", m.name, m.size as f64 / 1e6, catalog::models_dir().display());
-    let bar = ProgressBar::new(m.size).with_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = ProgressBar::new(m.size).with_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar.set_message("verifying");
     bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     let path = catalog::fetch(m, |p| match p {
@@ -144,9 +142,8 @@ fn list(args: &ModelArgs, json: bool) -> Result<()> {
         rows.push(Row { id: m.name.into(), downloaded: info.is_some(), description: m.description.into(), info });
     }
     // Other GGUF files in the models directory, and the one --model names.
-    let mut extra: Vec<PathBuf> = std::fs::read_dir(catalog::models_dir())
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "gguf")).collect())
-        .unwrap_or_default();
+    let mut extra: Vec<PathBuf> =
+        std::fs::read_dir(catalog::models_dir()).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "gguf")).collect()).unwrap_or_default();
     if let Some(m) = &args.model
         && m.ends_with(".gguf")
     {

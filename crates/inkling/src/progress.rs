@@ -20,10 +20,7 @@ impl PrefillBar {
             Event::Prefill { cached, processed, total } => {
                 if self.bar.is_none() && total - cached >= MIN_TOKENS && processed < total {
                     let bar = ProgressBar::with_draw_target(Some((total - cached) as u64), ProgressDrawTarget::stderr());
-                    bar.set_style(
-                        ProgressStyle::with_template("reading the prompt [{bar:30}] {pos}/{len} tokens ({eta})")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                    );
+                    bar.set_style(ProgressStyle::with_template("reading the prompt [{bar:30}] {pos}/{len} tokens ({eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
                     self.bar = Some(bar);
                 }
                 if let Some(bar) = &self.bar {

@@ -207,14 +207,7 @@ pub fn run(top_model: &crate::ModelArgs, args: ProjectArgs) -> Result<()> {
             } else {
                 println!("{}", p.name);
                 for (i, (d, r)) in docs.iter().zip(&report.documents).enumerate() {
-                    println!(
-                        "  {:>2}. {}  ({} chars, {} revisions, {} AI-assisted)",
-                        i + 1,
-                        d.title,
-                        r.share.total(),
-                        store.history(d)?.len(),
-                        pct(r.share.ai_assisted())
-                    );
+                    println!("  {:>2}. {}  ({} chars, {} revisions, {} AI-assisted)", i + 1, d.title, r.share.total(), store.history(d)?.len(), pct(r.share.ai_assisted()));
                 }
                 if !p.memory.is_empty() {
                     println!("  memory: {}", p.memory);

@@ -9,8 +9,8 @@ use inkling_craft::context::Frame;
 use inkling_craft::proofread::{apply_all, proofread};
 use inkling_craft::recipe::{OutputKind, Recipe};
 use inkling_craft::run::{finish, prepare};
-use inkling_engine::Event;
 use inkling_craft::{LoreEntry, StoryContext, ToolOutput, ToolRequest, Toolbox};
+use inkling_engine::Event;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -251,7 +251,10 @@ pub fn show_prompt(prepared: &inkling_craft::run::Prepared) {
 fn save_profile(args: &ToolArgs, out: &ToolOutput) -> Result<()> {
     let Some(v) = out.candidates.first().and_then(|c| c.json.as_ref()) else { bail!("--save stores a JSON profile, and `{}` gave none", out.tool) };
     let name = v.get("name").and_then(|n| n.as_str()).filter(|n| !n.trim().is_empty()).context("the profile has no name to file it under")?.trim().to_string();
-    let body = v.as_object().map(|o| o.iter().filter(|(k, _)| *k != "name").map(|(k, v)| format!("{k}: {}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect::<Vec<_>>().join("\n")).unwrap_or_default();
+    let body = v
+        .as_object()
+        .map(|o| o.iter().filter(|(k, _)| *k != "name").map(|(k, v)| format!("{k}: {}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
     let db = crate::project::db_or_default(args.db.as_deref());
     let mut store = inkling_store::Store::open(&db)?;
     let project = store.project(args.project.as_deref().unwrap_or_default())?;
@@ -402,7 +405,11 @@ pub fn proofread_cmd(top_model: &ModelArgs, args: ProofreadArgs) -> Result<()> {
     }
     for f in &findings {
         let (line, col) = inkling_craft::text::line_col(&text, f.byte_start);
-        let fixes = if f.replacements.is_empty() { String::new() } else { format!(" → {}", f.replacements.iter().map(|r| if r.is_empty() { "(delete)".to_string() } else { format!("\"{r}\"") }).collect::<Vec<_>>().join(" / ")) };
+        let fixes = if f.replacements.is_empty() {
+            String::new()
+        } else {
+            format!(" → {}", f.replacements.iter().map(|r| if r.is_empty() { "(delete)".to_string() } else { format!("\"{r}\"") }).collect::<Vec<_>>().join(" / "))
+        };
         println!("{line}:{col} {} \"{}\"{fixes}\n    {}", f.kind, f.original, f.message);
     }
     for n in &notes {

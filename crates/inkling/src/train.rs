@@ -236,16 +236,12 @@ pub fn eval(model: &ModelArgs, cmd: EvalCommand) -> Result<()> {
         tokens.truncate(n);
     }
     let bar = progress_bar(tokens.len().saturating_sub(1), 0, "tokens", a.json)?;
-    let p = inkling_train::perplexity::perplexity_of_tokens(&engine, &tokens, window, stride, &mut |done, _| bar.set_position(done as u64))
-        .context("computing perplexity")?;
+    let p = inkling_train::perplexity::perplexity_of_tokens(&engine, &tokens, window, stride, &mut |done, _| bar.set_position(done as u64)).context("computing perplexity")?;
     bar.finish_and_clear();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"model": engine.info().name, "corpus": a.corpus, "result": p}))?);
     } else {
-        println!(
-            "perplexity {:.4} (mean NLL {:.4} nats) over {} tokens, window {} stride {}, {:.1} s",
-            p.perplexity, p.mean_nll, p.tokens_scored, p.window, p.stride, p.seconds
-        );
+        println!("perplexity {:.4} (mean NLL {:.4} nats) over {} tokens, window {} stride {}, {:.1} s", p.perplexity, p.mean_nll, p.tokens_scored, p.window, p.stride, p.seconds);
     }
     Ok(())
 }
@@ -330,15 +326,7 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
     };
     let base = models::resolve(model)?;
     let out = a.out.clone().unwrap_or(default_out);
-    let config = inkling_train::FinetuneConfig {
-        lora: a.lora(),
-        block_size: a.block,
-        batch_size: a.batch,
-        iters: a.iters,
-        learning_rate: a.lr,
-        seed: a.seed,
-        ..Default::default()
-    };
+    let config = inkling_train::FinetuneConfig { lora: a.lora(), block_size: a.block, batch_size: a.batch, iters: a.iters, learning_rate: a.lr, seed: a.seed, ..Default::default() };
     let mut run = inkling_train::Finetuning::start(&base, &corpus, config)?;
     create_parent(&out)?;
     eprintln!(
@@ -401,12 +389,7 @@ fn finetune_from_feedback(model: &ModelArgs, a: &FinetuneArgs) -> Result<()> {
     let pairs: Vec<inkling_train::PreferencePair> = found.into_iter().map(|p| inkling_train::PreferencePair { prompt: p.prompt, chosen: p.chosen, rejected: p.rejected }).collect();
     let base = models::resolve(model)?;
     let out = a.out.clone().unwrap_or_else(|| project_adapter(name, ".feedback"));
-    let config = inkling_train::PreferenceConfig {
-        lora: a.lora(),
-        iters: a.iters,
-        seed: a.seed,
-        ..Default::default()
-    };
+    let config = inkling_train::PreferenceConfig { lora: a.lora(), iters: a.iters, seed: a.seed, ..Default::default() };
     let mut run = inkling_train::PreferenceTuning::start(&base, &pairs, config)?;
     create_parent(&out)?;
     let (train, held) = run.pairs();
@@ -450,10 +433,7 @@ fn project_corpus(db: Option<&std::path::Path>, name: &str) -> Result<(Corpus, P
     };
     let share = store.report(&project)?.total;
     let with_text = store.documents(&project)?.len();
-    eprintln!(
-        "learning from project `{name}`: {with_text} document(s), {own} characters of your own ({} characters the model wrote left out)",
-        share.total().saturating_sub(share.writer),
-    );
+    eprintln!("learning from project `{name}`: {with_text} document(s), {own} characters of your own ({} characters the model wrote left out)", share.total().saturating_sub(share.writer),);
     Ok((Corpus::from_text(text), project_adapter(name, "")))
 }
 

@@ -250,7 +250,8 @@ fn speculative_decoding_keeps_the_text_and_reports_its_guesses() {
     assert_eq!(off["timings"]["draft_tokens"], 0);
     let kept = auto["timings"]["draft_accepted"].as_u64().unwrap();
     assert!(kept > 0 && kept <= auto["timings"]["draft_tokens"].as_u64().unwrap(), "{}", auto["timings"]);
-    let bench: serde_json::Value = serde_json::from_str(&stdout(&f.run(&["--model", f.m(), "bench", "--prompt-tokens", "32", "--gen-tokens", "16", "--speculative", "lookup", "--json"], None))).unwrap();
+    let bench: serde_json::Value =
+        serde_json::from_str(&stdout(&f.run(&["--model", f.m(), "bench", "--prompt-tokens", "32", "--gen-tokens", "16", "--speculative", "lookup", "--json"], None))).unwrap();
     assert_eq!(bench["speculative"], "lookup");
     assert!(bench["draft_tokens"].as_u64().is_some());
     let o = f.run(&["--model", f.m(), "generate", "x", "--speculative", "draft:big"], None);

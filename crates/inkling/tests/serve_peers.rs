@@ -98,11 +98,7 @@ fn the_editor_works_in_headless_chromium() {
     let s = serve(&[]);
     let shots = repo().join("target/browser");
     std::fs::create_dir_all(&shots).unwrap();
-    let out = run(Command::new("node")
-        .arg(repo().join("tests/browser/editor.cjs"))
-        .arg(format!("{}/", s.url))
-        .arg(shots.join("editor.png"))
-        .env("NODE_PATH", Path::new(&dir).join("node_modules")));
+    let out = run(Command::new("node").arg(repo().join("tests/browser/editor.cjs")).arg(format!("{}/", s.url)).arg(shots.join("editor.png")).env("NODE_PATH", Path::new(&dir).join("node_modules")));
     assert!(out.contains("a one-click fix is applied and saved"), "{out}");
     assert!(out.contains("a locked beat is unchanged") && out.contains("the context viewer lists"), "{out}");
     assert!(out.contains("the editor learns the writer's voice") && out.contains("a suggestion says how close it is to the writer's voice"), "{out}");

@@ -8,14 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn inkling(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_inkling"))
-        .env("INKLING_HOME", home)
-        .env_remove("INKLING_MODEL")
-        .env_remove("INKLING_ADAPTER")
-        .env_remove("INKLING_DB")
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_inkling")).env("INKLING_HOME", home).env_remove("INKLING_MODEL").env_remove("INKLING_ADAPTER").env_remove("INKLING_DB").args(args).output().unwrap()
 }
 
 fn ok(o: &Output) -> String {
@@ -37,9 +30,37 @@ fn train_a_gpt_stop_resume_generate_and_evaluate() {
     let out = dir.path().join("sonnet-gpt");
     let (c, o) = (corpus.to_str().unwrap(), out.to_str().unwrap());
     let args = |iters: &str| {
-        ["train", "gpt", "--corpus", c, "--out", o, "--layers", "2", "--heads", "2", "--embd", "32", "--block", "32", "--batch", "8", "--lr", "1e-2", "--warmup", "5", "--eval-interval", "20", "--eval-iters", "2", "--iters", iters, "--json"]
-            .map(String::from)
-            .to_vec()
+        [
+            "train",
+            "gpt",
+            "--corpus",
+            c,
+            "--out",
+            o,
+            "--layers",
+            "2",
+            "--heads",
+            "2",
+            "--embd",
+            "32",
+            "--block",
+            "32",
+            "--batch",
+            "8",
+            "--lr",
+            "1e-2",
+            "--warmup",
+            "5",
+            "--eval-interval",
+            "20",
+            "--eval-iters",
+            "2",
+            "--iters",
+            iters,
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
     };
     let run = |a: Vec<String>| inkling(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
     let first = json_lines(&ok(&run(args("40"))));
@@ -149,10 +170,8 @@ fn finetuning_a_real_model_learns_a_writers_pages() {
     let dir = tempfile::tempdir().unwrap();
     let adapter = dir.path().join("voice.gguf");
     let (m, a) = (model.to_str().unwrap(), adapter.to_str().unwrap());
-    let out = inkling(
-        dir.path(),
-        &["--model", m, "finetune", "--corpus", data.join("pages").to_str().unwrap(), "--out", a, "--iters", "30", "--block", "64", "--batch", "2", "--lr", "1e-3", "--json"],
-    );
+    let out =
+        inkling(dir.path(), &["--model", m, "finetune", "--corpus", data.join("pages").to_str().unwrap(), "--out", a, "--iters", "30", "--block", "64", "--batch", "2", "--lr", "1e-3", "--json"]);
     let evals = json_lines(&ok(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the whole run takes about"), "a time estimate comes first: {stderr}");

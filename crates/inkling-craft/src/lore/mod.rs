@@ -20,6 +20,6 @@ pub mod scan;
 pub mod timing;
 pub mod world_info;
 
-pub use entry::{LoreEntry, Logic, Position, Progression};
+pub use entry::{Logic, LoreEntry, Position, Progression};
 pub use scan::{Activation, Fired, Held, LoreSettings, Scan, activate};
 pub use timing::LoreState;

@@ -6,11 +6,11 @@
 //! through their own text, up to the recursion cap. Every entry that got as far as a key
 //! match (or is always on) is accounted for: fired with a reason, or held back with one.
 
-use super::keys::{Hay, Key, primary, secondary};
-use std::collections::BTreeMap;
-use super::timing::{LoreState, Standing, roll};
 use super::LoreEntry;
+use super::keys::{Hay, Key, primary, secondary};
+use super::timing::{LoreState, Standing, roll};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The lorebook's own settings (entries may override the scan depth).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,10 +57,18 @@ pub struct Scan<'a> {
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Fired {
     Always,
-    Key { key: String },
+    Key {
+        key: String,
+    },
     /// Brought in by another entry's text, `level` steps from the story.
-    Recursion { key: String, via: String, level: usize },
-    Sticky { left: u64 },
+    Recursion {
+        key: String,
+        via: String,
+        level: usize,
+    },
+    Sticky {
+        left: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -329,7 +337,11 @@ mod tests {
     #[test]
     fn chance_is_seeded_and_progressions_hide_the_future() {
         let entries = vec![LoreEntry { probability: 50, ..entry("Ghost", "") }];
-        let run = |seed| (0..40).map(|g| !activate(&entries, &scan("Ghost"), &LoreSettings { seed, ..LoreSettings::default() }, &LoreState { generation: g, ..LoreState::default() }).fired.is_empty()).collect::<Vec<_>>();
+        let run = |seed| {
+            (0..40)
+                .map(|g| !activate(&entries, &scan("Ghost"), &LoreSettings { seed, ..LoreSettings::default() }, &LoreState { generation: g, ..LoreState::default() }).fired.is_empty())
+                .collect::<Vec<_>>()
+        };
         let a = run(1);
         assert_eq!(a, run(1));
         assert!(a.iter().any(|&x| x) && a.iter().any(|&x| !x), "{a:?}");

@@ -31,9 +31,13 @@ pub struct Timer {
 pub enum Standing {
     Free,
     /// In without its keys, for this many generations more after this one.
-    Sticky { left: u64 },
+    Sticky {
+        left: u64,
+    },
     /// Cannot fire, for this many generations more after this one.
-    Cooling { left: u64 },
+    Cooling {
+        left: u64,
+    },
 }
 
 impl LoreState {

@@ -7,7 +7,7 @@
 //!
 //! Novelcrafter's codex export is left out: its format is not published.
 
-use super::{LoreEntry, Logic, Position, Progression};
+use super::{Logic, LoreEntry, Position, Progression};
 use serde_json::{Map, Value, json};
 
 /// SillyTavern's numbers for the secondary-key logic.

@@ -242,10 +242,7 @@ pub fn detected_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
-        let vnni = is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512vnni");
+        let vnni = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vl") && is_x86_feature_detected!("avx512vnni");
         return match (avx2, vnni) {
             (true, true) => Isa::Avx512Vnni,
             (true, false) => Isa::Avx2,
@@ -396,13 +393,7 @@ pub fn set_weight_prefetch(choice: WeightPrefetch) {
 /// can have 2 MiB pages (`quant::huge_pages_available`), else [`WeightPrefetch::Ahead`].
 pub fn weight_prefetch() -> WeightPrefetch {
     static CHOICE: std::sync::OnceLock<WeightPrefetch> = std::sync::OnceLock::new();
-    *CHOICE.get_or_init(|| {
-        PREFETCH_CHOICE.lock().ok().and_then(|c| *c).unwrap_or(if crate::quant::huge_pages_available() {
-            WeightPrefetch::Current
-        } else {
-            WeightPrefetch::Ahead
-        })
-    })
+    *CHOICE.get_or_init(|| PREFETCH_CHOICE.lock().ok().and_then(|c| *c).unwrap_or(if crate::quant::huge_pages_available() { WeightPrefetch::Current } else { WeightPrefetch::Ahead }))
 }
 
 /// Asks for `block`'s cache lines, or those 4 KiB past it, as [`weight_prefetch`] says. A
@@ -458,10 +449,7 @@ pub(crate) fn available_isas() -> impl Iterator<Item = Isa> {
 /// Checks a kernel set on random blocks: the SIMD and portable paths agree, and both match
 /// a dequantize-then-f32 reference, for odd block counts and batch sizes.
 #[cfg(test)]
-pub(crate) fn check_kernel<K: RowKernel, D: IntoIterator<Item = f32>>(
-    mut block: impl FnMut(&mut rand::rngs::StdRng) -> K::Weight,
-    dense: impl Fn(&K::Weight) -> D,
-) {
+pub(crate) fn check_kernel<K: RowKernel, D: IntoIterator<Item = f32>>(mut block: impl FnMut(&mut rand::rngs::StdRng) -> K::Weight, dense: impl Fn(&K::Weight) -> D) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(K::BLOCK as u64);
     for (nb, n) in [(1, 1), (3, 2), (7, 5), (20, 9)] {

@@ -128,11 +128,7 @@ mod tests {
     #[test]
     fn simd_and_portable_agree_with_the_dequantized_reference() {
         crate::kernels::check_kernel::<Q4_1, [f32; 32]>(
-            |rng| BlockQ4_1 {
-                d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(),
-                m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(),
-                qs: std::array::from_fn(|_| rng.random()),
-            },
+            |rng| BlockQ4_1 { d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(), m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(), qs: std::array::from_fn(|_| rng.random()) },
             |b| {
                 let (d, m) = (f16::from_bits(b.d).to_f32(), f16::from_bits(b.m).to_f32());
                 std::array::from_fn(|j| if j < 16 { d * (b.qs[j] & 0x0F) as f32 + m } else { d * (b.qs[j - 16] >> 4) as f32 + m })

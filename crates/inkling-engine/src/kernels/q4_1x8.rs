@@ -174,11 +174,7 @@ mod tests {
             41,
             &[(1, 1), (3, 2), (5, 3), (7, 5), (18, 9), (2, 4)],
             1e-4,
-            |rng| BlockQ4_1 {
-                d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(),
-                m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(),
-                qs: std::array::from_fn(|_| rng.random()),
-            },
+            |rng| BlockQ4_1 { d: f16::from_f32(rng.random_range(0.001f32..0.1)).to_bits(), m: f16::from_f32(rng.random_range(-0.5f32..0.5)).to_bits(), qs: std::array::from_fn(|_| rng.random()) },
             crate::kernels::q4_1::dot_many_portable,
         );
     }

@@ -76,12 +76,7 @@ pub fn scales_and_mins_words(s: &[u8; 12]) -> [u8; 16] {
     const KMASK3: u32 = 0x0303_0303;
     let word = |k: usize| u32::from_le_bytes([s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]]);
     let (u0, u1, u2) = (word(0), word(1), word(2));
-    let words = [
-        u0 & KMASK1,
-        (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4),
-        u1 & KMASK1,
-        ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4),
-    ];
+    let words = [u0 & KMASK1, (u2 & KMASK2) | (((u0 >> 6) & KMASK3) << 4), u1 & KMASK1, ((u2 >> 4) & KMASK2) | (((u1 >> 6) & KMASK3) << 4)];
     let mut out = [0u8; 16];
     for (o, w) in out.chunks_exact_mut(4).zip(words) {
         o.copy_from_slice(&w.to_le_bytes());
@@ -160,12 +155,7 @@ mod avx2 {
                 for r in 0..R {
                     let y = &xs[(i + r) * nb + b];
                     // SAFETY: 64 codes at this chunk's offset are in the block.
-                    let (ylo, yhi) = unsafe {
-                        (
-                            _mm256_loadu_si256(y.qs.as_ptr().add(64 * c) as *const __m256i),
-                            _mm256_loadu_si256(y.qs.as_ptr().add(64 * c + 32) as *const __m256i),
-                        )
-                    };
+                    let (ylo, yhi) = unsafe { (_mm256_loadu_si256(y.qs.as_ptr().add(64 * c) as *const __m256i), _mm256_loadu_si256(y.qs.as_ptr().add(64 * c + 32) as *const __m256i)) };
                     let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), sc_lo);
                     let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), sc_hi);
                     sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(plo, phi));

@@ -263,11 +263,7 @@ mod tests {
             1e-4,
             |rng| {
                 extreme += 1;
-                if extreme % 5 == 0 {
-                    BlockQ4K { qs: [0xFF; 128], scales: [0xFF; 12], ..random_block(rng) }
-                } else {
-                    random_block(rng)
-                }
+                if extreme % 5 == 0 { BlockQ4K { qs: [0xFF; 128], scales: [0xFF; 12], ..random_block(rng) } } else { random_block(rng) }
             },
             crate::kernels::q4_k::dot_many_portable,
         );

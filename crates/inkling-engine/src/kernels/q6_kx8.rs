@@ -135,12 +135,7 @@ pub mod avx2 {
     pub(super) unsafe fn codes(w: &BlockQ6Kx8, step: usize, g: usize) -> __m256i {
         let (m4, m30) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
         // SAFETY: step < 16 and g < 4 keep both loads inside the block.
-        let (ql, qh) = unsafe {
-            (
-                _mm256_loadu_si256(w.ql.as_ptr().add(64 * step + 32 * (g % 2)) as *const __m256i),
-                _mm256_loadu_si256(w.qh.as_ptr().add(32 * step) as *const __m256i),
-            )
-        };
+        let (ql, qh) = unsafe { (_mm256_loadu_si256(w.ql.as_ptr().add(64 * step + 32 * (g % 2)) as *const __m256i), _mm256_loadu_si256(w.qh.as_ptr().add(32 * step) as *const __m256i)) };
         let low = if g < 2 { _mm256_and_si256(ql, m4) } else { _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4) };
         // Bits 2g..2g + 2 of qh moved to bits 4..6.
         let high = match g {
@@ -274,13 +269,7 @@ mod tests {
     /// blocks, for odd block counts and every remainder of activation rows.
     #[test]
     fn packed_kernels_match_the_row_kernel() {
-        crate::kernels::check_group_kernel::<BlockQ6Kx8>(
-            66,
-            &[(1, 1), (3, 2), (5, 3), (7, 5), (2, 4), (4, 9)],
-            1e-4,
-            random_block,
-            crate::kernels::q6_k::dot_many_portable,
-        );
+        crate::kernels::check_group_kernel::<BlockQ6Kx8>(66, &[(1, 1), (3, 2), (5, 3), (7, 5), (2, 4), (4, 9)], 1e-4, random_block, crate::kernels::q6_k::dot_many_portable);
     }
 
     /// The largest 16-bit sums the kernel forms: every code 63 against codes of 127 in

@@ -76,10 +76,7 @@ impl Bpe {
             tracing::warn!(pre, "unknown pre-tokenizer, using GPT-2's regex; token ids may differ from llama.cpp");
             vec![GPT2]
         });
-        let regexes = patterns
-            .iter()
-            .map(|p| Regex::new(p).map_err(|e| EngineError::Tokenizer(format!("bad pre-tokenizer regex: {e}"))))
-            .collect::<Result<_>>()?;
+        let regexes = patterns.iter().map(|p| Regex::new(p).map_err(|e| EngineError::Tokenizer(format!("bad pre-tokenizer regex: {e}")))).collect::<Result<_>>()?;
         let mut table = HashMap::with_capacity(merges.len());
         for (rank, m) in merges.iter().enumerate() {
             let Some((a, b)) = m.split_once(' ') else { continue };
@@ -132,11 +129,7 @@ impl Bpe {
             }
             // Merge the lowest-ranked adjacent pair until none applies (pieces are short).
             loop {
-                let best = syms
-                    .windows(2)
-                    .enumerate()
-                    .filter_map(|(i, w)| self.merges.get(&(w[0], w[1])).map(|&(rank, t)| (rank, i, t)))
-                    .min();
+                let best = syms.windows(2).enumerate().filter_map(|(i, w)| self.merges.get(&(w[0], w[1])).map(|&(rank, t)| (rank, i, t))).min();
                 let Some((_, i, t)) = best else { break };
                 syms[i] = t;
                 syms.remove(i + 1);

@@ -71,12 +71,8 @@ fn number_array(file: &GgufFile, key: &str) -> Option<Vec<f64>> {
 
 impl Tokenizer {
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
-        let kind = file
-            .get_str("tokenizer.ggml.model")
-            .ok_or_else(|| EngineError::Tokenizer("`tokenizer.ggml.model` is missing".into()))?
-            .to_string();
-        let tokens = string_array(file, "tokenizer.ggml.tokens")
-            .ok_or_else(|| EngineError::Tokenizer("`tokenizer.ggml.tokens` is missing".into()))?;
+        let kind = file.get_str("tokenizer.ggml.model").ok_or_else(|| EngineError::Tokenizer("`tokenizer.ggml.model` is missing".into()))?.to_string();
+        let tokens = string_array(file, "tokenizer.ggml.tokens").ok_or_else(|| EngineError::Tokenizer("`tokenizer.ggml.tokens` is missing".into()))?;
         let kinds: Vec<TokenKind> = match number_array(file, "tokenizer.ggml.token_type") {
             Some(t) if t.len() == tokens.len() => t.iter().map(|v| TokenKind::from_gguf(*v as i64)).collect(),
             _ => vec![TokenKind::Normal; tokens.len()],
@@ -85,8 +81,7 @@ impl Tokenizer {
         let id = |key: &str| file.get_usize(key).map(|v| v as u32).filter(|v| (*v as usize) < tokens.len());
         let model = match kind.as_str() {
             "gpt2" => {
-                let merges = string_array(file, "tokenizer.ggml.merges")
-                    .ok_or_else(|| EngineError::Tokenizer("a BPE vocabulary needs `tokenizer.ggml.merges`".into()))?;
+                let merges = string_array(file, "tokenizer.ggml.merges").ok_or_else(|| EngineError::Tokenizer("a BPE vocabulary needs `tokenizer.ggml.merges`".into()))?;
                 let pre = file.get_str("tokenizer.ggml.pre").unwrap_or("default");
                 Model::Bpe(bpe::Bpe::new(&ids, &merges, pre)?)
             }

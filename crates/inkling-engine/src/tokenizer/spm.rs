@@ -63,11 +63,7 @@ impl Spm {
             s.push('\u{2581}');
         }
         s.push_str(&text.replace(' ', "\u{2581}"));
-        let mut syms: Vec<Symbol> = s
-            .char_indices()
-            .enumerate()
-            .map(|(i, (start, c))| Symbol { start, len: c.len_utf8(), prev: i.checked_sub(1), next: Some(i + 1) })
-            .collect();
+        let mut syms: Vec<Symbol> = s.char_indices().enumerate().map(|(i, (start, c))| Symbol { start, len: c.len_utf8(), prev: i.checked_sub(1), next: Some(i + 1) }).collect();
         if let Some(last) = syms.last_mut() {
             last.next = None;
         }

@@ -132,14 +132,7 @@ impl CpuGpt {
             .map(|l| {
                 let n = |s: &str| format!("blk.{l}.{s}");
                 let slot = |s: &str| -> Result<Slot> { Ok(Slot { w: need(&n(&format!("{s}.weight")))?, b: find(&n(&format!("{s}.bias"))) }) };
-                Ok(BlockSlots {
-                    ln1: slot("attn_norm")?,
-                    qkv: slot("attn_qkv")?,
-                    proj: slot("attn_output")?,
-                    ln2: slot("ffn_norm")?,
-                    up: slot("ffn_up")?,
-                    down: slot("ffn_down")?,
-                })
+                Ok(BlockSlots { ln1: slot("attn_norm")?, qkv: slot("attn_qkv")?, proj: slot("attn_output")?, ln2: slot("ffn_norm")?, up: slot("ffn_up")?, down: slot("ffn_down")? })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Slots {

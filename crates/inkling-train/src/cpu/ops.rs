@@ -93,16 +93,7 @@ pub fn linear_forward(out: &mut [f32], inp: &[f32], w: &[f32], bias: Option<&[f3
 /// Backward of [`linear_forward`]: `d_inp = d_out · w` (written, or added when
 /// `accumulate_inp`), `d_w += d_outᵀ · inp`, `d_bias += Σ_rows d_out`.
 #[allow(clippy::too_many_arguments)]
-pub fn linear_backward(
-    d_inp: &mut [f32],
-    d_w: &mut [f32],
-    d_bias: Option<&mut [f32]>,
-    d_out: &[f32],
-    inp: &[f32],
-    w: &[f32],
-    (n, i, o): (usize, usize, usize),
-    accumulate_inp: bool,
-) {
+pub fn linear_backward(d_inp: &mut [f32], d_w: &mut [f32], d_bias: Option<&mut [f32]>, d_out: &[f32], inp: &[f32], w: &[f32], (n, i, o): (usize, usize, usize), accumulate_inp: bool) {
     matmul(d_inp, n, i, o, View::rows(d_out, o), View::rows(w, i), accumulate_inp);
     matmul(d_w, o, i, n, View::transposed(d_out, o), View::rows(inp, i), true);
     if let Some(db) = d_bias {
@@ -306,4 +297,3 @@ pub fn cross_entropy(logits: &[f32], targets: &[u32], v: usize) -> f64 {
     }
     total
 }
-
