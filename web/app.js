@@ -100,7 +100,7 @@ async function openProject(name, docId) {
   if (pick) await openDocument(pick.id); else closeDocument();
   await loadBible();
   await loadBinder();
-  if ($('voice-panel').open) await loadVoice();
+  if ($('voice-panel').open) { await loadVoice(); await loadLearning(); }
 }
 
 // ---- banned phrases ----
@@ -132,6 +132,53 @@ async function loadVoice() {
   } catch (e) {
     list.replaceChildren(el('li', { className: 'hint', textContent: 'No profile yet: write some pages of your own, then let inkling learn your voice.' }));
   }
+}
+
+/// Minutes or seconds, as a writer reads an estimate.
+function about(seconds) {
+  return seconds >= 90 ? `about ${Math.round(seconds / 60)} min` : `about ${Math.max(1, Math.round(seconds))} s`;
+}
+
+let learningPoll = null;
+
+/// What learning from the writer's choices would take, how far a training has got, and
+/// whether the project's suggestions use what it learnt. Polls while a training runs.
+async function loadLearning() {
+  if (!state.project) return;
+  clearTimeout(learningPoll);
+  const project = state.project;
+  let l;
+  try { l = await api(`/api/projects/${enc(project)}/learning`); } catch (e) { $('learning-status').textContent = e.message; return; }
+  if (project !== state.project) return;
+  const bar = $('learning-progress');
+  const t = l.training;
+  const running = t && (t.state === 'preparing' || t.state === 'running');
+  bar.hidden = !running;
+  $('learning-start').disabled = running || !l.available || l.pairs < (l.plan?.needed ?? 0);
+  $('learning-forget').hidden = !l.adapter && !running;
+  const lines = [];
+  if (!l.available) {
+    lines.push(`${l.pairs} choices noted; ${l.why_not}.`);
+  } else if (l.pairs < l.plan.needed) {
+    lines.push(`${l.pairs} choices noted; ${l.plan.needed} are needed before there is anything to learn.`);
+  } else {
+    lines.push(`${l.pairs} choices to learn from (${l.edits} of them your edits): ${l.plan.steps} steps, ${about(l.plan.seconds)}.`);
+  }
+  if (t?.state === 'preparing') lines.push('Reading your choices…');
+  if (t?.state === 'running') {
+    bar.max = t.steps; bar.value = t.step;
+    lines.push(`Learning: step ${t.step} of ${t.steps}, ${about(t.seconds_left)} left.`);
+  }
+  if (t?.state === 'failed') lines.push(`The last training failed: ${t.error}`);
+  if (t?.state === 'stopped') lines.push('The training was stopped.');
+  const r = l.adapter?.report;
+  if (l.adapter?.in_use) {
+    lines.push(r ? `In use for this project's suggestions. On ${r.held_out} choices kept aside to check it, the model preferred yours ${r.preferred_before} times before and ${r.preferred_after} after.` : "In use for this project's suggestions.");
+  } else if (l.adapter) {
+    lines.push(`Not in use: ${l.adapter.why_not}`);
+  }
+  $('learning-status').textContent = lines.join(' ');
+  if (running && $('voice-panel').open) learningPoll = setTimeout(loadLearning, 1500);
 }
 
 async function saveBans() {
@@ -822,7 +869,17 @@ function wire() {
     try { await saveBans(); say(''); } catch (e) { say(e.message); }
   };
   $('bans-panel').addEventListener('toggle', () => { if ($('bans-panel').open) loadBuiltinBans().catch((e) => say(e.message)); });
-  $('voice-panel').addEventListener('toggle', () => { if ($('voice-panel').open) loadVoice(); });
+  $('voice-panel').addEventListener('toggle', () => { if ($('voice-panel').open) { loadVoice(); loadLearning(); } });
+  $('learning-start').onclick = async () => {
+    if (!state.project) return;
+    try { await api(`/api/projects/${enc(state.project)}/learning`, { method: 'POST' }); say(''); } catch (e) { say(e.message); }
+    await loadLearning();
+  };
+  $('learning-forget').onclick = async () => {
+    if (!state.project) return;
+    try { await api(`/api/projects/${enc(state.project)}/learning`, { method: 'DELETE' }); say(''); } catch (e) { say(e.message); }
+    await loadLearning();
+  };
   $('voice-rank').checked = localStorage.getItem('inkling-voice-rank') !== 'off';
   $('voice-rank').onchange = () => localStorage.setItem('inkling-voice-rank', $('voice-rank').checked ? 'on' : 'off');
   $('voice-build').onclick = async () => {

@@ -255,6 +255,13 @@ async function main() {
     await page.waitForFunction(() => /^Built from \d+ words/.test(document.querySelector('#voice-description li')?.textContent || ''), null, { timeout: 30000 });
     const described = await page.$$eval('#voice-description li', (lis) => lis.map((l) => l.textContent));
     check(described.some((l) => l.startsWith('Your sentences average')), `the editor learns the writer's voice and describes it ("${described[1]}")`);
+    // Learning from choices: the panel counts them and says how many more it needs (a
+    // training itself is driven end to end by the binary's `learn_cli` test).
+    await page.waitForFunction(() => /choices noted|choices to learn from/.test(document.getElementById('learning-status').textContent), null, { timeout: 30000 });
+    const learning = await page.textContent('#learning-status');
+    const pairs = Number((learning.match(/^(\d+) choices/) || [])[1]);
+    const needed = /(\d+) are needed/.test(learning);
+    check(Number.isInteger(pairs) && (needed ? await page.isDisabled('#learning-start') : !(await page.isDisabled('#learning-start'))), `the panel counts the writer's choices and offers to learn from them ("${learning}")`);
 
     await page.selectOption('#document', { label: 'Chapter 2' });
     await page.waitForFunction(() => document.getElementById('text').value.length > 100);

@@ -142,9 +142,10 @@ async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBo
             Ok((request, chapter, made))
         })
         .await?;
-    let out = crate::writing::run_whole(s, request).await?;
+    let adapter = crate::learning::model_for(s, project).await;
+    let model = if adapter.is_some() { crate::learning::adapted_model_id(&s.backend.info().name) } else { s.backend.info().name.clone() };
+    let out = crate::writing::run_whole(s, adapter, request).await?;
     let name = project.to_string();
-    let model = s.backend.info().name.clone();
     s.store(move |st| {
         let p = st.project(&name)?;
         Ok(book::file_answer(st, &p, stage, chapter.as_ref(), &out, made, &model)?)

@@ -4,7 +4,8 @@
 //! - `/v1/*`: the OpenAI-compatible API ([`openai`]), for SillyTavern, mikupad, scripts using
 //!   the `openai` client.
 //! - `/api/*`: the writing API: tools ([`writing`]) and projects ([`projects`]); the story
-//!   pipeline over the store ([`book`]) is shared with the CLI.
+//!   pipeline over the store ([`book`]) is shared with the CLI; learning from the writer's
+//!   choices in the background ([`learning`]).
 //! - `/`: the web editor (`web/` in the repository, compiled in), `/docs` and `/openapi.json`,
 //!   `/health`, `/metrics`.
 //!
@@ -17,6 +18,7 @@ pub mod binder;
 pub mod body;
 pub mod book;
 pub mod error;
+pub mod learning;
 pub mod openai;
 pub mod openapi;
 pub mod projects;
@@ -42,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(openai::routes())
         .merge(writing::routes())
         .merge(projects::routes())
+        .merge(learning::routes())
         .merge(binder::routes())
         .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint; GET /docs lists them".into()) })

@@ -3,7 +3,8 @@
 //! the local engine; several for a remote server that batches by itself) take them in turn.
 //! A worker takes the generations at the head of the line together, up to the backend's
 //! `max_batch`, and the engine decodes them as one batch (one read of the weights per token
-//! for all of them).
+//! for all of them). A job may name its own model (a project's feedback adapter, merged into a
+//! second engine); a batch holds jobs for one model only.
 //!
 //! Invariants:
 //! - The async runtime never runs model work: handlers only enqueue and await.
@@ -24,6 +25,8 @@ type Done = oneshot::Sender<Result<Generation, EngineError>>;
 
 /// One generation waiting for the model.
 struct Job {
+    /// `None`: the served model.
+    model: Option<Arc<dyn Backend>>,
     request: GenerateRequest,
     on_event: Events,
     done: Done,
@@ -115,6 +118,15 @@ impl Queue {
     where
         F: FnMut(Event<'_>) -> bool + Send + 'static,
     {
+        self.generate_on(None, request, on_event)
+    }
+
+    /// As [`Queue::generate`], on `model` instead of the served model when it is given (the
+    /// same model's tokenizer, with an adapter merged in).
+    pub fn generate_on<F>(&self, model: Option<Arc<dyn Backend>>, request: GenerateRequest, on_event: F) -> Result<oneshot::Receiver<Result<Generation, EngineError>>, ApiError>
+    where
+        F: FnMut(Event<'_>) -> bool + Send + 'static,
+    {
         let (done, rx) = oneshot::channel();
         let m = &self.inner.metrics;
         if self.inner.closed.load(Ordering::SeqCst) {
@@ -127,7 +139,7 @@ impl Queue {
             let retry_after = (avg * (jobs.len() as u64 + 1) / self.inner.workers as u64).div_ceil(1000).max(1);
             return Err(ApiError::Busy { queued: jobs.len(), retry_after });
         }
-        jobs.push_back(Job { request, on_event: Box::new(on_event), done });
+        jobs.push_back(Job { model, request, on_event: Box::new(on_event), done });
         m.requests.fetch_add(1, Ordering::Relaxed);
         m.waiting.store(jobs.len(), Ordering::Relaxed);
         drop(jobs);
@@ -136,26 +148,32 @@ impl Queue {
     }
 }
 
-/// Waits for the head of the line and takes it with the generations right behind it, up to
-/// `max_batch`.
+/// Waits for the head of the line and takes it with the generations right behind it for the
+/// same model, up to `max_batch`.
 fn next_batch(inner: &Inner, max_batch: usize) -> Option<Vec<Job>> {
     let mut jobs = inner.jobs.lock().ok()?;
     while jobs.is_empty() {
         jobs = inner.ready.wait(jobs).ok()?;
     }
-    let take = max_batch.min(jobs.len());
+    let same = |a: &Option<Arc<dyn Backend>>, b: &Option<Arc<dyn Backend>>| match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    let head = jobs.front().map(|j| j.model.clone())?;
+    let take = jobs.iter().take(max_batch).take_while(|j| same(&j.model, &head)).count();
     let batch: Vec<Job> = jobs.drain(..take).collect();
     inner.metrics.waiting.store(jobs.len(), Ordering::Relaxed);
     Some(batch)
 }
 
-fn run_batch(m: &Metrics, backend: &dyn Backend, batch: Vec<Job>) -> usize {
+fn run_batch(m: &Metrics, served: &dyn Backend, batch: Vec<Job>) -> usize {
     // Clients that left while waiting are skipped.
     let (live, gone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|j| !j.done.is_closed());
     m.cancelled.fetch_add(gone.len() as u64, Ordering::Relaxed);
-    if live.is_empty() {
-        return 0;
-    }
+    let Some(first) = live.first() else { return 0 };
+    let own = first.model.clone();
+    let backend: &dyn Backend = own.as_deref().unwrap_or(served);
     m.batches.fetch_add(1, Ordering::Relaxed);
     m.batched_requests.fetch_add(live.len() as u64, Ordering::Relaxed);
     let mut requests = Vec::with_capacity(live.len());
@@ -208,5 +226,40 @@ fn worker(inner: &Inner, backend: &dyn Backend) {
         }
         m.completed.fetch_add(served, Ordering::Relaxed);
         m.running.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inkling_engine::testing::TinyModel;
+    use inkling_engine::{Engine, EngineConfig, Prompt};
+
+    fn job(model: Option<Arc<dyn Backend>>) -> Job {
+        let (done, _) = oneshot::channel();
+        Job { model, request: GenerateRequest::new(Prompt::Text("the".into())), on_event: Box::new(|_| true), done }
+    }
+
+    #[test]
+    fn a_batch_holds_jobs_for_one_model_in_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        TinyModel::default().write(&path).unwrap();
+        let adapted: Arc<dyn Backend> = Arc::new(Engine::load(&path, &EngineConfig::default()).unwrap());
+        let other: Arc<dyn Backend> = Arc::new(Engine::load(&path, &EngineConfig::default()).unwrap());
+        let inner = Inner { jobs: Mutex::new(VecDeque::new()), ready: Condvar::new(), max_waiting: 16, workers: 1, max_batch: 0, closed: AtomicBool::new(false), metrics: Metrics::default() };
+        let line = [None, None, Some(adapted.clone()), Some(adapted.clone()), Some(other.clone()), None, None, None];
+        inner.jobs.lock().unwrap().extend(line.iter().cloned().map(job));
+        let mut batches = Vec::new();
+        while !inner.jobs.lock().unwrap().is_empty() {
+            let batch = next_batch(&inner, 2).unwrap();
+            let named = |m: &Option<Arc<dyn Backend>>| match m {
+                None => "served",
+                Some(m) if Arc::ptr_eq(m, &adapted) => "adapted",
+                Some(_) => "other",
+            };
+            batches.push(batch.iter().map(|j| named(&j.model)).collect::<Vec<_>>());
+        }
+        assert_eq!(batches, [vec!["served", "served"], vec!["adapted", "adapted"], vec!["other"], vec!["served", "served"], vec!["served"]]);
     }
 }

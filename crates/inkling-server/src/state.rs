@@ -1,6 +1,8 @@
-//! What every handler shares: the model behind its queue, the toolbox, the project database.
+//! What every handler shares: the model behind its queue, the toolbox, the project database,
+//! and the projects' feedback adapters.
 
 use crate::error::{ApiError, ApiResult};
+use crate::learning::{FeedbackTrainer, Learning};
 use crate::queue::Queue;
 use inkling_craft::Toolbox;
 use inkling_engine::Backend;
@@ -60,6 +62,8 @@ pub struct AppState {
     store: Arc<Mutex<Store>>,
     pub config: Arc<ServerConfig>,
     pub started: std::time::Instant,
+    /// Feedback trainings and the adapters they made, by project.
+    pub learning: Arc<Learning>,
 }
 
 impl AppState {
@@ -67,7 +71,22 @@ impl AppState {
     pub fn new(backend: Arc<dyn Backend>, toolbox: Toolbox, config: ServerConfig) -> Result<Self, inkling_store::StoreError> {
         let store = Store::open(&config.db)?;
         let queue = Queue::start(backend.clone(), config.workers, config.max_queue, config.max_batch);
-        Ok(Self { backend, toolbox: Arc::new(toolbox), queue, store: Arc::new(Mutex::new(store)), config: Arc::new(config), started: std::time::Instant::now() })
+        Ok(Self {
+            backend,
+            toolbox: Arc::new(toolbox),
+            queue,
+            store: Arc::new(Mutex::new(store)),
+            config: Arc::new(config),
+            started: std::time::Instant::now(),
+            learning: Arc::new(Learning::new(None)),
+        })
+    }
+
+    /// Lets the editor train feedback adapters with `trainer` (a local model's; a remote
+    /// backend has none) and use them for their projects.
+    pub fn with_trainer(mut self, trainer: Arc<dyn FeedbackTrainer>) -> Self {
+        self.learning = Arc::new(Learning::new(Some(trainer)));
+        self
     }
 
     /// Runs `f` on the database off the async runtime (SQLite calls block).

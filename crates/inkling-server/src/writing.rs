@@ -202,6 +202,9 @@ struct RunResult {
     output: ToolOutput,
     /// The generation-tree id of each candidate, in order, when run inside a project.
     generations: Vec<i64>,
+    /// The model that wrote them: the served model's id, `+feedback` after it when the
+    /// project's feedback adapter was used.
+    model: String,
 }
 
 async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body): Body<RunBody>) -> ApiResult<Response> {
@@ -253,14 +256,15 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
     };
     let (tx, pieces) = mpsc::unbounded_channel::<Value>();
     let streaming = body.stream;
+    // A project that learnt from its writer's choices generates through its adapter.
+    let model = match &project_name {
+        Some(p) => crate::learning::model_for(&s, p).await,
+        None => None,
+    };
     // The prompt is assembled off the async runtime (it counts tokens), the model's part waits
     // in line with every other generation, and the answer is cleaned up here.
-    let backend = s.backend.clone();
-    let for_prompt = recipe.clone();
-    let (prepared, request) = tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> { Ok((prepare(&for_prompt, &*backend, &request)?, request)) })
-        .await
-        .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??;
-    let generation = s.queue.generate(prepared.request.clone(), move |e| {
+    let (prepared, request) = prepare_off_runtime(&s, &recipe, request).await?;
+    let generation = s.queue.generate_on(model.clone(), prepared.request.clone(), move |e| {
         let v = match e {
             Event::Prefill { cached, processed, total } => json!({"type": "progress", "cached": cached, "processed": processed, "total": total}),
             Event::Text { candidate, text, .. } => json!({"type": "text", "candidate": candidate, "text": text}),
@@ -269,8 +273,8 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         // Whole answers need no events; the result channel still tells when the client left.
         !streaming || tx.send(v).is_ok()
     })?;
-    let done = complete(s.clone(), recipe, request, prepared, generation);
     let record = Record {
+        model: filed_model(&s, model.is_some()),
         project: project_name,
         document: body.document,
         parent: body.parent,
@@ -278,6 +282,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         request: json!({"text": body.text, "options": body.options, "n": body.n, "max_tokens": body.max_tokens, "temperature": body.temperature, "before": body.before, "language": body.language, "count": body.count, "frame": body.frame, "alternatives": body.alternatives, "answer_start": body.answer_start}),
         temperature: body.temperature,
     };
+    let done = complete(s.clone(), model, recipe, request, prepared, generation);
     if !streaming {
         let output = done.await?;
         return Ok(Json(record.file(&s, output).await?).into_response());
@@ -308,6 +313,7 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
 /// not as events), then the answers are cleaned and parsed.
 pub(crate) async fn complete(
     s: AppState,
+    model: Option<std::sync::Arc<dyn inkling_engine::Backend>>,
     recipe: std::sync::Arc<inkling_craft::Recipe>,
     request: ToolRequest,
     prepared: inkling_craft::run::Prepared,
@@ -322,7 +328,7 @@ pub(crate) async fn complete(
                 break;
             }
             for step in steps {
-                let extra = s.queue.generate(step.request.clone(), |_| true)?.await.map_err(|_| dropped())??;
+                let extra = s.queue.generate_on(model.clone(), step.request.clone(), |_| true)?.await.map_err(|_| dropped())??;
                 carry.absorb(&mut g, step, extra);
             }
         }
@@ -330,16 +336,28 @@ pub(crate) async fn complete(
     Ok(finish(&recipe, &*s.backend, &request, prepared, g)?)
 }
 
-/// Runs a tool request whole, in line with every other generation.
-pub(crate) async fn run_whole(s: &AppState, request: ToolRequest) -> ApiResult<ToolOutput> {
-    let recipe = std::sync::Arc::new(s.toolbox.get(&request.tool)?.clone());
+/// The prompt, assembled off the async runtime (it counts tokens; an adapter changes no
+/// token, so the served model's tokenizer serves every project).
+async fn prepare_off_runtime(s: &AppState, recipe: &std::sync::Arc<inkling_craft::Recipe>, request: ToolRequest) -> ApiResult<(inkling_craft::run::Prepared, ToolRequest)> {
     let backend = s.backend.clone();
-    let for_prompt = recipe.clone();
-    let (prepared, request) = tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> { Ok((prepare(&for_prompt, &*backend, &request)?, request)) })
+    let recipe = recipe.clone();
+    Ok(tokio::task::spawn_blocking(move || -> inkling_craft::Result<_> { Ok((prepare(&recipe, &*backend, &request)?, request)) })
         .await
-        .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??;
-    let generation = s.queue.generate(prepared.request.clone(), |_| true)?;
-    complete(s.clone(), recipe, request, prepared, generation).await
+        .map_err(|e| ApiError::Internal(format!("preparing the prompt failed: {e}")))??)
+}
+
+/// The model a generation is filed under: the served one, or its feedback-adapted self.
+pub(crate) fn filed_model(s: &AppState, adapted: bool) -> String {
+    if adapted { crate::learning::adapted_model_id(&s.config.model_id) } else { s.config.model_id.clone() }
+}
+
+/// Runs a tool request whole, in line with every other generation, on `model` (a project's
+/// feedback adapter) or the served model.
+pub(crate) async fn run_whole(s: &AppState, model: Option<std::sync::Arc<dyn inkling_engine::Backend>>, request: ToolRequest) -> ApiResult<ToolOutput> {
+    let recipe = std::sync::Arc::new(s.toolbox.get(&request.tool)?.clone());
+    let (prepared, request) = prepare_off_runtime(s, &recipe, request).await?;
+    let generation = s.queue.generate_on(model.clone(), prepared.request.clone(), |_| true)?;
+    complete(s.clone(), model, recipe, request, prepared, generation).await
 }
 
 struct ToolStream {
@@ -353,6 +371,8 @@ struct ToolStream {
 
 /// Where a tool's candidates go in the project's generation tree.
 struct Record {
+    /// The model filed with each candidate.
+    model: String,
     project: Option<String>,
     document: Option<i64>,
     parent: Option<i64>,
@@ -362,8 +382,8 @@ struct Record {
 
 impl Record {
     async fn file(self, s: &AppState, output: ToolOutput) -> ApiResult<RunResult> {
-        let Some(project) = self.project else { return Ok(RunResult { output, generations: Vec::new() }) };
-        let model = s.config.model_id.clone();
+        let model = self.model;
+        let Some(project) = self.project else { return Ok(RunResult { output, generations: Vec::new(), model }) };
         s.store(move |st| {
             let project = st.project(&project)?;
             // The generation happened: sticky entries count it, cooldowns run down.
@@ -386,7 +406,7 @@ impl Record {
                 };
                 ids.push(st.record_generation(&project, &g)?.id);
             }
-            Ok(RunResult { output, generations: ids })
+            Ok(RunResult { output, generations: ids, model })
         })
         .await
     }

@@ -831,3 +831,24 @@ async fn a_voice_profile_is_built_shown_used_and_forgotten() {
     assert_eq!(call(&d.app, "DELETE", "/api/projects/voice/voice", None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(call(&d.app, "GET", "/api/projects/voice/voice", None).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn learning_from_choices_needs_a_trainer_and_says_so() {
+    // The desk has no trainer, as a server of a remote model has none (the binary's test
+    // `learn_cli` trains for real).
+    let d = desk(ServerConfig::default());
+    assert_eq!(call(&d.app, "POST", "/api/projects", Some(json!({"name": "p"}))).await.status, StatusCode::CREATED);
+    let status = call(&d.app, "GET", "/api/projects/p/learning", None).await.json();
+    assert_eq!(status["available"], false, "{status}");
+    assert_eq!(status["pairs"], 0);
+    assert!(status["why_not"].as_str().unwrap().contains("remote"));
+    for method in ["POST", "DELETE"] {
+        let r = call(&d.app, method, "/api/projects/p/learning", None).await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert!(r.error().contains("finetune --from-feedback"), "{}", r.error());
+    }
+    assert_eq!(call(&d.app, "GET", "/api/projects/none/learning", None).await.status, StatusCode::NOT_FOUND);
+    // Generations are filed under the served model.
+    let run = call(&d.app, "POST", "/api/tools/continue", Some(json!({"text": "the", "seed": 1, "max_tokens": 4, "frame": "text", "project": "p"}))).await.json();
+    assert_eq!(run["model"], "tiny", "{run}");
+}

@@ -5,6 +5,7 @@ mod book;
 mod config;
 mod generate;
 mod hints;
+mod learning;
 mod lore;
 mod models;
 mod progress;

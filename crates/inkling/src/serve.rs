@@ -82,7 +82,13 @@ pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
     };
     let db = config.db.clone();
     let toolbox = crate::tools::toolbox()?;
-    let state = AppState::new(backend, toolbox, config).with_context(|| format!("opening the project database {}", db.display()))?;
+    let mut state = AppState::new(backend, toolbox, config).with_context(|| format!("opening the project database {}", db.display()))?;
+    if !remote {
+        // "Learn from my choices" trains on the served model's file; a project's adapter is
+        // merged into a second engine with the same settings.
+        let engine = inkling_engine::EngineConfig { threads: model.threads, context: model.ctx, adapter: None };
+        state = state.with_trainer(Arc::new(crate::learning::LocalTrainer::new(models::resolve(model)?, engine)));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the server's runtime")?;
     let shown_db = db.clone();
     runtime.block_on(async move {

@@ -378,41 +378,50 @@ pub fn finetune(model: &ModelArgs, a: FinetuneArgs) -> Result<()> {
 }
 
 /// `finetune --from-feedback --project P`: DPO on the project's preference pairs, measured on
-/// the fifth held out before and after.
+/// the fifth held out before and after (the same run as the editor's "Learn from my choices").
 fn finetune_from_feedback(model: &ModelArgs, a: &FinetuneArgs) -> Result<()> {
     let Some(name) = a.project.as_deref() else { bail!("--from-feedback learns from a project's choices; pass --project NAME") };
     let store = inkling_store::Store::open(&crate::project::db_or_default(a.db.as_deref()))?;
     let project = store.project(name)?;
-    let found = store.feedback_pairs(&project)?;
-    let edits = found.iter().filter(|p| p.kind == inkling_store::preferences::PairKind::EditedAfterAccept).count();
-    eprintln!("learning from your choices in `{name}`: {} pairs ({} accepted over a candidate shown beside it, {edits} of your edits over the model's words)", found.len(), found.len() - edits);
-    let pairs: Vec<inkling_train::PreferencePair> = found.into_iter().map(|p| inkling_train::PreferencePair { prompt: p.prompt, chosen: p.chosen, rejected: p.rejected }).collect();
+    let pairs = store.feedback_pairs(&project)?;
+    let edits = pairs.iter().filter(|p| p.kind == inkling_store::preferences::PairKind::EditedAfterAccept).count();
+    eprintln!("learning from your choices in `{name}`: {} pairs ({} accepted over a candidate shown beside it, {edits} of your edits over the model's words)", pairs.len(), pairs.len() - edits);
     let base = models::resolve(model)?;
-    let out = a.out.clone().unwrap_or_else(|| project_adapter(name, ".feedback"));
+    let out = a.out.clone().unwrap_or_else(|| crate::learning::project_adapter(name, ".feedback"));
     let config = inkling_train::PreferenceConfig { lora: a.lora(), iters: a.iters, seed: a.seed, ..Default::default() };
-    let mut run = inkling_train::PreferenceTuning::start(&base, &pairs, config)?;
     create_parent(&out)?;
-    let (train, held) = run.pairs();
-    let before = run.accuracy(true)?;
-    eprintln!("{train} pairs to train on, {held} held out; the base prefers your choice in {} of {held}", before.preferred);
-    let iters = run.iters;
-    first_step(iters, || Ok(run.step()?))?;
-    let bar = progress_bar(run.iters, run.iter, "{msg}", a.json)?;
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let stop = stop_on_ctrl_c();
-    run.run(&out, &mut |inkling_train::preference::PreferenceEvent::Step { iter, loss, .. }| {
-        bar.set_position(iter as u64);
-        bar.set_message(format!("loss {loss:.4}"));
+    let mut on_progress = |p: crate::learning::Progress<'_>| -> bool {
+        match p {
+            crate::learning::Progress::Measured { train, held_out, preferred_before } => {
+                eprintln!("{train} pairs to train on, {held_out} held out; the base prefers your choice in {preferred_before} of {held_out}");
+            }
+            crate::learning::Progress::Step(s) => {
+                if s.step == 1 {
+                    first_step_took(s.loss, s.seconds, s.steps);
+                    bar = progress_bar(s.steps, s.step, "{msg}", a.json).ok();
+                }
+                if let Some(bar) = &bar {
+                    bar.set_position(s.step as u64);
+                    bar.set_message(format!("loss {:.4}", s.loss));
+                }
+            }
+        }
         !stop.load(std::sync::atomic::Ordering::SeqCst)
-    })?;
-    bar.finish_and_clear();
-    let after = run.accuracy(true)?;
+    };
+    let report = crate::learning::learn_from_choices(&base, &pairs, config, &out, &mut on_progress)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let held = report.held_out;
     if a.json {
-        println!("{}", serde_json::json!({"pairs": train + held, "held_out": held, "preferred_before": before.preferred, "preferred_after": after.preferred, "adapter": out}));
+        println!("{}", serde_json::json!({"pairs": report.pairs, "held_out": held, "preferred_before": report.preferred_before, "preferred_after": report.preferred_after, "adapter": out}));
     }
     eprintln!(
-        "held-out pairs where the model prefers your choice: {} -> {} of {held}; adapter saved to {}\nuse it: inkling --adapter {} continue ...",
-        before.preferred,
-        after.preferred,
+        "held-out pairs where the model prefers your choice: {} -> {} of {held}; adapter saved to {}\nuse it: inkling --adapter {} continue ... (`inkling serve` uses it for the project by itself)",
+        report.preferred_before,
+        report.preferred_after,
         out.display(),
         out.display()
     );
@@ -434,14 +443,7 @@ fn project_corpus(db: Option<&std::path::Path>, name: &str) -> Result<(Corpus, P
     let share = store.report(&project)?.total;
     let with_text = store.documents(&project)?.len();
     eprintln!("learning from project `{name}`: {with_text} document(s), {own} characters of your own ({} characters the model wrote left out)", share.total().saturating_sub(share.writer),);
-    Ok((Corpus::from_text(text), project_adapter(name, "")))
-}
-
-/// A project's adapter: `$INKLING_HOME/adapters/<project><kind>.gguf`, the file name made from
-/// any project name (letters and digits of any script are kept).
-fn project_adapter(name: &str, kind: &str) -> PathBuf {
-    let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}{kind}.gguf"))
+    Ok((Corpus::from_text(text), crate::learning::project_adapter(name, "")))
 }
 
 /// Times the first step before committing the writer to the whole run, and says how long
@@ -449,7 +451,10 @@ fn project_adapter(name: &str, kind: &str) -> PathBuf {
 fn first_step(iters: usize, step: impl FnOnce() -> Result<f32>) -> Result<()> {
     let t0 = std::time::Instant::now();
     let loss = step()?;
-    let per_step = t0.elapsed().as_secs_f64();
-    eprintln!("first step: loss {loss:.3} in {per_step:.1} s; the whole run takes about {:.0} min (Ctrl-C stops and keeps the adapter so far)", per_step * iters as f64 * 1.1 / 60.0);
+    first_step_took(loss, t0.elapsed().as_secs_f64(), iters);
     Ok(())
+}
+
+fn first_step_took(loss: f32, seconds: f64, iters: usize) {
+    eprintln!("first step: loss {loss:.3} in {seconds:.1} s; the whole run takes about {:.0} min (Ctrl-C stops and keeps the adapter so far)", seconds * iters as f64 * 1.1 / 60.0);
 }

@@ -102,6 +102,7 @@ fn the_editor_works_in_headless_chromium() {
     assert!(out.contains("a one-click fix is applied and saved"), "{out}");
     assert!(out.contains("a locked beat is unchanged") && out.contains("the context viewer lists"), "{out}");
     assert!(out.contains("the editor learns the writer's voice") && out.contains("a suggestion says how close it is to the writer's voice"), "{out}");
+    assert!(out.contains("the panel counts the writer's choices"), "{out}");
     assert!(shots.join("editor.png").exists());
 }
 
