@@ -4,7 +4,10 @@
 //!
 //! The supported subset is what structured writing tools need: objects (every declared
 //! property required, in declared order), arrays of one item schema (`minItems`/`maxItems`),
-//! strings (`minLength`/`maxLength` in characters, or `enum`), integers, booleans. Output is
+//! strings (`minLength`/`maxLength` in characters, or `enum`), integers, booleans. An object
+//! without `properties` is any object (OpenAI's JSON mode, `{"type": "object"}`): keys of up
+//! to 64 characters, at most 16 members, values of any of those kinds and `null`, nested at
+//! most 3 deep. Output is
 //! compact JSON: no whitespace between tokens, no escapes inside strings (so a string can never
 //! contain a quote or a newline). Bounded strings and arrays bound the output length, which
 //! [`JsonGrammar::max_bytes`] reports so callers can budget tokens.
@@ -36,6 +39,22 @@ enum Node {
         options: Vec<u32>,
     },
     Integer,
+    /// Any object: `{` then up to `max` members `key:value` apart by `,`, then `}`.
+    FreeObject {
+        key: NodeId,
+        value: NodeId,
+        colon: u32,
+        max: u32,
+    },
+    /// Any value, told apart by its first byte; `object` and `array` are `None` at the
+    /// deepest level.
+    Any {
+        object: Option<NodeId>,
+        array: Option<NodeId>,
+        string: NodeId,
+        integer: NodeId,
+        keyword: NodeId,
+    },
 }
 
 /// A compiled schema. Cheap to share; each generation stream gets its own [`JsonMatcher`].
@@ -49,6 +68,10 @@ pub struct JsonGrammar {
 const DEFAULT_MAX_STRING: u32 = 400;
 const DEFAULT_MAX_ITEMS: u32 = 8;
 const MAX_INT_DIGITS: u32 = 9;
+/// Free-form objects: nesting, members and key length.
+const FREE_DEPTH: u32 = 3;
+const FREE_MEMBERS: u32 = 16;
+const FREE_KEY_CHARS: u32 = 64;
 
 impl JsonGrammar {
     /// Compiles `schema`; unsupported keywords and shapes are errors that name the place.
@@ -56,7 +79,7 @@ impl JsonGrammar {
         let mut g = JsonGrammar { nodes: Vec::new(), literals: Vec::new(), root: 0 };
         g.root = g.node(schema, "$")?;
         match g.nodes[g.root as usize] {
-            Node::Object { .. } | Node::Array { .. } => Ok(g),
+            Node::Object { .. } | Node::Array { .. } | Node::FreeObject { .. } => Ok(g),
             _ => Err(bad("$", "the top level must be an object or an array")),
         }
     }
@@ -89,7 +112,9 @@ impl JsonGrammar {
             };
             match ty {
                 "object" => {
-                    let props = obj.get("properties").and_then(Value::as_object).filter(|p| !p.is_empty()).ok_or_else(|| bad(at, "an object needs `properties`"))?;
+                    let Some(props) = obj.get("properties").and_then(Value::as_object).filter(|p| !p.is_empty()) else {
+                        return Ok(self.free_object(FREE_DEPTH));
+                    };
                     let (mut keys, mut values) = (Vec::new(), Vec::new());
                     for (i, (name, sub)) in props.iter().enumerate() {
                         if name.contains(['"', '\\']) || name.chars().any(char::is_control) {
@@ -130,6 +155,34 @@ impl JsonGrammar {
         Ok((self.nodes.len() - 1) as NodeId)
     }
 
+    /// Any object nested at most `depth` deep (values at the last level are not containers).
+    fn free_object(&mut self, depth: u32) -> NodeId {
+        let key = self.push(Node::String { min: 1, max: FREE_KEY_CHARS });
+        let value = self.free_value(depth - 1);
+        let colon = self.literal(b":".to_vec());
+        self.push(Node::FreeObject { key, value, colon, max: FREE_MEMBERS })
+    }
+
+    fn free_value(&mut self, depth: u32) -> NodeId {
+        let (object, array) = if depth == 0 {
+            (None, None)
+        } else {
+            let object = self.free_object(depth);
+            let item = self.free_value(depth - 1);
+            (Some(object), Some(self.push(Node::Array { item, min: 0, max: FREE_MEMBERS })))
+        };
+        let string = self.push(Node::String { min: 0, max: DEFAULT_MAX_STRING });
+        let integer = self.push(Node::Integer);
+        let options = vec![self.literal(b"true".to_vec()), self.literal(b"false".to_vec()), self.literal(b"null".to_vec())];
+        let keyword = self.push(Node::Enum { options });
+        self.push(Node::Any { object, array, string, integer, keyword })
+    }
+
+    fn push(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as NodeId
+    }
+
     /// An upper bound on the bytes of any document this grammar accepts.
     pub fn max_bytes(&self) -> usize {
         self.node_max_bytes(self.root)
@@ -142,6 +195,10 @@ impl JsonGrammar {
             Node::String { max, .. } => 2 + 4 * *max as usize,
             Node::Enum { options } => options.iter().map(|&o| self.literals[o as usize].len()).max().unwrap_or(0),
             Node::Integer => 1 + MAX_INT_DIGITS as usize,
+            Node::FreeObject { key, value, max, .. } => 2 + *max as usize * (self.node_max_bytes(*key) + 1 + self.node_max_bytes(*value) + 1),
+            Node::Any { object, array, string, integer, keyword } => {
+                [*object, *array, Some(*string), Some(*integer), Some(*keyword)].into_iter().flatten().map(|n| self.node_max_bytes(n)).max().unwrap_or(0)
+            }
         }
     }
 
@@ -153,6 +210,8 @@ impl JsonGrammar {
             Node::String { min, .. } => 2 + *min as usize,
             Node::Enum { options } => options.iter().map(|&o| self.literals[o as usize].len()).min().unwrap_or(0),
             Node::Integer => 1,
+            Node::FreeObject { .. } => 2,
+            Node::Any { integer, .. } => self.node_min_bytes(*integer),
         }
     }
 
@@ -194,6 +253,13 @@ enum Frame {
     Integer {
         digits: u32,
         zero: bool,
+    },
+    /// Inside a free-form object with `count` members; `member`: the last byte ended one
+    /// (`,` or `}` next), else it was the `{` (a key or `}` next).
+    FreeObject {
+        node: NodeId,
+        count: u32,
+        member: bool,
     },
 }
 
@@ -262,6 +328,7 @@ fn min_bytes_to_complete(g: &JsonGrammar, stack: &[Frame]) -> usize {
                 _ => 0,
             },
             Frame::Integer { digits, .. } => usize::from(digits == 0),
+            Frame::FreeObject { .. } => 1,
         })
         .sum()
 }
@@ -305,6 +372,25 @@ fn step(g: &JsonGrammar, stack: &mut Vec<Frame>, b: u8) -> bool {
                             return true;
                         }
                         Frame::Integer { digits: 0, zero: false }
+                    }
+                    Node::FreeObject { .. } => {
+                        if b != b'{' {
+                            return false;
+                        }
+                        *top = Frame::FreeObject { node: id, count: 0, member: false };
+                        return true;
+                    }
+                    Node::Any { object, array, string, integer, keyword } => {
+                        let next = match b {
+                            b'{' => *object,
+                            b'[' => *array,
+                            b'"' => Some(*string),
+                            b'-' | b'0'..=b'9' => Some(*integer),
+                            b't' | b'f' | b'n' => Some(*keyword),
+                            _ => None,
+                        };
+                        let Some(next) = next else { return false };
+                        Frame::Value(next)
                     }
                 };
             }
@@ -413,6 +499,27 @@ fn step(g: &JsonGrammar, stack: &mut Vec<Frame>, b: u8) -> bool {
                 stack.pop();
                 continue;
             }
+            Frame::FreeObject { node, count, member } => {
+                let Node::FreeObject { key, value, colon, max } = g.nodes[node as usize] else { return false };
+                if b == b'}' {
+                    stack.pop();
+                    return true;
+                }
+                // The next member: after `{` its key starts with this byte; after a member,
+                // this byte is the comma.
+                let comma = member && b == b',';
+                if count >= max || (member && !comma) {
+                    return false;
+                }
+                *top = Frame::FreeObject { node, count: count + 1, member: true };
+                stack.push(Frame::Value(value));
+                stack.push(Frame::Literal { id: colon, pos: 0 });
+                stack.push(Frame::Value(key));
+                if comma {
+                    return true;
+                }
+                continue;
+            }
         }
     }
 }
@@ -519,5 +626,43 @@ mod tests {
         assert!(e.contains("$.x") && e.contains("number"), "{e}");
         assert!(JsonGrammar::compile(&json!({"type":"string"})).is_err());
         assert!(JsonGrammar::compile(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn an_object_without_properties_is_any_json_object() {
+        for schema in [json!({"type": "object"}), json!({"type": "object", "properties": {}})] {
+            let g = JsonGrammar::compile(&schema).unwrap();
+            for good in [
+                "{}",
+                r#"{"a":1}"#,
+                r#"{"name":"Mara","age":-3,"alive":true,"ship":null,"fears":["the sea",[],{}],"home":{"town":"灯塔","rooms":[1,2]}}"#,
+                r#"{"a":{"b":{"c":1}},"d":[[1],"x",false]}"#,
+            ] {
+                assert_eq!(accepts_all(&g, good), (true, true), "{good}");
+                assert!(serde_json::from_str::<serde_json::Map<String, Value>>(good).is_ok());
+                assert!(g.max_bytes() >= good.len());
+            }
+            for bad in [
+                "[]",                           // JSON mode answers an object
+                r#"{"a"}"#,                     // a key without a value
+                r#"{"a":1,}"#,                  // a trailing comma
+                r#"{,"a":1}"#,                  // a leading one
+                r#"{"":1}"#,                    // an empty key
+                r#"{"a":1.5}"#,                 // integers only
+                r#"{"a":tru}"#,                 // not a keyword
+                r#"{"a":{"b":{"c":{"d":1}}}}"#, // deeper than 3
+                r#"{"a":[[[1]]]}"#,             // so are arrays
+                r#"{"a":[[[1]]]}"#,             // so are arrays
+                r#"{"a":1} "#,                  // nothing after the end
+            ] {
+                assert_ne!(accepts_all(&g, bad), (true, true), "{bad}");
+            }
+            let seventeen = format!("{{{}}}", (0..17).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>().join(","));
+            assert!(!accepts_all(&g, &seventeen).0, "at most 16 members");
+            // Closing is always in reach: from inside a nested value, the fewest bytes left.
+            let mut m = g.matcher();
+            assert!(m.advance(br#"{"a":{"b":["x"#));
+            assert_eq!(m.min_bytes_to_complete(), r#""]}}"#.len());
+        }
     }
 }

@@ -852,3 +852,17 @@ async fn learning_from_choices_needs_a_trainer_and_says_so() {
     let run = call(&d.app, "POST", "/api/tools/continue", Some(json!({"text": "the", "seed": 1, "max_tokens": 4, "frame": "text", "project": "p"}))).await.json();
     assert_eq!(run["model"], "tiny", "{run}");
 }
+
+#[tokio::test]
+async fn json_mode_answers_a_json_object() {
+    // OpenAI's JSON mode names no schema: any object will do, and it must parse.
+    let d = desk(ServerConfig::default());
+    for seed in 0..3 {
+        let body = json!({"model": "tiny", "messages": [{"role": "user", "content": "Describe Mara as JSON."}], "max_tokens": 60, "seed": seed, "response_format": {"type": "json_object"}});
+        let r = call(&d.app, "POST", "/v1/chat/completions", Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        let content = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+        let parsed: serde_json::Map<String, Value> = serde_json::from_str(&content).unwrap_or_else(|e| panic!("{e}: {content:?}"));
+        eprintln!("seed {seed}: {} member(s): {content}", parsed.len());
+    }
+}
