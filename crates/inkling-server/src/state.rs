@@ -64,6 +64,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// Feedback trainings and the adapters they made, by project.
     pub learning: Arc<Learning>,
+    /// Parsed voice profiles, by project.
+    pub voices: Arc<crate::writing::VoiceCache>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             config: Arc::new(config),
             started: std::time::Instant::now(),
             learning: Arc::new(Learning::new(None)),
+            voices: Arc::default(),
         })
     }
 

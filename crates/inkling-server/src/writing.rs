@@ -35,6 +35,44 @@ pub fn routes() -> axum::Router<AppState> {
 /// chapters' summaries (the assembly keeps only those before that chapter), and the writer's
 /// voice profile if one was built (prose tools rank by it unless the request says `voice: false`).
 pub fn project_context(store: &Store, project: &Project, document: Option<&inkling_store::Document>) -> inkling_store::Result<StoryContext> {
+    let mut context = context_without_voice(store, project, document)?;
+    context.voice = store.voice(project)?.map(|r| std::sync::Arc::new(r.profile));
+    Ok(context)
+}
+
+/// Parsed voice profiles by project, with the stored build each came from: a profile runs to
+/// megabytes of JSON, and a tool run should not parse it again unless it was rebuilt.
+#[derive(Default)]
+pub struct VoiceCache {
+    profiles: std::sync::Mutex<std::collections::HashMap<i64, ((i64, i64), std::sync::Arc<inkling_voice::Profile>)>>,
+}
+
+impl VoiceCache {
+    /// The project's current profile, parsed at most once per build.
+    pub fn get(&self, store: &Store, project: &Project) -> inkling_store::Result<Option<std::sync::Arc<inkling_voice::Profile>>> {
+        let Some(version) = store.voice_version(project)? else { return Ok(None) };
+        if let Some((v, p)) = self.profiles.lock().ok().and_then(|m| m.get(&project.id).cloned())
+            && v == version
+        {
+            return Ok(Some(p));
+        }
+        let Some(record) = store.voice(project)? else { return Ok(None) };
+        let profile = std::sync::Arc::new(record.profile);
+        if let Ok(mut m) = self.profiles.lock() {
+            m.insert(project.id, (version, profile.clone()));
+        }
+        Ok(Some(profile))
+    }
+}
+
+/// [`project_context`] with the profile from `voices`.
+pub fn cached_project_context(store: &Store, project: &Project, document: Option<&inkling_store::Document>, voices: &VoiceCache) -> inkling_store::Result<StoryContext> {
+    let mut context = context_without_voice(store, project, document)?;
+    context.voice = voices.get(store, project)?;
+    Ok(context)
+}
+
+fn context_without_voice(store: &Store, project: &Project, document: Option<&inkling_store::Document>) -> inkling_store::Result<StoryContext> {
     let lore = store.bible(project)?.into_iter().map(|e| lore_entry(&e)).collect();
     let book = LoreBook::of(project);
     Ok(StoryContext {
@@ -50,7 +88,7 @@ pub fn project_context(store: &Store, project: &Project, document: Option<&inkli
         lore_settings: book.settings,
         lore_state: book.state,
         summaries: crate::book::summaries(store, project)?,
-        voice: store.voice(project)?.map(|r| std::sync::Arc::new(r.profile)),
+        voice: None,
     })
 }
 
@@ -216,11 +254,12 @@ async fn run_tool(State(s): State<AppState>, Path(name): Path<String>, Body(body
         Some(p) => {
             let p = p.clone();
             let document = body.document;
+            let voices = s.voices.clone();
             s.store(move |st| {
                 let project = st.project(&p)?;
                 // A document of another project is no chapter of this one.
                 let document = document.and_then(|id| st.document_by_id(id).ok()).filter(|d| d.project_id == project.id);
-                Ok((project_context(st, &project, document.as_ref())?, project.bans))
+                Ok((cached_project_context(st, &project, document.as_ref(), &voices)?, project.bans))
             })
             .await?
         }

@@ -866,3 +866,27 @@ async fn json_mode_answers_a_json_object() {
         eprintln!("seed {seed}: {} member(s): {content}", parsed.len());
     }
 }
+
+#[test]
+fn a_voice_profile_is_parsed_once_per_build() {
+    use inkling_server::writing::VoiceCache;
+    use inkling_store::{Origin, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("inkling.db")).unwrap();
+    let project = store.create_project("voice").unwrap();
+    let cache = VoiceCache::default();
+    assert!(cache.get(&store, &project).unwrap().is_none());
+    let pages = "The tide came in over the flats; Mara watched it from the wall and said nothing. ".repeat(40);
+    let doc = store.add_document(&project, "One", "chapter", &pages, Origin::Typed).unwrap();
+    store.build_voice(&project).unwrap();
+    let first = cache.get(&store, &project).unwrap().unwrap();
+    let again = cache.get(&store, &project).unwrap().unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "an unchanged profile is not parsed again");
+    store.save(&doc, &format!("{pages}{}", "Gulls rose from the harbour wall. ".repeat(30)), Origin::Typed).unwrap();
+    store.build_voice(&project).unwrap();
+    let rebuilt = cache.get(&store, &project).unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&first, &rebuilt), "a rebuilt profile is read anew");
+    assert!(rebuilt.units > first.units);
+    store.clear_voice(&project).unwrap();
+    assert!(cache.get(&store, &project).unwrap().is_none(), "a forgotten profile is not served from the cache");
+}

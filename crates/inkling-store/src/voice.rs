@@ -60,6 +60,12 @@ impl Store {
         Ok(serde_json::from_str(&json).ok().map(|profile| VoiceRecord { built_at, profile }))
     }
 
+    /// Which build of the project's profile is stored (its time and size), without reading
+    /// it: a caller keeping a parsed profile knows from this whether it is still current.
+    pub fn voice_version(&self, project: &Project) -> Result<Option<(i64, i64)>> {
+        Ok(self.conn.query_row("SELECT built_at, length(profile) FROM voice_profiles WHERE project_id = ?1", [project.id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+    }
+
     /// Forgets the project's profile (candidates go back to the model's order).
     pub fn clear_voice(&mut self, project: &Project) -> Result<()> {
         self.write(|tx| {
