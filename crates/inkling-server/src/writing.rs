@@ -44,8 +44,11 @@ pub fn project_context(store: &Store, project: &Project, document: Option<&inkli
 /// megabytes of JSON, and a tool run should not parse it again unless it was rebuilt.
 #[derive(Default)]
 pub struct VoiceCache {
-    profiles: std::sync::Mutex<std::collections::HashMap<i64, ((i64, i64), std::sync::Arc<inkling_voice::Profile>)>>,
+    profiles: std::sync::Mutex<std::collections::HashMap<i64, CachedVoice>>,
 }
+
+/// A parsed profile and the stored build (time, size) it was parsed from.
+type CachedVoice = ((i64, i64), std::sync::Arc<inkling_voice::Profile>);
 
 impl VoiceCache {
     /// The project's current profile, parsed at most once per build.
