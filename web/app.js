@@ -782,6 +782,24 @@ async function loadBinder({ documents = false } = {}) {
       actButton(c.done ? 'Reopen' : 'Done', c.done ? 'Mark it a draft again' : 'Mark it done: it is summarized for the chapters after it', () => bookAction(c.done ? 'Reopening' : 'Summarizing the chapter', async () => {
         await api(`/api/projects/${enc(state.project)}/chapters/${c.chapter}/done`, { method: 'POST', body: { done: !c.done, seed: randomSeed() } });
       })),
+      c.beats && c.beats.items ? actButton('Draft', 'Draft the chapter from its beats, one beat at a time (about 250 words a beat)', () => {
+        const replace = c.words > 0;
+        if (replace && !window.confirm(`Draft over the ${c.words} words of "${c.title}"? They stay in its history.`)) return;
+        bookAction('Drafting the chapter from its beats', async () => {
+          // The writer's typing is saved first, the chapter cannot be typed in while it is
+          // drafted, and it is read back after: an autosave of the old text never lands on
+          // the draft.
+          await flush();
+          const shown = state.doc === c.id;
+          if (shown) $('text').disabled = true;
+          try {
+            await api(`/api/projects/${enc(state.project)}/chapters/${c.chapter}/draft`, { method: 'POST', body: { replace, seed: randomSeed() } });
+          } finally {
+            if (shown) $('text').disabled = false;
+          }
+          await openDocument(c.id);
+        });
+      }) : '',
       actButton('↑', 'Move up', () => bookAction('Moving', async () => {
         const docs = (await api(`/api/projects/${enc(state.project)}`)).documents;
         const at = docs.findIndex((d) => d.id === c.id);

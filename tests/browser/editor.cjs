@@ -241,6 +241,8 @@ async function main() {
     await page.waitForSelector('#binder li[data-chapter="1"] .done-mark', { timeout: 120000 });
     await page.waitForFunction(() => /\d+ words/.test(document.querySelector('#binder li[data-chapter="1"] .summary .meta').textContent) && !document.querySelector('#binder li[data-chapter="1"] .summary .stale-mark'));
     check(true, 'marking a chapter done summarizes it in the binder');
+    const drafts = await page.$$eval('#binder li[data-chapter="1"] > button.act', (bs) => bs.map((b) => b.textContent));
+    check(drafts.includes('Draft'), `a chapter with beats offers to draft it from them (${drafts.join(', ')})`);
 
     // The writer's voice: learnt from pages they wrote themselves, then each suggestion
     // says how close it is to it.

@@ -246,28 +246,74 @@ pub fn draft_chapter(
     on_beat: &mut dyn FnMut(usize, &BeatDraft),
     on_event: &mut dyn FnMut(Event<'_>) -> bool,
 ) -> Result<ChapterDraft> {
-    if brief.beats.is_empty() {
-        return Err(CraftError::EmptyInput { tool: "draft-chapter".into(), what: format!("beats for chapter {}", brief.chapter) });
-    }
-    let mut lore_state = base.context.lore_state.clone();
-    let mut drafted: Vec<BeatDraft> = Vec::new();
-    for k in 0..brief.beats.len() {
-        let so_far = drafted.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n\n");
-        // The beat goes on from the last paragraphs drafted; the beats before are in the
-        // brief's list. Given the whole chapter so far, small models wrote it again.
-        let mut req = beat_request(brief, base, k, last_paragraphs(&so_far, 2));
-        req.context.lore_state = lore_state;
+    let mut drafting = ChapterDrafting::start(brief, base)?;
+    while let Some(req) = drafting.next_request() {
         let out = run(toolbox, backend, &req, on_event)?;
-        lore_state = out.prompt.lore_state.clone();
-        // Paragraphs that write the story so far again are no part of this beat.
-        let story = [base.context.before.as_str(), so_far.as_str()].join("\n\n");
-        let text = out.candidates.into_iter().next().map(|c| crate::output::drop_retold_paragraphs(&c.text, &story)).unwrap_or_default();
-        let beat = BeatDraft { beat: brief.beats[k].clone(), words: words(&text), text };
-        on_beat(k, &beat);
-        drafted.push(beat);
+        let k = drafting.beats_drafted();
+        if let Some(beat) = drafting.absorb(out) {
+            on_beat(k, beat);
+        }
     }
-    let text = drafted.iter().map(|b| b.text.as_str()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
-    Ok(ChapterDraft { text, beats: drafted, lore_state })
+    Ok(drafting.finish())
+}
+
+/// A chapter being drafted beat by beat: the next beat's `draft` request, then its answer
+/// taken in. [`draft_chapter`] runs the requests on a backend; the server runs each through
+/// its queue.
+pub struct ChapterDrafting<'a> {
+    brief: &'a ChapterBrief,
+    base: &'a ToolRequest,
+    lore_state: crate::lore::LoreState,
+    drafted: Vec<BeatDraft>,
+}
+
+impl<'a> ChapterDrafting<'a> {
+    pub fn start(brief: &'a ChapterBrief, base: &'a ToolRequest) -> Result<Self> {
+        if brief.beats.is_empty() {
+            return Err(CraftError::EmptyInput { tool: "draft-chapter".into(), what: format!("beats for chapter {}", brief.chapter) });
+        }
+        Ok(Self { brief, base, lore_state: base.context.lore_state.clone(), drafted: Vec::new() })
+    }
+
+    pub fn beats_drafted(&self) -> usize {
+        self.drafted.len()
+    }
+
+    fn so_far(&self) -> String {
+        self.drafted.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join("\n\n")
+    }
+
+    /// The next beat's request, or `None` when every beat is drafted. The beat goes on from
+    /// the last paragraphs drafted; the beats before are in the brief's list (given the whole
+    /// chapter so far, small models wrote it again).
+    pub fn next_request(&self) -> Option<ToolRequest> {
+        let k = self.drafted.len();
+        if k >= self.brief.beats.len() {
+            return None;
+        }
+        let so_far = self.so_far();
+        let mut req = beat_request(self.brief, self.base, k, last_paragraphs(&so_far, 2));
+        req.context.lore_state = self.lore_state.clone();
+        Some(req)
+    }
+
+    /// Takes in the answer to [`ChapterDrafting::next_request`]: the beat as drafted, or
+    /// `None` when every beat already was.
+    pub fn absorb(&mut self, out: crate::run::ToolOutput) -> Option<&BeatDraft> {
+        let beat = self.brief.beats.get(self.drafted.len())?.clone();
+        self.lore_state = out.prompt.lore_state.clone();
+        // Paragraphs that write the story so far again are no part of this beat.
+        let story = [self.base.context.before.as_str(), self.so_far().as_str()].join("\n\n");
+        let text = out.candidates.into_iter().next().map(|c| crate::output::drop_retold_paragraphs(&c.text, &story)).unwrap_or_default();
+        self.drafted.push(BeatDraft { beat, words: words(&text), text });
+        self.drafted.last()
+    }
+
+    /// The chapter: the beats' prose, a paragraph break between beats.
+    pub fn finish(self) -> ChapterDraft {
+        let text = self.drafted.iter().map(|b| b.text.as_str()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
+        ChapterDraft { text, beats: self.drafted, lore_state: self.lore_state }
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/projects/{project}/book/{stage}/locks", put(set_locks))
         .route("/api/projects/{project}/book/{stage}/generate", post(generate))
         .route("/api/projects/{project}/chapters/{n}/done", post(done))
+        .route("/api/projects/{project}/chapters/{n}/draft", post(draft))
         .route("/api/projects/{project}/documents/{doc}/rename", post(rename))
         .route("/api/projects/{project}/documents/{doc}/move", post(move_document))
 }
@@ -30,10 +31,10 @@ impl From<BookError> for ApiError {
         match e {
             BookError::Store(e) => e.into(),
             BookError::Craft(e) => e.into(),
-            BookError::Locked { .. } => ApiError::Conflict(e.to_string()),
+            BookError::Locked { .. } | BookError::HasText { .. } => ApiError::Conflict(e.to_string()),
             BookError::NoChapter { .. } => ApiError::NotFound(e.to_string()),
             BookError::NoAnswer { .. } => ApiError::Model(e.to_string()),
-            BookError::NoSource { .. } | BookError::NoBeats { .. } | BookError::NeedsChapter { .. } | BookError::NotAChapters { .. } => ApiError::BadRequest(e.to_string()),
+            BookError::NoSource { .. } | BookError::NoBeats { .. } | BookError::NeedsChapter { .. } | BookError::NotAChapters { .. } | BookError::NoBeatLength => ApiError::BadRequest(e.to_string()),
         }
     }
 }
@@ -187,6 +188,57 @@ async fn done(State(s): State<AppState>, Path((project, n)): Path<(String, u32)>
         let mut v = status_json(st, &project)?;
         v["summary_error"] = json!(summary_error);
         Ok(Json(v))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct DraftBody {
+    /// About how long each beat's prose is, in words (characters for Chinese).
+    words_per_beat: usize,
+    /// Draft over the chapter's text (it stays in the history).
+    replace: bool,
+    seed: Option<u64>,
+    temperature: Option<f32>,
+    /// `chat` or `text` (default: chat when the model has a template), as the tools take it.
+    frame: Option<inkling_craft::Frame>,
+}
+
+impl Default for DraftBody {
+    fn default() -> Self {
+        Self { words_per_beat: 250, replace: false, seed: None, temperature: None, frame: None }
+    }
+}
+
+/// `POST .../chapters/{n}/draft`: drafts chapter N from its beats, one `draft` run a beat in
+/// the queue (the project's feedback adapter if it has one), and files it as the model's text.
+async fn draft(State(s): State<AppState>, Path((project, n)): Path<(String, u32)>, Body(b): Body<DraftBody>) -> ApiResult<Json<Value>> {
+    let name = project.clone();
+    let bans = s.config.bans.clone();
+    let plan = s
+        .store(move |st| {
+            let p = st.project(&name)?;
+            let plan = book::plan_chapter_draft(st, &p, n, b.words_per_beat, b.replace)?;
+            Ok((plan, p.bans.over(&bans)))
+        })
+        .await;
+    let (plan, bans) = plan?;
+    let base = inkling_craft::ToolRequest { context: plan.context.clone(), seed: b.seed, temperature: b.temperature, frame: b.frame, bans, ..inkling_craft::ToolRequest::default() };
+    let adapter = crate::learning::model_for(&s, &project).await;
+    let model = crate::writing::filed_model(&s, adapter.is_some());
+    let mut drafting = pipeline::ChapterDrafting::start(&plan.brief, &base)?;
+    while let Some(request) = drafting.next_request() {
+        let out = crate::writing::run_whole(&s, adapter.clone(), request).await?;
+        drafting.absorb(out);
+    }
+    let draft = drafting.finish();
+    let beats: Vec<usize> = draft.beats.iter().map(|b| b.words).collect();
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let doc = book::file_chapter_draft(st, &p, &plan, &draft, &model, b.seed)?;
+        let text = st.head(&doc)?.text;
+        Ok(Json(json!({"document": doc, "text": text, "beats": beats, "status": status_json(st, &project)?})))
     })
     .await
 }

@@ -31,6 +31,10 @@ pub enum BookError {
     NeedsChapter { stage: &'static str },
     #[error("the {stage} is the book's, not a chapter's: name no chapter")]
     NotAChapters { stage: &'static str },
+    #[error("`{title}` already has {words} words; drafting over them must be asked for (they stay in its history)")]
+    HasText { title: String, words: usize },
+    #[error("a beat must be at least 1 word long")]
+    NoBeatLength,
 }
 
 pub type Result<T, E = BookError> = std::result::Result<T, E>;
@@ -396,6 +400,45 @@ pub fn chapter_brief(store: &Store, project: &Project, chapter: &Document, n: u3
     }
     let title = chapter.title.split_once(':').map_or(chapter.title.as_str(), |(_, t)| t).trim().to_string();
     Ok((ChapterBrief { chapter: n, title, entry, beats, words_per_beat }, ctx))
+}
+
+/// What drafting a chapter from its beats starts from, checked.
+pub struct ChapterPlan {
+    /// The chapter (made from its outline entry when it is the next one).
+    pub chapter: Document,
+    pub brief: ChapterBrief,
+    pub context: StoryContext,
+    /// The beats' revision the draft is made from (its staleness is judged against it).
+    pub beats_revision: i64,
+}
+
+/// Checks that chapter `n` may be drafted (unlocked, beats written, empty unless `replace`)
+/// and gathers what the draft needs: shared by `inkling project draft-chapter` and the binder.
+pub fn plan_chapter_draft(store: &mut Store, project: &Project, n: u32, words_per_beat: usize, replace: bool) -> Result<ChapterPlan> {
+    if words_per_beat == 0 {
+        return Err(BookError::NoBeatLength);
+    }
+    let chapter = chapter(store, project, n)?;
+    check_unlocked(store, project, Stage::Chapter, Some(&chapter))?;
+    let existing = store.head(&chapter)?.text;
+    if !existing.trim().is_empty() && !replace {
+        return Err(BookError::HasText { title: chapter.title.clone(), words: pipeline::words(&existing) });
+    }
+    let (brief, context) = chapter_brief(store, project, &chapter, n, words_per_beat)?;
+    let beats = store.chapter_part(&chapter, "beats")?.ok_or_else(|| BookError::NoBeats { project: project.name.clone(), n })?;
+    let beats_revision = store.head(&beats)?.id;
+    Ok(ChapterPlan { chapter, brief, context, beats_revision })
+}
+
+/// Files a drafted chapter as the model's text, and keeps the lorebook's timers it left.
+pub fn file_chapter_draft(store: &mut Store, project: &Project, plan: &ChapterPlan, draft: &pipeline::ChapterDraft, model: &str, seed: Option<u64>) -> Result<Document> {
+    if draft.text.trim().is_empty() {
+        return Err(BookError::NoAnswer { stage: "chapter" });
+    }
+    let origin = Origin::Accepted { tool: "draft-chapter".into(), model: model.to_string(), seed: seed.unwrap_or(0), generation: None };
+    let doc = file_generated(store, project, Stage::Chapter, Some(&plan.chapter), &draft.text, plan.beats_revision, origin)?;
+    crate::writing::keep_lore_state(store, project, &draft.lore_state)?;
+    Ok(doc)
 }
 
 #[cfg(test)]

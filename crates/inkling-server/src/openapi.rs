@@ -143,6 +143,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, &str, &str)] = &[
         "chapter, count, seed, temperature",
     ),
     ("post", "/api/projects/{project}/chapters/{n}/done", "book", "Mark chapter N done (or not); it is summarized unless its summary is up to date.", "done, summarize, seed"),
+    (
+        "post",
+        "/api/projects/{project}/chapters/{n}/draft",
+        "book",
+        "Draft chapter N from its beats, one `draft` run a beat (about `words_per_beat` words each, default 250), with the synopsis, the chapter's outline entry, the earlier chapters' summaries, the end of the chapter before and the lore that fires; filed as the model's text. A chapter that already has words is a 409 unless `replace` (the old text stays in its history); no beats is a 400; a model that wrote nothing is a 502 and changes nothing. Returns the document, its text, each beat's words and the book's status.",
+        "words_per_beat, replace, seed, temperature, frame",
+    ),
     ("post", "/api/projects/{project}/documents/{doc}/rename", "book", "Rename a document; titles stay unique.", "title"),
     ("post", "/api/projects/{project}/documents/{doc}/move", "book", "Move a document to a 1-based place in the manuscript.", "to"),
     ("get", "/api/projects/{project}/export", "projects", "Download the manuscript: ?format=md|txt|epub|docx&name=FILE (a plain file name).", ""),

@@ -890,3 +890,29 @@ fn a_voice_profile_is_parsed_once_per_build() {
     store.clear_voice(&project).unwrap();
     assert!(cache.get(&store, &project).unwrap().is_none(), "a forgotten profile is not served from the cache");
 }
+
+#[tokio::test]
+async fn drafting_a_chapter_checks_its_beats_and_changes_nothing_when_the_model_writes_nothing() {
+    // The tiny random model's prose never survives the draft tool's clean-up; the binary's
+    // `binder_http` test drafts with a real model.
+    let d = desk(ServerConfig::default());
+    let app = &d.app;
+    call(app, "POST", "/api/projects", Some(json!({"name": "Saga"}))).await;
+    let p = "/api/projects/Saga";
+    call(app, "PUT", &format!("{p}/book/outline"), Some(json!({"text": "1. The Wreck: Oren washes ashore.\n2. The Storm: the lamp fails."}))).await;
+    let no_beats = call(app, "POST", &format!("{p}/chapters/1/draft"), Some(json!({}))).await;
+    assert_eq!(no_beats.status, StatusCode::BAD_REQUEST, "{}", no_beats.error());
+    assert!(no_beats.error().contains("no beats"), "{}", no_beats.error());
+    call(app, "PUT", &format!("{p}/book/beats"), Some(json!({"chapter": 1, "text": "1. Mara sees the wreck.\n2. She drags Oren up."}))).await;
+    assert_eq!(call(app, "POST", &format!("{p}/chapters/1/draft"), Some(json!({"words_per_beat": 0}))).await.status, StatusCode::BAD_REQUEST);
+    let empty = call(app, "POST", &format!("{p}/chapters/1/draft"), Some(json!({"words_per_beat": 12, "seed": 1}))).await;
+    assert_eq!(empty.status, StatusCode::BAD_GATEWAY, "{}", empty.error());
+    assert!(empty.error().contains("nothing was changed"), "{}", empty.error());
+    let report = call(app, "GET", &format!("{p}/report"), None).await.json();
+    assert_eq!(report["total"]["model"], 0, "{report}");
+    // Words already there are not drafted over unasked.
+    call(app, "PUT", &format!("{p}/book/chapter"), Some(json!({"chapter": 1, "text": "Mara found him at dawn."}))).await;
+    let again = call(app, "POST", &format!("{p}/chapters/1/draft"), Some(json!({"words_per_beat": 12}))).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.error().contains("already has 5 words"), "{}", again.error());
+}

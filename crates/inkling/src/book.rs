@@ -10,7 +10,7 @@ use inkling_craft::pipeline::{self, BeatDraft, Stage};
 use inkling_craft::{ToolOutput, ToolRequest};
 use inkling_engine::{Backend, Event};
 use inkling_server::book;
-use inkling_store::{Document, Origin, Project, Store};
+use inkling_store::{Document, Project, Store};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -348,39 +348,24 @@ fn done(store: &mut Store, top_model: &ModelArgs, name: &str, which: &str, undo:
 
 fn draft_chapter(store: &mut Store, top_model: &ModelArgs, name: &str, n: u32, words_per_beat: usize, replace: bool, flags: &RunFlags) -> Result<()> {
     let project = store.project(name)?;
-    if words_per_beat == 0 {
-        bail!("--words-per-beat must be at least 1");
-    }
-    let chapter = book::chapter(store, &project, n)?;
-    book::check_unlocked(store, &project, Stage::Chapter, Some(&chapter))?;
-    let existing = store.head(&chapter)?.text;
-    if !existing.trim().is_empty() && !replace {
-        bail!("`{}` already has {} words; pass --replace to draft over them (they stay in its history)", chapter.title, pipeline::words(&existing));
-    }
-    let (brief, context) = book::chapter_brief(store, &project, &chapter, n, words_per_beat)?;
-    let beats_rev = store.chapter_part(&chapter, "beats")?.context("the chapter's beats are gone")?;
-    let beats_rev = store.head(&beats_rev)?.id;
+    let plan = book::plan_chapter_draft(store, &project, n, words_per_beat, replace)?;
     let engine = crate::models::backend(top_model)?;
     let tb = crate::tools::toolbox()?;
-    let base = ToolRequest { context, seed: flags.seed, temperature: flags.temperature, bans: project.bans.clone(), ..ToolRequest::default() };
+    let base = ToolRequest { context: plan.context.clone(), seed: flags.seed, temperature: flags.temperature, bans: project.bans.clone(), ..ToolRequest::default() };
+    let brief = &plan.brief;
     if flags.show_prompt {
         let first = ToolRequest { tool: "draft".into(), text: brief.beats[0].clone(), ..base.clone() };
         crate::tools::show_prompt(&inkling_craft::run::prepare(tb.get("draft")?, engine.as_ref(), &first)?);
     }
-    eprintln!("drafting `{}`: {} beats of about {words_per_beat} words", chapter.title, brief.beats.len());
+    eprintln!("drafting `{}`: {} beats of about {words_per_beat} words", plan.chapter.title, brief.beats.len());
     let mut bar = crate::progress::PrefillBar::default();
-    let draft = pipeline::draft_chapter(&tb, engine.as_ref(), &brief, &base, &mut |k: usize, b: &BeatDraft| eprintln!("  beat {}: {} words", k + 1, b.words), &mut |e: Event<'_>| {
+    let draft = pipeline::draft_chapter(&tb, engine.as_ref(), brief, &base, &mut |k: usize, b: &BeatDraft| eprintln!("  beat {}: {} words", k + 1, b.words), &mut |e: Event<'_>| {
         bar.event(&e);
         true
     })?;
-    if draft.text.trim().is_empty() {
-        bail!("the model wrote nothing for `{}`; nothing was changed (try another --seed)", chapter.title);
-    }
-    let origin = Origin::Accepted { tool: "draft-chapter".into(), model: engine.info().name.clone(), seed: flags.seed.unwrap_or(0), generation: None };
-    book::file_generated(store, &project, Stage::Chapter, Some(&chapter), &draft.text, beats_rev, origin)?;
-    inkling_server::keep_lore_state(store, &project, &draft.lore_state)?;
+    book::file_chapter_draft(store, &project, &plan, &draft, &engine.info().name, flags.seed)?;
     println!("{}", draft.text);
     let total: usize = draft.beats.iter().map(|b| b.words).sum();
-    eprintln!("saved `{}`: {total} words over {} beats ({})", chapter.title, draft.beats.len(), draft.beats.iter().map(|b| b.words.to_string()).collect::<Vec<_>>().join(", "));
+    eprintln!("saved `{}`: {total} words over {} beats ({})", plan.chapter.title, draft.beats.len(), draft.beats.iter().map(|b| b.words.to_string()).collect::<Vec<_>>().join(", "));
     Ok(())
 }

@@ -10,6 +10,8 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
     match e.chain().find_map(|c| c.downcast_ref::<BookError>()) {
         Some(BookError::NeedsChapter { .. }) => return Some("add --chapter N"),
         Some(BookError::NotAChapters { .. }) => return Some("leave out --chapter"),
+        Some(BookError::HasText { .. }) => return Some("pass --replace to draft over them"),
+        Some(BookError::NoBeatLength) => return Some("give --words-per-beat 1 or more"),
         _ => {}
     }
     let remedy = e.chain().find_map(|c| c.downcast_ref::<EngineError>().and_then(EngineError::remedy).or_else(|| c.downcast_ref::<CraftError>().and_then(CraftError::remedy)))?;

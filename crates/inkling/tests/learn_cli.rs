@@ -2,61 +2,25 @@
 //! process on a tiny random-weight model, a writer's accepts over HTTP, a DPO training in the
 //! background with its progress, the project's generations made through the adapter once it
 //! is ready (and filed as such), and the adapter forgotten on request.
-//!
-//! The client is a few lines of HTTP/1.1 over a `TcpStream`: the server's JSON answers carry
-//! their length, and `Connection: close` ends each exchange.
 
+mod common;
+
+use common::Server;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn serve(dir: &Path) -> Server {
     let model = dir.join("tiny.gguf");
     inkling_engine::testing::TinyModel { context: 1024, ..Default::default() }.write(&model).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inkling"))
-        .args(["--model", model.to_str().unwrap(), "--threads", "2", "serve", "--port", "0", "--db"])
-        .arg(dir.join("inkling.db"))
-        .env("INKLING_HOME", dir)
-        .env_remove("INKLING_BACKEND")
-        .env_remove("INKLING_BASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("the server prints its URL").unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL on the first line");
-    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
+    Server::start(
+        Command::new(env!("CARGO_BIN_EXE_inkling")).args(["--model", model.to_str().unwrap(), "--threads", "2", "serve", "--port", "0", "--db"]).arg(dir.join("inkling.db")).env("INKLING_HOME", dir),
+    )
 }
 
-/// One request; the status and the JSON body (`Null` when there is none).
 fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(&s.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", s.addr, body.len()).unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    let (head, text) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, serde_json::from_str(text).unwrap_or(Value::Null))
+    s.call(method, path, body)
 }
 
 fn probe(s: &Server) -> Value {

@@ -5,9 +5,10 @@
 //! The small real model (SmolLM2: these test the protocol, not the writing) is used when it is
 //! present (CI fetches it), else a tiny random model.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 struct Server {
@@ -38,21 +39,8 @@ fn model(dir: &Path) -> PathBuf {
 fn serve(extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let model = model(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inkling"))
-        .args(["--model", model.to_str().unwrap(), "serve", "--port", "0", "--db"])
-        .arg(dir.path().join("inkling.db"))
-        .args(extra)
-        .env_remove("INKLING_BACKEND")
-        .env_remove("INKLING_BASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().expect("the server prints its URL").unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL on the first line").trim_end_matches('/').to_string();
-    // Keep reading stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let (child, url) =
+        common::spawn_server(Command::new(env!("CARGO_BIN_EXE_inkling")).args(["--model", model.to_str().unwrap(), "serve", "--port", "0", "--db"]).arg(dir.path().join("inkling.db")).args(extra));
     Server { child, url, _dir: dir }
 }
 
@@ -102,7 +90,7 @@ fn the_editor_works_in_headless_chromium() {
     assert!(out.contains("a one-click fix is applied and saved"), "{out}");
     assert!(out.contains("a locked beat is unchanged") && out.contains("the context viewer lists"), "{out}");
     assert!(out.contains("the editor learns the writer's voice") && out.contains("a suggestion says how close it is to the writer's voice"), "{out}");
-    assert!(out.contains("the panel counts the writer's choices"), "{out}");
+    assert!(out.contains("the panel counts the writer's choices") && out.contains("offers to draft it"), "{out}");
     assert!(shots.join("editor.png").exists());
 }
 
