@@ -144,7 +144,7 @@ async fn generate_stage(s: &AppState, project: &str, stage: Stage, b: GenerateBo
         })
         .await?;
     let adapter = crate::learning::model_for(s, project).await;
-    let model = if adapter.is_some() { crate::learning::adapted_model_id(&s.backend.info().name) } else { s.backend.info().name.clone() };
+    let model = stage_model(s, adapter.is_some());
     let out = crate::writing::run_whole(s, adapter, request).await?;
     let name = project.to_string();
     s.store(move |st| {
@@ -216,17 +216,16 @@ impl Default for DraftBody {
 async fn draft(State(s): State<AppState>, Path((project, n)): Path<(String, u32)>, Body(b): Body<DraftBody>) -> ApiResult<Json<Value>> {
     let name = project.clone();
     let bans = s.config.bans.clone();
-    let plan = s
+    let (plan, bans) = s
         .store(move |st| {
             let p = st.project(&name)?;
             let plan = book::plan_chapter_draft(st, &p, n, b.words_per_beat, b.replace)?;
             Ok((plan, p.bans.over(&bans)))
         })
-        .await;
-    let (plan, bans) = plan?;
+        .await?;
     let base = inkling_craft::ToolRequest { context: plan.context.clone(), seed: b.seed, temperature: b.temperature, frame: b.frame, bans, ..inkling_craft::ToolRequest::default() };
     let adapter = crate::learning::model_for(&s, &project).await;
-    let model = crate::writing::filed_model(&s, adapter.is_some());
+    let model = stage_model(&s, adapter.is_some());
     let mut drafting = pipeline::ChapterDrafting::start(&plan.brief, &base)?;
     while let Some(request) = drafting.next_request() {
         let out = crate::writing::run_whole(&s, adapter.clone(), request).await?;
@@ -241,6 +240,13 @@ async fn draft(State(s): State<AppState>, Path((project, n)): Path<(String, u32)
         Ok(Json(json!({"document": doc, "text": text, "beats": beats, "status": status_json(st, &project)?})))
     })
     .await
+}
+
+/// The model a stage or chapter draft is filed under (as the CLI files them: the model's own
+/// name), `+feedback` when the project's adapter wrote it.
+fn stage_model(s: &AppState, adapted: bool) -> String {
+    let name = &s.backend.info().name;
+    if adapted { crate::learning::adapted_model_id(name) } else { name.clone() }
 }
 
 fn project_document(st: &Store, project: &str, id: i64) -> ApiResult<(inkling_store::Project, Document)> {

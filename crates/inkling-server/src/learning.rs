@@ -316,7 +316,8 @@ fn train_in_background(learning: &Learning, trainer: &dyn FeedbackTrainer, proje
 /// (the choices stay; it can be trained again).
 async fn stop(State(s): State<AppState>, UrlPath(project): UrlPath<String>) -> ApiResult<StatusCode> {
     let trainer = trainer(&s)?;
-    let (name, _) = pairs_of(&s, project).await?;
+    // Only the name: forgetting needs no pairs.
+    let name = s.store(move |st| Ok(st.project(&project)?.name)).await?;
     if let Ok(m) = s.learning.trainings.lock()
         && let Some((_, stop)) = m.get(&name)
     {

@@ -52,6 +52,19 @@ pub struct PreferenceConfig {
     pub seed: u64,
 }
 
+impl PreferenceConfig {
+    /// Of `pairs` usable pairs, how many are held out to measure with (every fifth).
+    pub fn held_out(pairs: usize) -> usize {
+        pairs / 5
+    }
+
+    /// Steps a run over `train` training pairs takes: `iters`, or four passes over them
+    /// between 10 and 400 steps.
+    pub fn steps(&self, train: usize) -> usize {
+        self.iters.unwrap_or_else(|| (4 * train / self.pairs_per_step.max(1)).clamp(10, 400))
+    }
+}
+
 impl Default for PreferenceConfig {
     fn default() -> Self {
         Self { lora: LoraConfig::default(), beta: 0.1, learning_rate: 1e-3, iters: None, pairs_per_step: 2, max_prompt_tokens: 192, max_answer_tokens: 256, seed: 1 }
@@ -124,9 +137,10 @@ impl PreferenceTuning {
             let ref_chosen = answer_logp(&model, &prompt, &chosen)?.to_scalar::<f32>()?;
             let ref_rejected = answer_logp(&model, &prompt, &rejected)?.to_scalar::<f32>()?;
             let e = Encoded { prompt, chosen, rejected, ref_chosen, ref_rejected };
+            // Every fifth, as `PreferenceConfig::held_out` counts them.
             if i % 5 == 4 { held_out.push(e) } else { train.push(e) }
         }
-        let iters = config.iters.unwrap_or_else(|| (4 * train.len() / config.pairs_per_step).clamp(10, 400));
+        let iters = config.steps(train.len());
         let optimizer = AdamW::new(AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() }, &model.params);
         Ok(Self { config, model, optimizer, train, held_out, iters, iter: 0, base_name })
     }

@@ -90,9 +90,8 @@ impl FeedbackTrainer for LocalTrainer {
     }
 
     fn plan(&self, pairs: usize) -> TrainingPlan {
-        // As PreferenceTuning holds out and counts steps.
-        let held_out = pairs / 5;
-        let steps = (4 * (pairs - held_out) / self.config.pairs_per_step.max(1)).clamp(10, 400);
+        let held_out = PreferenceConfig::held_out(pairs);
+        let steps = self.config.steps(pairs - held_out);
         let per_step = SECONDS_PER_STEP_135M * self.parameters / PARAMETERS_135M;
         // Scoring a pair under the base (twice before, once after for the held-out) is about
         // a third of a step's work per pair.
