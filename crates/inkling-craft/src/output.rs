@@ -329,6 +329,73 @@ pub fn drop_retold_paragraphs(output: &str, story: &str) -> String {
     fresh.join("\n\n").trim().to_string()
 }
 
+/// Cuts a drafted beat where it stops being prose and writes the prompt's scaffold again: a
+/// chapter heading ("Chapter 2: …", "第二章"), the beat list ("The chapter's beats:"), the
+/// next instruction ("Write beat 3 now"), or a line about the scene rather than in it ("The
+/// scene ends abruptly."). A small model that runs out of beat goes on to the next chapter's
+/// prompt. Scaffold lines before the first prose line (a heading the model opened with, and a
+/// list under it) are dropped, and the prose after them kept.
+pub fn cut_at_scaffold(output: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut in_list = false;
+    for line in output.lines() {
+        let l = line.trim().trim_start_matches('#').trim_matches(['*', '_', ' ']);
+        let prose_seen = kept.iter().any(|k| !k.trim().is_empty());
+        if in_list && !prose_seen && (strip_marker(l).is_some() || l.is_empty()) {
+            continue;
+        }
+        in_list = false;
+        if is_scaffold_line(l) {
+            if prose_seen {
+                break;
+            }
+            in_list = true;
+            continue;
+        }
+        kept.push(line);
+    }
+    kept.join("\n").trim().to_string()
+}
+
+/// One line of a beat prompt's scaffold, or of a note about the draft (see [`cut_at_scaffold`]).
+fn is_scaffold_line(line: &str) -> bool {
+    let lower = line.to_lowercase();
+    // "Chapter 2", "Chapter Two: …", "Chapter IV (…)": a number, then nothing or punctuation
+    // (not "Chapter two of her life began", which is prose).
+    let numbered = |rest: &str| {
+        let rest = rest.trim_start();
+        let end = rest.find([' ', ':', '(', '.', ',', '-', '\u{2013}', '\u{2014}']).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(end);
+        let number = word.chars().all(|c| c.is_ascii_digit())
+            || ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"].contains(&word)
+            || word.chars().all(|c| "ivxlc".contains(c));
+        let after = after.trim_start();
+        !word.is_empty() && number && (after.is_empty() || after.starts_with([':', '(', '.', '-', '\u{2013}', '\u{2014}']))
+    };
+    if let Some(rest) = lower.strip_prefix("chapter ") {
+        return numbered(rest);
+    }
+    if let Some(rest) = lower.strip_prefix("beat ") {
+        return numbered(rest);
+    }
+    const ENGLISH: [&str; 9] = ["the chapter's beats", "the chapter\u{2019}s beats", "chapter beats:", "beats:", "write beat ", "(about ", "the scene ends", "end of beat", "end of chapter"];
+    if ENGLISH.iter().any(|p| lower.starts_with(p)) {
+        return true;
+    }
+    const CHINESE: [&str; 4] = ["本章的情节节拍", "现在写第", "（约", "本章完"];
+    if CHINESE.iter().any(|p| line.starts_with(p)) {
+        return true;
+    }
+    // 第二章 / 第12章 as a heading: alone, before its title, or in a short line that is no sentence.
+    if let Some(rest) = line.strip_prefix('第') {
+        let n = rest.chars().take_while(|c| c.is_ascii_digit() || "零一二三四五六七八九十百".contains(*c)).count();
+        let after: String = rest.chars().skip(n).collect();
+        let Some(title) = after.strip_prefix('章') else { return false };
+        return n > 0 && (title.is_empty() || title.starts_with(['《', '：', ':', ' ', '\u{3000}']) || (title.chars().count() <= 20 && !title.contains(['。', '！', '？', '，'])));
+    }
+    false
+}
+
 /// Adjacent pairs of words (of characters in CJK scripts, which have no spaces), lowercased,
 /// punctuation skipped: the unit of [`strip_restatement`]'s overlap.
 fn pairs(text: &str) -> std::collections::HashSet<(String, String)> {
@@ -603,6 +670,21 @@ mod tests {
         assert!(parse_list("\n\n").is_empty());
         assert_eq!(parse_list("The Keeper; by L. M.; 2. The Bottle; 3. A Sailor's Love, 4. Tides"), ["The Keeper; by L. M.", "The Bottle", "A Sailor's Love", "Tides"]);
         assert_eq!(parse_list("Chapter 2. The storm breaks"), ["Chapter 2. The storm breaks"]);
+    }
+
+    #[test]
+    fn a_beat_stops_where_the_next_prompt_begins() {
+        // What the 0.5B wrote for a beat: the scene, a note, then the next chapter's prompt.
+        let beat = "Mara climbed to the lamp.\n\nShe ran.\n\nThe scene ends abruptly.\n\nChapter 2: The Storm\nThe chapter's beats:\n1. The lamp fails.";
+        assert_eq!(cut_at_scaffold(beat), "Mara climbed to the lamp.\n\nShe ran.");
+        // A heading and beat list the model opened with are dropped, the prose after them kept.
+        let opened = "## Chapter 1: The Ferry\nThe chapter's beats:\n1. Mara crosses.\n2. The storm.\n\nThe ferry rocked.";
+        assert_eq!(cut_at_scaffold(opened), "The ferry rocked.");
+        assert_eq!(cut_at_scaffold("她走上灯塔。\n\n第二章《风暴》\n本章的情节节拍：\n1. 灯灭了。"), "她走上灯塔。");
+        assert_eq!(cut_at_scaffold("The boat sank.\nWrite beat 3 now: Oren speaks."), "The boat sank.");
+        // Prose that only mentions a chapter or a beat stays whole.
+        let prose = "Chapter two of her life began at sea.\nThe beat of the drum went on.\n第二章的故事她没读完。";
+        assert_eq!(cut_at_scaffold(prose), prose);
     }
 
     #[test]

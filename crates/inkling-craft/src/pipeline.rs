@@ -304,7 +304,8 @@ impl<'a> ChapterDrafting<'a> {
         self.lore_state = out.prompt.lore_state.clone();
         // Paragraphs that write the story so far again are no part of this beat.
         let story = [self.base.context.before.as_str(), self.so_far().as_str()].join("\n\n");
-        let text = out.candidates.into_iter().next().map(|c| crate::output::drop_retold_paragraphs(&c.text, &story)).unwrap_or_default();
+        // So are a next chapter's heading and beat list that a small model goes on to write.
+        let text = out.candidates.into_iter().next().map(|c| crate::output::drop_retold_paragraphs(&crate::output::cut_at_scaffold(&c.text), &story)).unwrap_or_default();
         self.drafted.push(BeatDraft { beat, words: words(&text), text });
         self.drafted.last()
     }
