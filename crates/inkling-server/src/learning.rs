@@ -11,7 +11,10 @@
 //! - A project's generations use its adapter only once the file is written and loaded; until
 //!   then, and whenever it fails to load, they use the served model, and the reason is shown.
 //! - Forgetting an adapter deletes the adapter, never the choices: the pairs are read from
-//!   the generation tree each time, so it can be trained again.
+//!   the generation tree (counted again whenever the database changes), so it can be
+//!   trained again.
+//! - A project's generations use the adapter file as it is now: one trained again or
+//!   deleted by the CLI while the server runs is loaded again, or no longer used.
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -133,16 +136,36 @@ enum Adapted {
     Unusable(String),
 }
 
+/// Which version of an adapter file was loaded: its modification time and size. `inkling
+/// finetune --from-feedback` may train a project's adapter again while the editor runs; a
+/// changed stamp loads the new file, a missing file uses the served model again.
+type FileStamp = (std::time::SystemTime, u64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// A project's pair count at a database change stamp: the editor polls `GET` while a
+/// training runs, and counting reads the whole generation tree and every document's head.
+#[derive(Clone, Copy)]
+struct Counted {
+    stamp: (i64, u64),
+    pairs: usize,
+    edits: usize,
+}
+
 /// Trainings and loaded adapters, by project name.
 pub struct Learning {
     trainer: Option<Arc<dyn FeedbackTrainer>>,
     trainings: Mutex<HashMap<String, (Training, Arc<AtomicBool>)>>,
-    adapted: Mutex<HashMap<String, Adapted>>,
+    adapted: Mutex<HashMap<String, (FileStamp, Adapted)>>,
+    counted: Mutex<HashMap<String, Counted>>,
 }
 
 impl Learning {
     pub fn new(trainer: Option<Arc<dyn FeedbackTrainer>>) -> Self {
-        Self { trainer, trainings: Mutex::new(HashMap::new()), adapted: Mutex::new(HashMap::new()) }
+        Self { trainer, trainings: Mutex::new(HashMap::new()), adapted: Mutex::new(HashMap::new()), counted: Mutex::new(HashMap::new()) }
     }
 
     fn training(&self, project: &str) -> Option<Training> {
@@ -157,13 +180,17 @@ impl Learning {
         }
     }
 
-    fn adapted(&self, project: &str) -> Option<Adapted> {
-        self.adapted.lock().ok()?.get(project).cloned()
+    /// The adapter loaded for `project`, if it was loaded from the file as it is now.
+    fn adapted(&self, project: &str, now: Option<FileStamp>) -> Option<Adapted> {
+        let m = self.adapted.lock().ok()?;
+        let (stamp, a) = m.get(project)?;
+        (Some(*stamp) == now).then(|| a.clone())
     }
 
-    fn keep(&self, project: &str, a: Adapted) {
+    fn keep(&self, project: &str, path: &Path, a: Adapted) {
+        let Some(stamp) = file_stamp(path) else { return };
         if let Ok(mut m) = self.adapted.lock() {
-            m.insert(project.to_string(), a);
+            m.insert(project.to_string(), (stamp, a));
         }
     }
 
@@ -178,26 +205,27 @@ impl Learning {
 /// that loads (loaded on first use and kept), else `None`, the served model.
 pub async fn model_for(s: &AppState, project: &str) -> Option<Arc<dyn Backend>> {
     let learning = s.learning.clone();
-    match learning.adapted(project) {
+    let trainer = learning.trainer.clone()?;
+    let path = trainer.adapter_path(project);
+    let Some(now) = file_stamp(&path) else {
+        learning.forget(project);
+        return None;
+    };
+    match learning.adapted(project, Some(now)) {
         Some(Adapted::Loaded(m)) => return Some(m),
         Some(Adapted::Unusable(_)) => return None,
         None => {}
     }
-    let trainer = learning.trainer.clone()?;
-    let path = trainer.adapter_path(project);
-    if !path.is_file() {
-        return None;
-    }
     let name = project.to_string();
-    let loaded = tokio::task::spawn_blocking(move || trainer.load(&path)).await.ok()?;
+    let (loaded, path) = tokio::task::spawn_blocking(move || (trainer.load(&path), path)).await.ok()?;
     match loaded {
         Ok(m) => {
-            learning.keep(&name, Adapted::Loaded(m.clone()));
+            learning.keep(&name, &path, Adapted::Loaded(m.clone()));
             Some(m)
         }
         Err(e) => {
             tracing::warn!("the feedback adapter of project `{name}` is not used: {e}");
-            learning.keep(&name, Adapted::Unusable(e.to_string()));
+            learning.keep(&name, &path, Adapted::Unusable(e.to_string()));
             None
         }
     }
@@ -221,6 +249,27 @@ async fn pairs_of(s: &AppState, project: String) -> ApiResult<(String, Vec<Feedb
     .await
 }
 
+/// The project's name and how many pairs (and edits among them) it has, counted again only
+/// when the database has changed since the last count.
+async fn count_pairs(s: &AppState, project: String) -> ApiResult<(String, Counted)> {
+    let learning = s.learning.clone();
+    s.store(move |st| {
+        let p = st.project(&project)?;
+        let stamp = st.change_stamp()?;
+        let known = learning.counted.lock().ok().and_then(|m| m.get(&p.name).copied()).filter(|c| c.stamp == stamp);
+        if let Some(c) = known {
+            return Ok((p.name, c));
+        }
+        let pairs = st.feedback_pairs(&p)?;
+        let c = Counted { stamp, pairs: pairs.len(), edits: pairs.iter().filter(|x| x.kind == PairKind::EditedAfterAccept).count() };
+        if let Ok(mut m) = learning.counted.lock() {
+            m.insert(p.name.clone(), c);
+        }
+        Ok((p.name, c))
+    })
+    .await
+}
+
 fn trainer(s: &AppState) -> ApiResult<Arc<dyn FeedbackTrainer>> {
     s.learning
         .trainer
@@ -231,23 +280,23 @@ fn trainer(s: &AppState) -> ApiResult<Arc<dyn FeedbackTrainer>> {
 /// `GET /api/projects/{p}/learning`: the pairs there are, what training them would take,
 /// the training under way or last finished, and the adapter in use.
 async fn status(State(s): State<AppState>, UrlPath(project): UrlPath<String>) -> ApiResult<Json<Value>> {
-    let (name, pairs) = pairs_of(&s, project).await?;
-    let edits = pairs.iter().filter(|p| p.kind == PairKind::EditedAfterAccept).count();
+    let (name, Counted { pairs, edits, .. }) = count_pairs(&s, project).await?;
     let Some(trainer) = s.learning.trainer.clone() else {
-        return Ok(Json(json!({"pairs": pairs.len(), "edits": edits, "available": false, "why_not": "this server serves a remote model and cannot train"})));
+        return Ok(Json(json!({"pairs": pairs, "edits": edits, "available": false, "why_not": "this server serves a remote model and cannot train"})));
     };
     let path = trainer.adapter_path(&name);
     // A training that failed or was stopped says so; the adapter from before it still stands.
-    let adapter = match (path.is_file(), s.learning.adapted(&name)) {
-        (false, _) => Value::Null,
-        (true, Some(Adapted::Unusable(why))) => json!({"in_use": false, "why_not": why, "report": TrainingReport::load(&path)}),
-        (true, _) => json!({"in_use": true, "report": TrainingReport::load(&path)}),
+    let stamp = file_stamp(&path);
+    let adapter = match (stamp, s.learning.adapted(&name, stamp)) {
+        (None, _) => Value::Null,
+        (Some(_), Some(Adapted::Unusable(why))) => json!({"in_use": false, "why_not": why, "report": TrainingReport::load(&path)}),
+        (Some(_), _) => json!({"in_use": true, "report": TrainingReport::load(&path)}),
     };
     Ok(Json(json!({
-        "pairs": pairs.len(),
+        "pairs": pairs,
         "edits": edits,
         "available": true,
-        "plan": trainer.plan(pairs.len()),
+        "plan": trainer.plan(pairs),
         "training": s.learning.training(&name),
         "adapter": adapter,
     })))
@@ -302,7 +351,7 @@ fn train_in_background(learning: &Learning, trainer: &dyn FeedbackTrainer, proje
     });
     match outcome.and_then(|report| Ok((trainer.load(&out)?, report))) {
         Ok((model, report)) => {
-            learning.keep(project, Adapted::Loaded(model));
+            learning.keep(project, &out, Adapted::Loaded(model));
             learning.set(project, Training::Done { report });
         }
         Err(e) => {

@@ -916,3 +916,79 @@ async fn drafting_a_chapter_checks_its_beats_and_changes_nothing_when_the_model_
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(again.error().contains("already has 5 words"), "{}", again.error());
 }
+
+/// A trainer whose adapter is any file at its path, "loaded" as the served model itself: it
+/// counts the loads, so a test sees when the server reads an adapter again.
+struct CountingTrainer {
+    dir: std::path::PathBuf,
+    base: Arc<dyn inkling_engine::Backend>,
+    loads: std::sync::atomic::AtomicUsize,
+}
+
+impl inkling_server::learning::FeedbackTrainer for CountingTrainer {
+    fn adapter_path(&self, project: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{project}.feedback.gguf"))
+    }
+    fn plan(&self, _pairs: usize) -> inkling_server::learning::TrainingPlan {
+        inkling_server::learning::TrainingPlan { needed: 1, steps: 1, held_out: 0, seconds: 1.0 }
+    }
+    fn train(
+        &self,
+        _pairs: &[inkling_store::preferences::FeedbackPair],
+        out: &std::path::Path,
+        _on_step: &mut dyn FnMut(&inkling_server::learning::TrainingStep) -> bool,
+    ) -> Result<inkling_server::learning::TrainingReport, inkling_server::learning::LearningError> {
+        std::fs::write(out, b"adapter").map_err(|e| inkling_server::learning::LearningError::Failed(e.to_string()))?;
+        Ok(inkling_server::learning::TrainingReport { pairs: 1, held_out: 0, preferred_before: 0, preferred_after: 0, steps: 1, seconds: 0.0, base: "tiny".into() })
+    }
+    fn load(&self, _adapter: &std::path::Path) -> Result<Arc<dyn inkling_engine::Backend>, inkling_server::learning::LearningError> {
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.base.clone())
+    }
+}
+
+#[tokio::test]
+async fn an_adapter_trained_again_or_deleted_outside_the_server_is_noticed() {
+    let d = desk(ServerConfig::default());
+    let adapters = tempfile::tempdir().unwrap();
+    let trainer = Arc::new(CountingTrainer { dir: adapters.path().into(), base: d.state.backend.clone(), loads: Default::default() });
+    let app = app(d.state.clone().with_trainer(trainer.clone()));
+    let loads = || trainer.loads.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(call(&app, "POST", "/api/projects", Some(json!({"name": "p"}))).await.status, StatusCode::CREATED);
+    let doc = call(&app, "POST", "/api/projects/p/documents", Some(json!({"title": "One", "text": "The lamp went out. 她笑了。"}))).await.json();
+    let id = doc["document"]["id"].as_i64().unwrap();
+    let run = || async {
+        call(&app, "POST", "/api/tools/continue", Some(json!({"text": "The lamp went out. 她笑了。", "n": 4, "seed": 1, "max_tokens": 12, "frame": "text", "project": "p", "document": id})))
+            .await
+            .json()
+    };
+
+    // No choices yet, no adapter: the served model writes.
+    let status = call(&app, "GET", "/api/projects/p/learning", None).await.json();
+    assert_eq!((status["pairs"].as_u64(), status["adapter"].is_null()), (Some(0), true), "{status}");
+    let first = run().await;
+    assert_eq!(first["model"], "tiny", "{first}");
+    // Keeping one of the candidates makes pairs, and the count (kept between polls) follows.
+    let gens = first["generations"].as_array().unwrap().clone();
+    assert!(gens.len() >= 2, "{first}");
+    let kept = format!("The lamp went out. 她笑了。{}", first["candidates"][0]["text"].as_str().unwrap());
+    assert_eq!(call(&app, "POST", &format!("/api/projects/p/documents/{id}/accept"), Some(json!({"generation": gens[0], "text": kept}))).await.status, StatusCode::OK);
+    let status = call(&app, "GET", "/api/projects/p/learning", None).await.json();
+    assert_eq!(status["pairs"].as_u64(), Some(gens.len() as u64 - 1), "{status}");
+
+    // The CLI trains an adapter while the server runs: the next run uses it, loaded once.
+    let path = adapters.path().join("p.feedback.gguf");
+    std::fs::write(&path, b"first adapter").unwrap();
+    assert_eq!(run().await["model"], "tiny+feedback");
+    assert_eq!(run().await["model"], "tiny+feedback");
+    assert_eq!(loads(), 1, "an adapter in use is kept");
+    // Trained again: the new file is loaded.
+    std::fs::write(&path, b"the second adapter, trained on more choices").unwrap();
+    assert_eq!(run().await["model"], "tiny+feedback");
+    assert_eq!(loads(), 2, "a changed adapter file is loaded again");
+    assert_eq!(call(&app, "GET", "/api/projects/p/learning", None).await.json()["adapter"]["in_use"], true);
+    // Deleted by hand: the served model writes again.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(run().await["model"], "tiny");
+    assert!(call(&app, "GET", "/api/projects/p/learning", None).await.json()["adapter"].is_null());
+}

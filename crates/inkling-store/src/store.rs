@@ -225,6 +225,14 @@ impl Store {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 
+    /// A stamp that changes whenever anything in the database changes, by this connection
+    /// (its count of rows written) or by another process (SQLite's `data_version`). A caller
+    /// that keeps something computed from the data knows from this whether it is still true.
+    pub fn change_stamp(&self) -> Result<(i64, u64)> {
+        let data_version: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok((data_version, self.conn.total_changes()))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

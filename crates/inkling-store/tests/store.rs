@@ -445,3 +445,18 @@ fn the_writers_choices_become_preference_pairs() {
     let edit = pairs.iter().find(|x| x.kind == PairKind::EditedAfterAccept).expect("an edit pair");
     assert_eq!((edit.chosen.trim(), edit.rejected.as_str(), edit.generation), ("The room was very dark.", " The room was dark.", run[0]));
 }
+
+#[test]
+fn the_change_stamp_moves_with_every_write_from_any_connection() {
+    let (d, mut s) = store();
+    let p = s.create_project("Novel").unwrap();
+    let before = s.change_stamp().unwrap();
+    assert_eq!(s.change_stamp().unwrap(), before, "reading changes nothing");
+    let doc = s.add_document(&p, "Chapter 1", "chapter", "It was dark.", Origin::Typed).unwrap();
+    let after_own = s.change_stamp().unwrap();
+    assert_ne!(after_own, before, "a write through this connection");
+    // A write by another process (the CLI beside the editor) is seen too.
+    let mut other = Store::open(&d.path().join("inkling.db")).unwrap();
+    other.save(&doc, "It was dark. The wind howled.", Origin::Typed).unwrap();
+    assert_ne!(s.change_stamp().unwrap(), after_own, "a write through another connection");
+}
