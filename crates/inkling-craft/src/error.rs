@@ -8,9 +8,6 @@ pub enum CraftError {
     #[error("{file}:{line}:{column}: {message}")]
     Recipe { file: PathBuf, line: usize, column: usize, message: String },
 
-    #[error("the config file {path} cannot be used: {reason}\n  fix it, or point INKLING_CONFIG at another file")]
-    Config { path: PathBuf, reason: String },
-
     #[error("unknown tool `{name}`; the tools are: {known}\n  run `inkling tools` for what each does")]
     UnknownTool { name: String, known: String },
 

@@ -6,7 +6,6 @@
 //!   loads the writer's own).
 //! - [`bans`]: the banned phrases a request gets (the built-in list, less what its prompt
 //!   uses, plus the writer's own).
-//! - [`config`]: the writer's `config.toml`, read there and nowhere else.
 //! - [`context`]: the prompt under a token budget: story text nearest the cursor, story-bible
 //!   entries triggered by it ([`lore`]), memory and the author's note; [`text`] knows where
 //!   text may be cut.
@@ -27,7 +26,6 @@
 
 pub mod bans;
 pub mod carry_on;
-pub mod config;
 pub mod context;
 pub mod diff;
 pub mod error;

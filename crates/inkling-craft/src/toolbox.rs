@@ -74,15 +74,6 @@ impl Toolbox {
     }
 }
 
-/// The writer's recipes folder: `$INKLING_RECIPES`, else `$XDG_CONFIG_HOME/inkling/recipes`,
-/// else `~/.config/inkling/recipes`.
-pub fn recipes_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("INKLING_RECIPES") {
-        return Some(PathBuf::from(d));
-    }
-    Some(crate::config::config_dir()?.join("recipes"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

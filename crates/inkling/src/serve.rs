@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on. Anything but loopback requires an API key.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Port (0 picks a free one; the URL is printed).
-    #[arg(long, short = 'p', default_value_t = 8077)]
-    port: u16,
+    /// Address to listen on (default 127.0.0.1, or `[server] host` in config.toml). Anything
+    /// but loopback requires an API key.
+    #[arg(long)]
+    host: Option<String>,
+    /// Port (default 8077, or `[server] port`; 0 picks a free one; the URL is printed).
+    #[arg(long, short = 'p')]
+    port: Option<u16>,
     /// A file holding the API key clients must send as `Authorization: Bearer KEY`
-    /// (else $INKLING_SERVER_KEY). Required to listen beyond this machine.
+    /// (else $INKLING_SERVER_KEY, else `[server] key_file`). Required to listen beyond this machine.
     #[arg(long)]
     key_file: Option<PathBuf>,
     /// The project database (default: inkling.db in the data folder, ~/.local/share/inkling on Linux), the same one `inkling project` uses.
@@ -47,16 +48,22 @@ pub struct ServeArgs {
 }
 
 pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
-    let api_key = match &args.key_file {
-        Some(f) => Some(crate::models::read_key_file(f, "--key-file")?),
-        None => std::env::var("INKLING_SERVER_KEY").ok(),
+    // Flags over the environment over the config file's [server] section.
+    let file = &crate::config::file().server;
+    let api_key = match (&args.key_file, &crate::config::env().server_key, &file.key_file) {
+        (Some(f), _, _) => Some(crate::models::read_key_file(f, "--key-file")?),
+        (None, Some(k), _) => Some(k.clone()),
+        (None, None, Some(f)) => Some(crate::models::read_key_file(f, "[server] key_file in config.toml")?),
+        (None, None, None) => None,
     }
     .filter(|k| !k.is_empty());
-    let ip: std::net::IpAddr = match args.host.as_str() {
+    let host = args.host.clone().or_else(|| file.host.clone()).unwrap_or_else(|| crate::config::HOST.into());
+    let port = args.port.or(file.port).unwrap_or(crate::config::PORT);
+    let ip: std::net::IpAddr = match host.as_str() {
         "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
         h => h.parse().with_context(|| format!("`{h}` is not an IP address to listen on (e.g. 127.0.0.1 or 0.0.0.0)"))?,
     };
-    let addr = SocketAddr::new(ip, args.port);
+    let addr = SocketAddr::new(ip, port);
     if let Err(e) = inkling_server::check_bind(&addr, api_key.as_deref()) {
         // The library cannot know this binary's flags; they are named here.
         bail!("{e}: start with --key-file FILE (or set INKLING_SERVER_KEY), or --host 127.0.0.1");
@@ -77,7 +84,7 @@ pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
         cors_origins: args.cors_origin.clone(),
         db: crate::project::db_or_default(args.db.as_deref()),
         model_id,
-        bans: crate::config::config()?.bans.clone(),
+        bans: crate::config::file().bans.clone(),
         web_dir: args.web_dir.clone(),
     };
     let db = config.db.clone();

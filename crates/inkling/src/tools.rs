@@ -107,7 +107,7 @@ pub struct ToolsArgs {
 }
 
 pub fn toolbox() -> Result<Toolbox> {
-    Ok(Toolbox::load(inkling_craft::toolbox::recipes_dir().as_deref())?)
+    Ok(Toolbox::load(crate::config::places().recipes.as_deref())?)
 }
 
 /// `inkling tools`
@@ -134,7 +134,7 @@ pub fn list(args: ToolsArgs) -> Result<()> {
         }
     }
     println!("\nproofread    Grammar, spelling, punctuation and style by rule (harper), with fixes.");
-    if let Some(dir) = inkling_craft::toolbox::recipes_dir() {
+    if let Some(dir) = &crate::config::places().recipes {
         println!("\nYour own recipes (*.toml) in {} add tools or replace these; `inkling tools --show NAME` prints one to start from.", dir.display());
     }
     Ok(())

@@ -139,6 +139,9 @@ pub fn train(model: &ModelArgs, cmd: TrainCommand) -> Result<()> {
         config.optimizer.grad_clip = a.grad_clip;
         Pretraining::start(&corpus, config, &a.out)?
     };
+    if let Some(n) = model.threads {
+        run.set_threads(n);
+    }
     let c = run.config.clone();
     eprintln!(
         "{} parameters, {:?} tokenizer with {} tokens; {} training and {} validation tokens; {} iterations of {}x{} tokens{}",
@@ -189,8 +192,8 @@ pub fn train(model: &ModelArgs, cmd: TrainCommand) -> Result<()> {
     Ok(())
 }
 
-/// Applies `--threads` to training: candle sizes its worker pool from this variable when the
-/// first tensor operation runs.
+/// Applies `--threads` to candle's own operations: candle sizes its worker pool from this
+/// variable when the first tensor operation runs. (The steps' own threads are set on the run.)
 fn use_threads(model: &ModelArgs) {
     if let Some(n) = model.threads {
         // SAFETY: called first thing in a command, before any other thread exists to read the

@@ -11,13 +11,17 @@ use std::process::Command;
 #[test]
 fn the_binder_drafts_a_chapter_beat_by_beat_and_only_over_words_when_asked() {
     let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
-    if !m.is_present() {
+    if !m.is_present_in(&inkling_engine::testing::models_dir()) {
         assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
         eprintln!("skipping: {} is not fetched", m.name);
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(Command::new(env!("CARGO_BIN_EXE_inkling")).args(["--model", m.path().to_str().unwrap(), "serve", "--port", "0", "--db"]).arg(dir.path().join("inkling.db")));
+    let s = Server::start(
+        Command::new(env!("CARGO_BIN_EXE_inkling"))
+            .args(["--model", m.path_in(&inkling_engine::testing::models_dir()).to_str().unwrap(), "serve", "--port", "0", "--db"])
+            .arg(dir.path().join("inkling.db")),
+    );
     assert_eq!(s.call("POST", "/api/projects", Some(json!({"name": "Saga"}))).0, 201);
     let p = "/api/projects/Saga";
     s.call("PUT", &format!("{p}/book/synopsis"), Some(json!({"text": "Mara keeps the lighthouse on a cold northern island. One night a ship breaks on the rocks."})));

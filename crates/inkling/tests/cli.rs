@@ -310,6 +310,45 @@ fn banned_phrases_come_from_the_request_the_config_file_and_the_project() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("not a valid regular expression"));
 }
 
+/// The config file's model, sampling, server and projects settings are used without flags,
+/// under flags and their variables, and `config show` names where each came from.
+#[test]
+fn the_config_file_sets_the_model_sampling_and_database_and_show_names_each_source() {
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("config.toml"), "[model]\nname = \"../tiny.gguf\"\n[sampling]\nmax_tokens = 3\n[server]\nport = 9123\n[projects]\ndb = \"books.db\"\n").unwrap();
+    let tokens = |o: &Output| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&stdout(o)).unwrap();
+        v["candidates"][0]["completion_tokens"].as_u64().unwrap()
+    };
+    assert_eq!(tokens(&f.run(&["generate", "the", "--ignore-eos", "--json"], None)), 3, "model and max_tokens from the file");
+    assert_eq!(tokens(&f.run(&["generate", "the", "--ignore-eos", "--json", "--max-tokens", "5"], None)), 5, "a flag wins over the file");
+    assert!(f.run(&["project", "new", "book"], None).status.success());
+    assert!(home.join("books.db").is_file(), "[projects] db, relative to the config file's folder");
+
+    let show = |extra_env: Option<(&str, &str)>, args: &[&str]| -> serde_json::Value {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_inkling"));
+        cmd.env("INKLING_HOME", &home).env_remove("INKLING_MODEL").env_remove("INKLING_DB").args(args).args(["config", "show", "--json"]);
+        if let Some((k, v)) = extra_env {
+            cmd.env(k, v);
+        }
+        let v: serde_json::Value = serde_json::from_str(&stdout(&cmd.output().unwrap())).unwrap();
+        let settings = v["settings"].as_array().unwrap();
+        settings.iter().map(|s| (s["key"].as_str().unwrap().to_string(), serde_json::json!([s["value"], s["from"]]))).collect::<serde_json::Map<_, _>>().into()
+    };
+    let s = show(None, &[]);
+    assert_eq!(s["model.name"][1], "config file");
+    assert!(s["model.name"][0].as_str().unwrap().ends_with("tiny.gguf"), "{s}");
+    assert_eq!(s["sampling.max_tokens"], serde_json::json!(["3", "config file"]));
+    assert_eq!(s["sampling.temperature"], serde_json::json!(["0.8", "built-in"]));
+    assert_eq!(s["server.port"], serde_json::json!(["9123", "config file"]));
+    assert_eq!(s["projects.db"][1], "config file");
+    assert_eq!(show(Some(("INKLING_MODEL", "smollm2-135m-instruct")), &[])["model.name"], serde_json::json!(["smollm2-135m-instruct", "INKLING_MODEL"]));
+    assert_eq!(show(Some(("INKLING_MODEL", "smollm2-135m-instruct")), &["--model", "gemma3-270m"])["model.name"], serde_json::json!(["gemma3-270m", "--model"]));
+    assert_eq!(show(Some(("INKLING_DB", "/tmp/elsewhere.db")), &[])["projects.db"], serde_json::json!(["/tmp/elsewhere.db", "INKLING_DB"]));
+}
+
 /// `--show-alternatives`: every generated token with the model's ten likeliest choices, in
 /// order, as JSON and as a table after the text.
 #[test]

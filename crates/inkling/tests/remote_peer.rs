@@ -24,11 +24,23 @@ fn peer() -> Option<Peer> {
         return None;
     };
     let model = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
-    assert!(model.is_present(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
+    assert!(model.is_present_in(&inkling_engine::testing::models_dir()), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/llama_server.py");
     let child = Command::new(python)
-        .args([script, "--model", model.path().to_str().unwrap(), "--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "2048", "--model_alias", "smollm2"])
+        .args([
+            script,
+            "--model",
+            model.path_in(&inkling_engine::testing::models_dir()).to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            "smollm2",
+        ])
         .env("INKLING_LLAMA_NO_EXTRA_BUFTS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

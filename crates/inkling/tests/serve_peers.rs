@@ -26,8 +26,8 @@ impl Drop for Server {
 
 fn model(dir: &Path) -> PathBuf {
     let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
-    if m.is_present() {
-        return m.path();
+    if m.is_present_in(&inkling_engine::testing::models_dir()) {
+        return m.path_in(&inkling_engine::testing::models_dir());
     }
     assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
     let path = dir.join("tiny.gguf");

@@ -145,8 +145,8 @@ fn finetuning_on_a_project_learns_from_its_documents() {
 
 fn small_model() -> Option<PathBuf> {
     let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
-    if m.is_present() {
-        return Some(m.path());
+    if m.is_present_in(&inkling_engine::testing::models_dir()) {
+        return Some(m.path_in(&inkling_engine::testing::models_dir()));
     }
     assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
     eprintln!("skipping: the small real model is not downloaded (`inkling model pull smollm2-135m-instruct`)");
