@@ -4,8 +4,9 @@
 //! language, Chinese included. `.ci/run` sets INKLING_REQUIRE_REAL_MODEL=1 so these cannot
 //! silently skip in CI.
 
+use inkling_catalog as catalog;
 use inkling_craft::{StoryContext, ToolOutput, ToolRequest, Toolbox, run};
-use inkling_engine::{Engine, EngineConfig, catalog};
+use inkling_engine::{Engine, EngineConfig};
 use std::sync::OnceLock;
 
 fn load(name: &str) -> Option<Engine> {

@@ -46,9 +46,6 @@ pub enum EngineError {
     #[error("chat template error: {0}")]
     Template(String),
 
-    #[error("model fetch failed: {0}")]
-    Fetch(String),
-
     #[error("remote model: {0}")]
     Remote(String),
 
@@ -85,7 +82,7 @@ pub enum Remedy {
 impl EngineError {
     pub fn remedy(&self) -> Option<Remedy> {
         match self {
-            EngineError::ModelNotFound { .. } | EngineError::BadGguf { .. } | EngineError::Fetch(_) => Some(Remedy::ModelFile),
+            EngineError::ModelNotFound { .. } | EngineError::BadGguf { .. } => Some(Remedy::ModelFile),
             EngineError::PromptTooLong { .. } => Some(Remedy::ContextLength),
             EngineError::AdapterMismatch { .. } => Some(Remedy::BaseModel),
             EngineError::RemoteSetting { remedy, .. } => Some(*remedy),

@@ -7,7 +7,6 @@
 //!   chat template.
 //! - [`sampling`] is the sampler chain; [`stream`] turns tokens into whole characters and
 //!   enforces stop strings; [`engine`] ties them into `Engine::generate`.
-//! - [`catalog`] names the models inkling knows and fetches them.
 //!
 //! Invariants: the engine never panics on user input (bad files, prompts and settings are
 //! [`EngineError`]s); streamed text is always whole UTF-8 characters; a stop string never
@@ -16,7 +15,6 @@
 pub mod adapter;
 pub mod backend;
 pub mod bans;
-pub mod catalog;
 pub mod chat;
 pub mod constraint;
 mod disjoint;

@@ -2,7 +2,7 @@
 //! `.ci/run` fetches the default model and sets INKLING_REQUIRE_REAL_MODEL=1 so these cannot
 //! silently skip in CI; offline developer runs skip them with a note.
 
-use inkling_engine::catalog;
+use inkling_catalog as catalog;
 use inkling_engine::{ChatMessage, Engine, EngineConfig, FinishReason, GenerateRequest, Prompt, SamplingConfig};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -79,7 +79,7 @@ fn chat_template_is_applied_and_the_answer_ends() {
 #[test]
 fn chinese_and_mixed_text_round_trips_through_every_real_tokenizer() {
     let samples = ["今天天气很好，我想去公园散步。", "她推开窗，看见远处的山在雾里若隐若现。", "Mixed 中文 and English, with emoji 🌧️ and   spaces\n\n", "《红楼梦》第一回：甄士隐梦幻识通灵"];
-    for name in catalog::CATALOG.iter().map(|m| m.name) {
+    for name in catalog::names() {
         let Some(p) = model_path(name) else { continue };
         let file = inkling_engine::gguf::GgufFile::open(&p).unwrap();
         let t = inkling_engine::Tokenizer::from_gguf(&file).unwrap();

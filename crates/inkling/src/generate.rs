@@ -287,7 +287,7 @@ pub fn generate(model: &ModelArgs, args: GenerateArgs) -> Result<()> {
         bail!("the prompt is empty: give the model some text to continue");
     }
     let engine = models::backend(model)?;
-    if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &text) {
+    if let Some(note) = inkling_catalog::language_note(&engine.info().file, &text) {
         eprintln!("{note}");
     }
     let prompt = if args.instruct { Prompt::Chat(vec![ChatMessage::new("user", &text)]) } else { Prompt::Text(text) };

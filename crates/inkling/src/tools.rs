@@ -195,7 +195,7 @@ pub fn run_tool(top_model: &ModelArgs, argv: Vec<String>) -> Result<()> {
         voice: !args.no_voice,
     };
     let engine = models::backend(&args.model.or(top_model))?;
-    if let Some(note) = inkling_engine::catalog::language_note(&engine.info().file, &request.text) {
+    if let Some(note) = inkling_catalog::language_note(&engine.info().file, &request.text) {
         eprintln!("{note}");
     }
     let prepared = prepare(recipe, engine.as_ref(), &request)?;

@@ -10,7 +10,7 @@ use std::process::Command;
 
 #[test]
 fn the_binder_drafts_a_chapter_beat_by_beat_and_only_over_words_when_asked() {
-    let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
+    let m = inkling_catalog::find(inkling_catalog::SMALL_MODEL).unwrap();
     if !m.is_present_in(&inkling_engine::testing::models_dir()) {
         assert!(std::env::var("INKLING_REQUIRE_REAL_MODEL").is_err(), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
         eprintln!("skipping: {} is not fetched", m.name);

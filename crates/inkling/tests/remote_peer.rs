@@ -23,7 +23,7 @@ fn peer() -> Option<Peer> {
         eprintln!("skipping: INKLING_LLAMA_SERVER_PYTHON is not set (.ci/run sets it after installing llama-cpp-python[server])");
         return None;
     };
-    let model = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
+    let model = inkling_catalog::find(inkling_catalog::SMALL_MODEL).unwrap();
     assert!(model.is_present_in(&inkling_engine::testing::models_dir()), "the small real model is missing; run `inkling model pull smollm2-135m-instruct`");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/llama_server.py");

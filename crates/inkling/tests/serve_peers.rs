@@ -25,7 +25,7 @@ impl Drop for Server {
 }
 
 fn model(dir: &Path) -> PathBuf {
-    let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
+    let m = inkling_catalog::find(inkling_catalog::SMALL_MODEL).unwrap();
     if m.is_present_in(&inkling_engine::testing::models_dir()) {
         return m.path_in(&inkling_engine::testing::models_dir());
     }

@@ -144,7 +144,7 @@ fn finetuning_on_a_project_learns_from_its_documents() {
 }
 
 fn small_model() -> Option<PathBuf> {
-    let m = inkling_engine::catalog::find(inkling_engine::catalog::SMALL_MODEL).unwrap();
+    let m = inkling_catalog::find(inkling_catalog::SMALL_MODEL).unwrap();
     if m.is_present_in(&inkling_engine::testing::models_dir()) {
         return Some(m.path_in(&inkling_engine::testing::models_dir()));
     }

@@ -57,7 +57,7 @@ fn settings(cli: &ModelArgs) -> Vec<Setting> {
     let remote = cli.backend.as_deref().or(m.backend.as_deref()) == Some("openai") || cli.base_url.is_some() || m.base_url.is_some();
     let db = crate::project::default_db_path();
     vec![
-        layered("model.name", cli.model.clone(), Some("INKLING_MODEL"), m.name.clone(), Some(inkling_engine::catalog::DEFAULT_MODEL.into())),
+        layered("model.name", cli.model.clone(), Some("INKLING_MODEL"), m.name.clone(), Some(inkling_catalog::DEFAULT_MODEL.into())),
         layered("model.adapter", path(&cli.adapter), Some("INKLING_ADAPTER"), path(&m.adapter), None),
         layered("model.threads", shown(&cli.threads), None, shown(&m.threads), Some("all cores".into())),
         layered("model.ctx", shown(&cli.ctx), None, shown(&m.ctx), Some("the model's, at most 8192".into())),
