@@ -599,7 +599,45 @@ impl Engine {
         let grammars: Vec<Option<JsonGrammar>> = setups.iter_mut().map(|s| s.as_mut().ok().and_then(|s| s.grammar.take())).collect();
         let bans: Vec<Option<Bans>> = setups.iter_mut().map(|s| s.as_mut().ok().and_then(|s| s.bans.take())).collect();
         let vocab_bytes = grammars.iter().any(Option::is_some).then(|| self.vocab_bytes.get_or_init(|| (0..self.tokenizer.vocab_size() as u32).map(|t| self.tokenizer.token_bytes(t)).collect()));
-        let mut streams: Vec<Stream> = Vec::new();
+        let mut streams = self.fork_streams(requests, &mut setups, &grammars, &bans);
+        let mut first_token_ms: Vec<Option<f64>> = vec![None; requests.len()];
+        let mut cancelled: Vec<bool> = setups.iter().map(|s| s.as_ref().is_ok_and(|s| s.cancelled)).collect();
+        let mut mask = Vec::new();
+        let t1 = Instant::now();
+        loop {
+            for s in streams.iter_mut().filter(|s| s.finished.is_none()) {
+                let ri = s.req;
+                let Ok(su) = &setups[ri] else { continue };
+                let mut ctx = RowContext {
+                    request: &requests[ri],
+                    max_tokens: su.max_tokens,
+                    vocab_bytes,
+                    prefill_logits: &su.logits,
+                    mask: &mut mask,
+                    cancelled: &mut cancelled[ri],
+                    on_text: &mut |candidate, text, logprobs| on_event(ri, Event::Text { candidate, text, logprobs }),
+                    start: t0,
+                    first_token_ms: &mut first_token_ms[ri],
+                };
+                self.sample_rows(s, &mut ctx);
+                if let Some(reason) = s.finished {
+                    self.retire(s, reason, &mut |e| on_event(ri, e));
+                }
+            }
+            if streams.iter().all(|s| s.finished.is_some()) {
+                break;
+            }
+            self.forward_live(&mut streams, requests, &setups, &cancelled);
+        }
+        let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
+        self.keep_prefix(&streams);
+        results(requests.len(), setups, streams, first_token_ms, decode_ms)
+    }
+
+    /// Each request's `n` candidates: the prompt's cache forked `n - 1` times (the last
+    /// candidate takes the original), one seeded sampler each (seed + i).
+    fn fork_streams<'a>(&self, requests: &'a [GenerateRequest], setups: &mut [Result<Setup>], grammars: &'a [Option<JsonGrammar>], bans: &'a [Option<Bans>]) -> Vec<Stream<'a>> {
+        let mut streams = Vec::new();
         for (ri, setup) in setups.iter_mut().enumerate() {
             let Ok(su) = setup else { continue };
             let request = &requests[ri];
@@ -631,49 +669,29 @@ impl Engine {
                 });
             }
         }
-        let mut first_token_ms: Vec<Option<f64>> = vec![None; requests.len()];
-        let mut cancelled: Vec<bool> = setups.iter().map(|s| s.as_ref().is_ok_and(|s| s.cancelled)).collect();
-        let mut mask = Vec::new();
-        let t1 = Instant::now();
-        loop {
-            for s in streams.iter_mut().filter(|s| s.finished.is_none()) {
-                let ri = s.req;
-                let Ok(su) = &setups[ri] else { continue };
-                let mut ctx = RowContext {
-                    request: &requests[ri],
-                    max_tokens: su.max_tokens,
-                    vocab_bytes,
-                    prefill_logits: &su.logits,
-                    mask: &mut mask,
-                    cancelled: &mut cancelled[ri],
-                    on_text: &mut |candidate, text, logprobs| on_event(ri, Event::Text { candidate, text, logprobs }),
-                    start: t0,
-                    first_token_ms: &mut first_token_ms[ri],
-                };
-                self.sample_rows(s, &mut ctx);
-                if let Some(reason) = s.finished {
-                    let tail = s.text.finish();
-                    // A ban at the very end (the length ran out, or it was cancelled, right
-                    // after one) was cut off with the tokens it began in.
-                    if s.text.tokens() < s.generated.len() {
-                        self.truncate_answer(s, s.text.tokens());
-                    }
-                    let logprobs = &s.logprobs[s.logprobs_sent.min(s.logprobs.len())..];
-                    if !tail.is_empty() || !logprobs.is_empty() {
-                        on_event(ri, Event::Text { candidate: s.candidate, text: &tail, logprobs });
-                    }
-                    s.logprobs_sent = s.logprobs.len();
-                    on_event(ri, Event::Finished { candidate: s.candidate, reason });
-                }
-            }
-            if streams.iter().all(|s| s.finished.is_some()) {
-                break;
-            }
-            self.forward_live(&mut streams, requests, &setups, &cancelled);
+        streams
+    }
+
+    /// A candidate that just finished: the text it still held back and its last
+    /// log-probabilities go out, then `Finished`.
+    fn retire(&self, s: &mut Stream<'_>, reason: FinishReason, on_event: &mut dyn FnMut(Event<'_>) -> bool) {
+        let tail = s.text.finish();
+        // A ban at the very end (the length ran out, or it was cancelled, right after one)
+        // was cut off with the tokens it began in.
+        if s.text.tokens() < s.generated.len() {
+            self.truncate_answer(s, s.text.tokens());
         }
-        let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
-        // Keep the first request's first candidate's cache for the next prompt (the writer often
-        // continues it).
+        let logprobs = &s.logprobs[s.logprobs_sent.min(s.logprobs.len())..];
+        if !tail.is_empty() || !logprobs.is_empty() {
+            on_event(Event::Text { candidate: s.candidate, text: &tail, logprobs });
+        }
+        s.logprobs_sent = s.logprobs.len();
+        on_event(Event::Finished { candidate: s.candidate, reason });
+    }
+
+    /// Keeps the first request's first candidate's cache for the next prompt (the writer
+    /// often continues it).
+    fn keep_prefix(&self, streams: &[Stream<'_>]) {
         if let Some(s) = streams.first().filter(|s| s.offset == 0) {
             let mut tokens = s.history.clone();
             tokens.truncate(s.cache.len());
@@ -682,52 +700,6 @@ impl Engine {
                 *p = Some(PrefixCache { tokens, cache });
             }
         }
-        let mut by_request: Vec<Vec<Candidate>> = requests.iter().map(|_| Vec::new()).collect();
-        let mut stats: Vec<(usize, usize, BanStats)> = vec![(0, 0, BanStats::default()); requests.len()];
-        for s in streams {
-            let st = &mut stats[s.req];
-            st.0 += s.draft.drafted_total;
-            st.1 += s.draft.accepted_total;
-            st.2.add(&s.bans);
-            by_request[s.req].push(Candidate {
-                index: s.candidate,
-                text: s.text.text().to_string(),
-                finish_reason: s.finished.unwrap_or(FinishReason::Length),
-                completion_tokens: s.generated.len(),
-                tokens: s.generated,
-                logprobs: s.logprobs,
-            });
-        }
-        setups
-            .into_iter()
-            .zip(by_request)
-            .zip(first_token_ms)
-            .zip(stats)
-            .map(|(((setup, candidates), first), (draft_tokens, draft_accepted, bans))| {
-                let su = setup?;
-                let generated: usize = candidates.iter().map(|c| c.completion_tokens).sum();
-                let computed = su.computed;
-                Ok(Generation {
-                    candidates,
-                    prompt_tokens: su.prompt.len(),
-                    seed: su.seed,
-                    timings: Timings {
-                        prompt_tokens_computed: computed,
-                        prompt_tokens_reused: su.reused,
-                        prompt_ms: su.prompt_ms,
-                        time_to_first_token_ms: first.unwrap_or(su.prompt_ms),
-                        decode_ms,
-                        prompt_tokens_per_s: computed as f64 / (su.prompt_ms / 1e3).max(1e-9),
-                        decode_tokens_per_s: generated as f64 / (decode_ms / 1e3).max(1e-9),
-                        draft_tokens,
-                        draft_accepted,
-                        ban_rewinds: bans.rewinds,
-                        ban_rewound_tokens: bans.rewound_tokens,
-                        ban_deepest_rewind: bans.deepest,
-                    },
-                })
-            })
-            .collect()
     }
 
     /// Samples from the rows of the last forward pass in turn: the first, then the next while
@@ -1047,6 +1019,57 @@ fn breaks_utf8(pending: &[u8], token: &[u8]) -> bool {
         std::borrow::Cow::Owned([pending, token].concat())
     };
     matches!(std::str::from_utf8(&joined), Err(e) if e.error_len().is_some())
+}
+
+/// One `Generation` per request from its finished candidates, with its timings; a request
+/// whose setup failed gets its error.
+fn results(n_requests: usize, setups: Vec<Result<Setup>>, streams: Vec<Stream<'_>>, first_token_ms: Vec<Option<f64>>, decode_ms: f64) -> Vec<Result<Generation>> {
+    let mut by_request: Vec<Vec<Candidate>> = (0..n_requests).map(|_| Vec::new()).collect();
+    let mut stats: Vec<(usize, usize, BanStats)> = vec![(0, 0, BanStats::default()); n_requests];
+    for s in streams {
+        let st = &mut stats[s.req];
+        st.0 += s.draft.drafted_total;
+        st.1 += s.draft.accepted_total;
+        st.2.add(&s.bans);
+        by_request[s.req].push(Candidate {
+            index: s.candidate,
+            text: s.text.text().to_string(),
+            finish_reason: s.finished.unwrap_or(FinishReason::Length),
+            completion_tokens: s.generated.len(),
+            tokens: s.generated,
+            logprobs: s.logprobs,
+        });
+    }
+    setups
+        .into_iter()
+        .zip(by_request)
+        .zip(first_token_ms)
+        .zip(stats)
+        .map(|(((setup, candidates), first), (draft_tokens, draft_accepted, bans))| {
+            let su = setup?;
+            let generated: usize = candidates.iter().map(|c| c.completion_tokens).sum();
+            let computed = su.computed;
+            Ok(Generation {
+                candidates,
+                prompt_tokens: su.prompt.len(),
+                seed: su.seed,
+                timings: Timings {
+                    prompt_tokens_computed: computed,
+                    prompt_tokens_reused: su.reused,
+                    prompt_ms: su.prompt_ms,
+                    time_to_first_token_ms: first.unwrap_or(su.prompt_ms),
+                    decode_ms,
+                    prompt_tokens_per_s: computed as f64 / (su.prompt_ms / 1e3).max(1e-9),
+                    decode_tokens_per_s: generated as f64 / (decode_ms / 1e3).max(1e-9),
+                    draft_tokens,
+                    draft_accepted,
+                    ban_rewinds: bans.rewinds,
+                    ban_rewound_tokens: bans.rewound_tokens,
+                    ban_deepest_rewind: bans.deepest,
+                },
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
