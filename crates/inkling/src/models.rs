@@ -6,7 +6,8 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use inkling_catalog::{self as catalog, CatalogModel, FetchProgress};
 use inkling_engine::gguf::GgufFile;
-use inkling_engine::{Backend, Engine, EngineConfig, ModelInfo, RemoteBackend, RemoteConfig};
+use inkling_engine::{Backend, Engine, EngineConfig, ModelInfo};
+use inkling_remote::{RemoteBackend, RemoteConfig};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]

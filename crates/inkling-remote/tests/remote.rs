@@ -1,7 +1,8 @@
 //! The remote backend against a fault-injecting OpenAI-compatible server written here: the
 //! happy path (streaming, n, the fields sent), and every failure a writer will meet.
 
-use inkling_engine::{Backend, EngineError, Event, FinishReason, GenerateRequest, Prompt, RemoteBackend, RemoteConfig};
+use inkling_engine::{Backend, EngineError, Event, FinishReason, GenerateRequest, Prompt};
+use inkling_remote::{RemoteBackend, RemoteConfig};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};

@@ -15,10 +15,8 @@
 //!   token) so context budgets stay safe.
 //! - The API key is sent as a bearer token and never printed: `RemoteConfig`'s `Debug` hides it.
 
-use crate::backend::Backend;
-use crate::engine::{Candidate, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Timings};
-use crate::error::{EngineError, Result};
 use inkling_api as api;
+use inkling_engine::{Backend, Candidate, EngineError, Event, FinishReason, GenerateRequest, Generation, ModelInfo, Prompt, Result, Timings};
 use std::io::BufRead;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -97,7 +95,7 @@ struct Failure {
     retry: bool,
     after: Option<Duration>,
     /// A setting the caller can change to get past it.
-    remedy: Option<crate::error::Remedy>,
+    remedy: Option<inkling_engine::Remedy>,
 }
 
 impl RemoteBackend {
@@ -122,7 +120,7 @@ impl RemoteBackend {
         let card = match &backend.config.model {
             Some(m) => models.iter().find(|c| &c.id == m).cloned().unwrap_or(api::ModelCard { id: m.clone(), ..api::ModelCard::default() }),
             None => {
-                models.first().cloned().ok_or_else(|| EngineError::RemoteSetting { message: format!("{} serves no models", backend.config.base_url), remedy: crate::error::Remedy::RemoteModel })?
+                models.first().cloned().ok_or_else(|| EngineError::RemoteSetting { message: format!("{} serves no models", backend.config.base_url), remedy: inkling_engine::Remedy::RemoteModel })?
             }
         };
         if backend.config.context.is_none()
@@ -392,7 +390,7 @@ fn check_status(url: &str, resp: reqwest::blocking::Response) -> Result<reqwest:
     let body = resp.text().unwrap_or_default();
     let detail = serde_json::from_str::<api::ErrorResponse>(&body).map(|e| e.error.message).unwrap_or_else(|_| snippet(&body));
     let code = status.as_u16();
-    use crate::error::Remedy;
+    use inkling_engine::Remedy;
     let (message, remedy) = match code {
         401 | 403 => (format!("{url} refused the API key ({status}): {detail}"), Some(Remedy::ApiKey)),
         404 => (format!("{url} was not found ({status}): the base URL should end in /v1, and the model must be one it serves: {detail}"), Some(Remedy::ServerAddress)),
@@ -458,7 +456,7 @@ impl Backend for RemoteBackend {
     }
 
     fn generate(&self, request: &GenerateRequest, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
-        match crate::bans::Bans::compile(&request.banned_strings, &request.banned_regex)? {
+        match inkling_engine::bans::Bans::compile(&request.banned_strings, &request.banned_regex)? {
             None => self.generate_unchecked(request, on_event),
             Some(bans) => self.generate_checked(request, &bans, on_event),
         }
@@ -474,7 +472,7 @@ impl RemoteBackend {
     /// checked when it ends, and one holding a banned phrase is asked for again with another
     /// seed, up to [`REMOTE_BAN_RETRIES`] times, then cut before the phrase (finish reason
     /// `Banned`). So nothing banned is shown, its text is held back until it is checked.
-    fn generate_checked(&self, request: &GenerateRequest, bans: &crate::bans::Bans, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
+    fn generate_checked(&self, request: &GenerateRequest, bans: &inkling_engine::bans::Bans, on_event: &mut dyn FnMut(Event<'_>) -> bool) -> Result<Generation> {
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| {
             tracing::warn!("a remote server cannot take tokens back: banned phrases are checked after each answer, which is asked for again when it holds one, and text is shown once checked")
@@ -482,7 +480,7 @@ impl RemoteBackend {
         let mut g = self.generate_unchecked(request, &mut |_| true)?;
         let mut cache = bans.cache();
         let mut hit = |text: &str| match bans.scan(&mut cache, text, 0, true) {
-            crate::bans::Scan::Hit { start, .. } => Some(start),
+            inkling_engine::bans::Scan::Hit { start, .. } => Some(start),
             _ => None,
         };
         for c in g.candidates.iter_mut() {
