@@ -7,6 +7,8 @@
 //!   chat template.
 //! - [`sampling`] is the sampler chain; [`stream`] turns tokens into whole characters and
 //!   enforces stop strings; [`engine`] ties them into `Engine::generate`.
+//! - [`wire`] converts to and from the OpenAI-compatible wire types, for the server and the
+//!   remote backend alike.
 //!
 //! Invariants: the engine never panics on user input (bad files, prompts and settings are
 //! [`EngineError`]s); streamed text is always whole UTF-8 characters; a stop string never
@@ -31,6 +33,7 @@ pub mod speculative;
 pub mod stream;
 pub mod testing;
 pub mod tokenizer;
+pub mod wire;
 
 pub use backend::Backend;
 pub use chat::{ChatMessage, ChatTemplate};

@@ -271,7 +271,7 @@ impl RemoteBackend {
                 if let Some(r) = c.finish_reason.as_deref()
                     && reasons[i].is_none()
                 {
-                    let reason = if r == "length" { FinishReason::Length } else { FinishReason::Stop };
+                    let reason = FinishReason::from(r);
                     reasons[i] = Some(reason);
                     on_event(Event::Finished { candidate: first + i, reason });
                 }
@@ -300,17 +300,7 @@ impl RemoteBackend {
     }
 
     fn body(&self, r: &GenerateRequest, n: usize, seed: Option<u64>) -> (String, serde_json::Value) {
-        let s = &r.sampling;
-        let sampling = api::Sampling {
-            temperature: Some(s.temperature),
-            top_p: Some(s.top_p),
-            top_k: (s.top_k > 0).then_some(s.top_k as i64),
-            min_p: (s.min_p > 0.0).then_some(s.min_p),
-            repetition_penalty: (s.repeat_penalty != 1.0).then_some(s.repeat_penalty),
-            presence_penalty: (s.presence_penalty != 0.0).then_some(s.presence_penalty),
-            frequency_penalty: (s.frequency_penalty != 0.0).then_some(s.frequency_penalty),
-            seed,
-        };
+        let sampling = api::Sampling { seed, ..api::Sampling::from(&r.sampling) };
         let as_object = self.schema_as_json_object.load(std::sync::atomic::Ordering::Relaxed);
         let strict = r.json_schema.as_ref().map(require_every_property);
         let response_format = strict.as_ref().map(|schema| {
@@ -339,7 +329,7 @@ impl RemoteBackend {
                 (format!("{}/completions", self.config.base_url), serde_json::to_value(body).unwrap_or_default())
             }
             Prompt::Chat(m) => {
-                let mut messages: Vec<api::Message> = m.iter().map(|m| api::Message { role: m.role.clone(), content: m.content.clone() }).collect();
+                let mut messages: Vec<api::Message> = m.iter().map(api::Message::from).collect();
                 let prefill = !r.prefill.is_empty();
                 if prefill {
                     messages.push(api::Message { role: "assistant".into(), content: r.prefill.clone() });

@@ -70,12 +70,7 @@ async fn chat(State(s): State<AppState>, Body(req): Body<ChatRequest>) -> ApiRes
     }
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
-        let role = match m.role.as_str() {
-            "developer" => "system",
-            r @ ("system" | "user" | "assistant") => r,
-            other => return Err(ApiError::BadRequest(format!("unknown message role `{other}`; use system, user or assistant"))),
-        };
-        messages.push(ChatMessage::new(role, &m.content));
+        messages.push(ChatMessage::try_from(m).map_err(ApiError::BadRequest)?);
     }
     let logprobs = match (&req.params.logprobs, req.params.top_logprobs) {
         (Some(Value::Bool(true)), top) => Some(top.unwrap_or(0)),
@@ -101,36 +96,6 @@ fn check_model(s: &AppState, name: &str) -> ApiResult<()> {
     if s.serves(name) { Ok(()) } else { Err(ApiError::NotFound(format!("model `{name}` is not served here; this server serves `{}` (GET /v1/models)", s.config.model_id))) }
 }
 
-/// OpenAI's sampling semantics: temperature 1 and nothing else unless asked.
-fn sampling(p: &GenerationParams) -> ApiResult<SamplingConfig> {
-    let mut c = SamplingConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, ..SamplingConfig::greedy() };
-    let s = &p.sampling;
-    if let Some(t) = s.temperature {
-        c.temperature = t;
-    }
-    if let Some(v) = s.top_p {
-        c.top_p = v;
-    }
-    if let Some(k) = s.top_k {
-        // vLLM uses -1 for "off".
-        c.top_k = usize::try_from(k).unwrap_or(0);
-    }
-    if let Some(v) = s.min_p {
-        c.min_p = v;
-    }
-    if let Some(v) = s.repetition_penalty {
-        c.repeat_penalty = v;
-    }
-    if let Some(v) = s.presence_penalty {
-        c.presence_penalty = v;
-    }
-    if let Some(v) = s.frequency_penalty {
-        c.frequency_penalty = v;
-    }
-    c.validate().map_err(ApiError::BadRequest)?;
-    Ok(c)
-}
-
 fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Option<usize>, default_max: usize) -> ApiResult<Plan> {
     let schema = match &p.response_format {
         None => None,
@@ -145,7 +110,7 @@ fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Opti
         n: p.n.unwrap_or(1),
         max_tokens: p.max_tokens.unwrap_or(default_max),
         min_tokens: p.min_tokens.unwrap_or(0),
-        sampling: sampling(p)?,
+        sampling: SamplingConfig::try_from(&p.sampling).map_err(ApiError::BadRequest)?,
         stop: p.stop.clone(),
         seed: p.sampling.seed,
         json_schema: schema,
@@ -166,16 +131,6 @@ fn plan(endpoint: Endpoint, prompt: Prompt, p: &GenerationParams, logprobs: Opti
     Ok(Plan { endpoint, request, stream: p.stream, include_usage: p.stream_options.as_ref().is_some_and(|o| o.include_usage), return_progress: p.return_progress })
 }
 
-fn finish_reason(r: FinishReason) -> String {
-    match r {
-        FinishReason::Length => "length",
-        FinishReason::Stop | FinishReason::Cancelled => "stop",
-        // OpenAI's name for output withheld by a filter: here the writer's banned phrases.
-        FinishReason::Banned => "content_filter",
-    }
-    .into()
-}
-
 async fn answer(s: AppState, plan: Plan) -> ApiResult<Response> {
     if plan.stream { stream(s, plan) } else { whole(s, plan).await }
 }
@@ -189,7 +144,7 @@ async fn whole(s: AppState, plan: Plan) -> ApiResult<Response> {
         .iter()
         .map(|c| {
             let logprobs = top.map(|_| logprob_report(&*s.backend, plan.endpoint, &c.logprobs, 0));
-            let mut choice = Choice { index: c.index, finish_reason: Some(finish_reason(c.finish_reason)), logprobs, ..Choice::default() };
+            let mut choice = Choice { index: c.index, finish_reason: Some(<&str>::from(c.finish_reason).into()), logprobs, ..Choice::default() };
             match plan.endpoint {
                 Endpoint::Completions => choice.text = Some(c.text.clone()),
                 Endpoint::Chat => choice.message = Some(Delta { role: Some("assistant".into()), content: Some(c.text.clone()) }),
@@ -333,7 +288,7 @@ fn stream(s: AppState, plan: Plan) -> ApiResult<Response> {
                 out.push(st.chunk(vec![choice], None));
             }
             Some(Piece::Finished(i, reason)) => {
-                let mut choice = Choice { index: i, finish_reason: Some(finish_reason(reason)), ..Choice::default() };
+                let mut choice = Choice { index: i, finish_reason: Some(<&str>::from(reason).into()), ..Choice::default() };
                 match st.endpoint {
                     Endpoint::Completions => choice.text = Some(String::new()),
                     Endpoint::Chat => choice.delta = Some(Delta::default()),
