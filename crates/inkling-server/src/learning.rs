@@ -95,8 +95,8 @@ pub trait FeedbackTrainer: Send + Sync {
     /// Where `project`'s feedback adapter is kept (`inkling finetune --from-feedback` writes
     /// the same file, so an adapter trained from the CLI is used here too).
     fn adapter_path(&self, project: &str) -> PathBuf;
-    /// Steps, held-out pairs and about how long, for `pairs` pairs.
-    fn plan(&self, pairs: usize) -> TrainingPlan;
+    /// Steps, held-out pairs and about how long, for pairs of these sizes.
+    fn plan(&self, pairs: &[PairSize]) -> TrainingPlan;
     /// Trains on `pairs` and writes the adapter to `out`. `on_step` returning false stops
     /// early. Blocking: it runs for minutes.
     fn train(&self, pairs: &[FeedbackPair], out: &Path, on_step: &mut dyn FnMut(&TrainingStep) -> bool) -> Result<TrainingReport, LearningError>;
@@ -146,12 +146,32 @@ fn file_stamp(path: &Path) -> Option<FileStamp> {
     Some((m.modified().ok()?, m.len()))
 }
 
+/// A pair's length in tokens, estimated from its text (a plan is shown before any model has
+/// read the pairs): about four characters a token, and one for each Chinese character.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PairSize {
+    pub prompt: usize,
+    pub chosen: usize,
+    pub rejected: usize,
+}
+
+impl PairSize {
+    pub fn of(p: &FeedbackPair) -> Self {
+        PairSize { prompt: rough_tokens(&p.prompt), chosen: rough_tokens(&p.chosen), rejected: rough_tokens(&p.rejected) }
+    }
+}
+
+fn rough_tokens(text: &str) -> usize {
+    let ideographs = text.chars().filter(|&c| matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF)).count();
+    ideographs + (text.chars().count() - ideographs).div_ceil(4)
+}
+
 /// A project's pair count at a database change stamp: the editor polls `GET` while a
 /// training runs, and counting reads the whole generation tree and every document's head.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Counted {
     stamp: (i64, u64),
-    pairs: usize,
+    sizes: Vec<PairSize>,
     edits: usize,
 }
 
@@ -256,14 +276,14 @@ async fn count_pairs(s: &AppState, project: String) -> ApiResult<(String, Counte
     s.store(move |st| {
         let p = st.project(&project)?;
         let stamp = st.change_stamp()?;
-        let known = learning.counted.lock().ok().and_then(|m| m.get(&p.name).copied()).filter(|c| c.stamp == stamp);
+        let known = learning.counted.lock().ok().and_then(|m| m.get(&p.name).cloned()).filter(|c| c.stamp == stamp);
         if let Some(c) = known {
             return Ok((p.name, c));
         }
         let pairs = st.feedback_pairs(&p)?;
-        let c = Counted { stamp, pairs: pairs.len(), edits: pairs.iter().filter(|x| x.kind == PairKind::EditedAfterAccept).count() };
+        let c = Counted { stamp, sizes: pairs.iter().map(PairSize::of).collect(), edits: pairs.iter().filter(|x| x.kind == PairKind::EditedAfterAccept).count() };
         if let Ok(mut m) = learning.counted.lock() {
-            m.insert(p.name.clone(), c);
+            m.insert(p.name.clone(), c.clone());
         }
         Ok((p.name, c))
     })
@@ -280,7 +300,8 @@ fn trainer(s: &AppState) -> ApiResult<Arc<dyn FeedbackTrainer>> {
 /// `GET /api/projects/{p}/learning`: the pairs there are, what training them would take,
 /// the training under way or last finished, and the adapter in use.
 async fn status(State(s): State<AppState>, UrlPath(project): UrlPath<String>) -> ApiResult<Json<Value>> {
-    let (name, Counted { pairs, edits, .. }) = count_pairs(&s, project).await?;
+    let (name, Counted { sizes, edits, .. }) = count_pairs(&s, project).await?;
+    let pairs = sizes.len();
     let Some(trainer) = s.learning.trainer.clone() else {
         return Ok(Json(json!({"pairs": pairs, "edits": edits, "available": false, "why_not": "this server serves a remote model and cannot train"})));
     };
@@ -296,7 +317,7 @@ async fn status(State(s): State<AppState>, UrlPath(project): UrlPath<String>) ->
         "pairs": pairs,
         "edits": edits,
         "available": true,
-        "plan": trainer.plan(pairs),
+        "plan": trainer.plan(&sizes),
         "training": s.learning.training(&name),
         "adapter": adapter,
     })))
@@ -306,7 +327,7 @@ async fn status(State(s): State<AppState>, UrlPath(project): UrlPath<String>) ->
 async fn start(State(s): State<AppState>, UrlPath(project): UrlPath<String>) -> ApiResult<(StatusCode, Json<Value>)> {
     let trainer = trainer(&s)?;
     let (name, pairs) = pairs_of(&s, project).await?;
-    let plan = trainer.plan(pairs.len());
+    let plan = trainer.plan(&pairs.iter().map(PairSize::of).collect::<Vec<_>>());
     if pairs.len() < plan.needed {
         return Err(ApiError::Conflict(LearningError::TooFewPairs { have: pairs.len(), need: plan.needed }.to_string()));
     }
@@ -382,4 +403,15 @@ async fn stop(State(s): State<AppState>, UrlPath(project): UrlPath<String>) -> A
         }
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pairs_size_counts_chinese_characters_one_a_token_and_english_four_characters_a_token() {
+        let pair = FeedbackPair { prompt: "今天天气很好".into(), chosen: "The rain came.".into(), rejected: String::new(), kind: PairKind::AcceptedOverSibling, generation: 1 };
+        assert_eq!(PairSize::of(&pair), PairSize { prompt: 6, chosen: 4, rejected: 0 });
+    }
 }

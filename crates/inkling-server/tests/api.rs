@@ -929,7 +929,7 @@ impl inkling_server::learning::FeedbackTrainer for CountingTrainer {
     fn adapter_path(&self, project: &str) -> std::path::PathBuf {
         self.dir.join(format!("{project}.feedback.gguf"))
     }
-    fn plan(&self, _pairs: usize) -> inkling_server::learning::TrainingPlan {
+    fn plan(&self, _pairs: &[inkling_server::learning::PairSize]) -> inkling_server::learning::TrainingPlan {
         inkling_server::learning::TrainingPlan { needed: 1, steps: 1, held_out: 0, seconds: 1.0 }
     }
     fn train(

@@ -3,7 +3,7 @@
 //! server gets it as its [`FeedbackTrainer`].
 
 use inkling_engine::{Backend, Engine, EngineConfig};
-use inkling_server::learning::{FeedbackTrainer, LearningError, TrainingPlan, TrainingReport, TrainingStep};
+use inkling_server::learning::{FeedbackTrainer, LearningError, PairSize, TrainingPlan, TrainingReport, TrainingStep};
 use inkling_store::preferences::FeedbackPair;
 use inkling_train::preference::{MIN_PAIRS, PreferenceConfig, PreferenceEvent, PreferencePair, PreferenceTuning};
 use std::path::{Path, PathBuf};
@@ -63,10 +63,13 @@ pub fn project_adapter(name: &str, kind: &str) -> PathBuf {
     crate::config::places().adapters().join(format!("{file}{kind}.gguf"))
 }
 
-/// Seconds one DPO step took on SmolLM2-135M (134.5 M parameters, 2 pairs of up to 256
-/// tokens, 2 cores of a Zen 5 EPYC; BENCHMARKS.md): the estimate scales it by model size.
+/// Seconds one DPO step took on SmolLM2-135M (134.5 M parameters, 2 cores of a Zen 5 EPYC;
+/// BENCHMARKS.md), over pairs of a 60-word prompt and two 40-word answers: each pair read
+/// about 266 tokens (the prompt twice, once before each answer). The estimate scales it by
+/// model size and by the tokens the pairs will read.
 const SECONDS_PER_STEP_135M: f64 = 7.4;
 const PARAMETERS_135M: f64 = 134.5e6;
+const TOKENS_PER_PAIR_MEASURED: f64 = 266.0;
 
 /// The served local model's trainer: trains on its file, loads adapters into a second engine
 /// with the served engine's settings.
@@ -84,15 +87,29 @@ impl LocalTrainer {
     }
 }
 
+impl LocalTrainer {
+    /// The mean tokens a pair makes a step read: the prompt before each answer, and both
+    /// answers, each cut where training cuts it. The measured pairs' figure with none.
+    fn tokens_per_pair(&self, sizes: &[PairSize]) -> f64 {
+        if sizes.is_empty() {
+            return TOKENS_PER_PAIR_MEASURED;
+        }
+        let c = &self.config;
+        let read = |p: &PairSize| 2 * p.prompt.min(c.max_prompt_tokens) + p.chosen.min(c.max_answer_tokens) + p.rejected.min(c.max_answer_tokens);
+        sizes.iter().map(read).sum::<usize>() as f64 / sizes.len() as f64
+    }
+}
+
 impl FeedbackTrainer for LocalTrainer {
     fn adapter_path(&self, project: &str) -> PathBuf {
         project_adapter(project, ".feedback")
     }
 
-    fn plan(&self, pairs: usize) -> TrainingPlan {
+    fn plan(&self, sizes: &[PairSize]) -> TrainingPlan {
+        let pairs = sizes.len();
         let held_out = PreferenceConfig::held_out(pairs);
         let steps = self.config.steps(pairs - held_out);
-        let per_step = SECONDS_PER_STEP_135M * self.parameters / PARAMETERS_135M;
+        let per_step = SECONDS_PER_STEP_135M * self.parameters / PARAMETERS_135M * self.tokens_per_pair(sizes) / TOKENS_PER_PAIR_MEASURED;
         // Scoring a pair under the base (twice before, once after for the held-out) is about
         // a third of a step's work per pair.
         let seconds = per_step * (steps as f64 + pairs as f64 / 3.0);
@@ -117,5 +134,27 @@ impl FeedbackTrainer for LocalTrainer {
         let config = EngineConfig { adapter: Some(adapter.to_path_buf()), ..self.engine.clone() };
         let engine = Engine::load(&self.base, &config).map_err(|e| LearningError::Failed(e.to_string()))?;
         Ok(Arc::new(engine))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_a_training_is_estimated_to_take_follows_the_pairs_lengths() {
+        // No model file: the 135M's size, the model the step time was measured on.
+        let trainer = LocalTrainer::new(PathBuf::from("no-such-model.gguf"), EngineConfig::default());
+        let pairs = |prompt, answer| vec![PairSize { prompt, chosen: answer, rejected: answer }; 20];
+        let measured = trainer.plan(&pairs(80, 53));
+        let expected = SECONDS_PER_STEP_135M * (measured.steps as f64 + 20.0 / 3.0);
+        assert!((measured.seconds - expected).abs() < 1e-6, "pairs like the measured ones take the measured time: {} vs {expected}", measured.seconds);
+        let short = trainer.plan(&pairs(40, 20));
+        let long = trainer.plan(&pairs(150, 250));
+        assert_eq!((short.steps, long.steps), (measured.steps, measured.steps), "the same steps whatever the lengths");
+        assert!(short.seconds < measured.seconds / 2.0 && long.seconds > measured.seconds * 2.0, "{} {} {}", short.seconds, measured.seconds, long.seconds);
+        let beyond = trainer.plan(&pairs(5000, 5000));
+        let at_caps = trainer.plan(&pairs(trainer.config.max_prompt_tokens, trainer.config.max_answer_tokens));
+        assert_eq!(beyond.seconds, at_caps.seconds, "text past what training reads costs nothing");
     }
 }
