@@ -78,7 +78,8 @@ pub struct Places {
     /// The config file: `$INKLING_CONFIG`, else `$INKLING_HOME/config.toml`, else
     /// `$XDG_CONFIG_HOME/inkling/config.toml`, else `~/.config/inkling/config.toml`.
     pub config_file: Option<PathBuf>,
-    /// The writer's recipes: `$INKLING_RECIPES`, else `recipes` in the config folder.
+    /// The writer's recipes: `$INKLING_RECIPES`, else `$INKLING_HOME/recipes`, else `recipes`
+    /// in the config folder.
     pub recipes: Option<PathBuf>,
     pub python: String,
 }
@@ -96,7 +97,7 @@ impl Places {
         };
         let config_dir = env.xdg_config_home.clone().or_else(|| env.home.as_ref().map(|h| h.join(".config"))).map(|d| d.join("inkling"));
         let config_file = env.inkling_config.clone().or_else(|| env.inkling_home.as_ref().map(|h| h.join("config.toml"))).or_else(|| config_dir.as_ref().map(|d| d.join("config.toml")));
-        let recipes = env.inkling_recipes.clone().or_else(|| config_dir.map(|d| d.join("recipes")));
+        let recipes = env.inkling_recipes.clone().or_else(|| env.inkling_home.as_ref().map(|h| h.join("recipes"))).or_else(|| config_dir.map(|d| d.join("recipes")));
         Places { cache, data, config_file, recipes, python: env.inkling_python.clone().unwrap_or_else(|| "python3".into()) }
     }
 
@@ -121,6 +122,7 @@ mod tests {
         let p = Places::from_env(&home);
         assert_eq!((p.cache.as_path(), p.data.as_path(), p.config_file.as_deref()), (std::path::Path::new("/h"), std::path::Path::new("/h"), Some(std::path::Path::new("/h/config.toml"))));
         assert_eq!(p.models(), PathBuf::from("/h/models"));
+        assert_eq!(p.recipes, Some(PathBuf::from("/h/recipes")), "the writer's recipes too");
         let xdg = Env { xdg_cache_home: Some("/c".into()), xdg_config_home: Some("/cfg".into()), home: Some("/root".into()), ..Env::default() };
         let p = Places::from_env(&xdg);
         assert_eq!(p.cache, PathBuf::from("/c/inkling"));
