@@ -162,7 +162,7 @@ impl PairSize {
 }
 
 fn rough_tokens(text: &str) -> usize {
-    let ideographs = text.chars().filter(|&c| matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF)).count();
+    let ideographs = text.chars().filter(|&c| inkling_voice::text::is_cjk(c)).count();
     ideographs + (text.chars().count() - ideographs).div_ceil(4)
 }
 

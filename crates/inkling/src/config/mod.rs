@@ -25,14 +25,19 @@ struct Loaded {
 
 static LOADED: std::sync::OnceLock<Loaded> = std::sync::OnceLock::new();
 
-fn read() -> Result<Loaded> {
+/// The environment and the folders it names, with the file's settings left at their defaults.
+fn bare() -> Loaded {
     let env = Env::read();
     let places = Places::from_env(&env);
-    let file = match &places.config_file {
-        Some(p) => ConfigFile::load_from(p, env.home.as_deref())?,
-        None => ConfigFile::default(),
-    };
-    Ok(Loaded { env, places, file })
+    Loaded { env, places, file: ConfigFile::default() }
+}
+
+fn read() -> Result<Loaded> {
+    let mut loaded = bare();
+    if let Some(p) = &loaded.places.config_file {
+        loaded.file = ConfigFile::load_from(p, loaded.env.home.as_deref())?;
+    }
+    Ok(loaded)
 }
 
 /// Reads the environment and the config file; `main` calls it before any command, so a
@@ -46,11 +51,7 @@ pub fn init() -> Result<()> {
 fn loaded() -> &'static Loaded {
     // `init` ran first in `main`; without it (it failed and was reported) the environment
     // is still read, and the file's settings are left out.
-    LOADED.get_or_init(|| {
-        let env = Env::read();
-        let places = Places::from_env(&env);
-        Loaded { env, places, file: ConfigFile::default() }
-    })
+    LOADED.get_or_init(bare)
 }
 
 pub fn env() -> &'static Env {
